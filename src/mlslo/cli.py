@@ -1,0 +1,230 @@
+"""The ``mlslo`` command line. Each command is a thin wrapper over one library call.
+
+User errors (a bad spec, a missing column, a malformed --at) print one line naming the file,
+field or row and the fix, and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from mlslo import __version__
+from mlslo.durations import parse_duration
+from mlslo.errors import MlsloError, UsageError
+
+app = typer.Typer(
+    name="mlslo",
+    help="SRE error budgets for ML systems: accuracy, freshness, uptime and fairness SLOs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _stdout() -> Console:
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn library errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except MlsloError as error:
+            _stderr().print(f"error: {error}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+def parse_at(text: str | None, *, now: Callable[[], datetime] | None = None) -> datetime:
+    """``--at``: ISO-8601 (naive means UTC) or ``now``."""
+    if text is None or text == "now":
+        return (now or (lambda: datetime.now(UTC)))()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--at: '{text}' is not an ISO-8601 time; write e.g. 2026-11-30T00:00:00Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_step(text: str | None, option: str) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+SpecOption = Annotated[
+    Path, typer.Option("--spec", "-s", help="The SLO spec (YAML).", show_default=False)
+]
+DataOption = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        show_default=False,
+        help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder.",
+    ),
+]
+LabelsOption = Annotated[
+    str | None,
+    typer.Option("--labels", help="Labels in a separate table (id, ts, label), joined by id."),
+]
+OutcomesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--outcomes", help="Outcome counts (ts, total, ok) for traffic not logged one by one."
+    ),
+]
+AtOption = Annotated[
+    str | None,
+    typer.Option("--at", help="Evaluate as of this time (ISO-8601, UTC if no zone). Default: now."),
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        "--engine", help="Where the scan runs: embedded DuckDB, or PySpark (needs mlslo[spark])."
+    ),
+]
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"mlslo {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+@user_errors
+def validate(spec: Annotated[Path, typer.Argument(help="The SLO spec to check (YAML).")]) -> None:
+    """Check an SLO spec; errors name the file, line, YAML path and fix."""
+    from mlslo.spec import load_spec
+
+    loaded = load_spec(spec)
+    names = ", ".join(f"{s.name} ({s.dimension})" for s in loaded.slos)
+    policies = loaded.all_policies()
+    extra = f"; policies: {', '.join(policies)}" if policies else ""
+    typer.echo(f"{spec}: valid — service {loaded.service}, {len(loaded.slos)} SLOs: {names}{extra}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    spec: SpecOption,
+    data: DataOption,
+    labels: LabelsOption = None,
+    outcomes: OutcomesOption = None,
+    at: AtOption = None,
+    output: FormatOption = OutputFormat.table,
+    series: Annotated[
+        str | None,
+        typer.Option("--series", help="Add the SLI per step across each window (e.g. 1d, 6h)."),
+    ] = None,
+    engine: EngineOption = Engine.duckdb,
+) -> None:
+    """Evaluate every SLO from prediction logs: SLIs, budgets, burn rates."""
+    from mlslo.pipeline import Sources, evaluate_files
+    from mlslo.render import evaluation_json, evaluation_markdown, evaluation_table, reasons
+    from mlslo.spec import load_spec
+
+    loaded = load_spec(spec)
+    moment = parse_at(at)
+    step = parse_step(series, "--series")
+    sources = Sources(data, labels, outcomes)
+    with _progress(f"Scanning {data}"):
+        con = _connect(engine)
+        result = evaluate_files(loaded, sources, moment, series_step=step, con=con)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(evaluation_json(result), indent=2))
+    elif output is OutputFormat.markdown:
+        typer.echo(evaluation_markdown(result), nl=False)
+    else:
+        console = _stdout()
+        console.print(evaluation_table(result))
+        for line in reasons(result):
+            console.print(f"  • {line}", markup=False, highlight=False)
+
+
+def _connect(engine: Engine) -> Any:
+    from mlslo.sources import connect_duckdb
+
+    if engine is Engine.duckdb:
+        return connect_duckdb()
+    try:
+        import ibis
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UsageError("--engine spark needs PySpark: pip install 'mlslo[spark]'") from None
+    builder = SparkSession.builder.appName("mlslo").config("spark.sql.session.timeZone", "UTC")
+    if "SPARK_MASTER" not in os.environ and "spark.master" not in os.environ.get(
+        "PYSPARK_SUBMIT_ARGS", ""
+    ):
+        builder = builder.master("local[*]").config("spark.ui.enabled", "false")
+    return ibis.pyspark.connect(builder.getOrCreate())
+
+
+class _progress:
+    """A spinner on stderr while a long step runs (only on a terminal)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.status: Any = None
+
+    def __enter__(self) -> _progress:
+        console = _stderr()
+        if console.is_terminal:
+            self.status = console.status(self.message)
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

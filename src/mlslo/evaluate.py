@@ -1,0 +1,270 @@
+"""Evaluate every SLO of a spec from a rollup at a point in time. Pure: no I/O, no clock.
+
+For each SLO: its window (shifted back by the label delay for labelled SLIs), the SLI and its
+interval, the budget, burn rates over the scaled SRE windows, time to exhaustion, and
+optionally a series of the SLI per step across the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mlslo import budget as budgeting
+from mlslo.confidence import wilson
+from mlslo.rollup import Rollup, Timeline, build_timeline
+from mlslo.sli import Measurement, measure
+from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class BurnRate:
+    window: timedelta
+    value: float | None
+    n: int
+
+    @property
+    def key(self) -> str:
+        return budgeting.burn_key(self.window)
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    start: datetime
+    end: datetime
+    value: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class SLOEvaluation:
+    slo: AnySLO
+    start: datetime
+    end: datetime
+    measurement: Measurement
+    met: bool | None
+    budget: budgeting.Budget
+    burn_rates: tuple[BurnRate, ...]
+    time_to_exhaustion: Mapping[str, float | None]
+    series: tuple[SeriesPoint, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.slo.name
+
+    def burn_rate(self, window: timedelta) -> BurnRate | None:
+        for rate in self.burn_rates:
+            if rate.window == window:
+                return rate
+        return None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    service: str
+    evaluated_at: datetime
+    slos: tuple[SLOEvaluation, ...]
+
+    def get(self, name: str) -> SLOEvaluation:
+        for slo in self.slos:
+            if slo.name == name:
+                return slo
+        raise KeyError(name)
+
+
+# --- time <-> buckets ------------------------------------------------------------------------
+
+
+def to_micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware (UTC)")
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def bucket_ceil(moment: datetime, bucket: timedelta) -> int:
+    """The first bucket that starts at or after ``moment``."""
+    size = int(bucket.total_seconds() * 1_000_000)
+    return -(-to_micros(moment) // size)
+
+
+def bucket_start(index: int, bucket: timedelta) -> datetime:
+    return EPOCH + index * bucket
+
+
+def label_delay(slo: AnySLO) -> timedelta:
+    if isinstance(slo, AccuracySLO | FairnessSLO) and slo.sli.label_delay is not None:
+        return slo.sli.label_delay
+    return timedelta(0)
+
+
+def slo_bounds(slo: AnySLO, at: datetime) -> tuple[datetime, datetime]:
+    """The window of ``slo`` evaluated at ``at`` (labelled SLIs end ``label_delay`` earlier)."""
+    return budgeting.window_bounds(slo.window, at - label_delay(slo))
+
+
+def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
+    """The span of records an evaluation at ``at`` reads: from the earliest window start to
+    ``at`` (burn-rate windows and series steps all lie inside the SLO windows)."""
+    starts = [slo_bounds(slo, at)[0] for slo in spec.slos]
+    return min(starts), at
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+def evaluate(
+    spec: Spec,
+    rollup: Rollup,
+    at: datetime,
+    *,
+    series_step: timedelta | None = None,
+    where: Mapping[str, Sequence[Any]] | None = None,
+    slos: Sequence[str] | None = None,
+) -> Evaluation:
+    """Evaluate the SLOs of ``spec`` at ``at`` from ``rollup``.
+
+    ``where`` restricts every SLO to the slices whose attributes take the listed values (used
+    by the candidate check); ``slos`` restricts the evaluation to the named SLOs.
+    """
+    at = at.astimezone(UTC)
+    bucket = spec.bucket
+    chosen = [s for s in spec.slos if slos is None or s.name in slos]
+    start, end = scan_range(spec, at)
+    first = bucket_ceil(start, bucket)
+    size = max(bucket_ceil(end, bucket) - first, 0)
+    results = []
+    for slo in chosen:
+        excluded = _excluded(spec, slo.name, bucket)
+        group_by = slo.sli.attributes if isinstance(slo, FairnessSLO) else ()
+        timeline = build_timeline(
+            rollup, slo.name, first, size, group_by=group_by, where=where, excluded=excluded
+        )
+        results.append(_evaluate_slo(spec, slo, timeline, at, series_step))
+    return Evaluation(spec.service, at, tuple(results))
+
+
+def _excluded(spec: Spec, name: str, bucket: timedelta) -> list[tuple[int, int]]:
+    """Bucket ranges removed by corrections (a correction covers every bucket it touches)."""
+    out = []
+    for correction in spec.corrections:
+        if correction.slos is None or name in correction.slos:
+            size = int(bucket.total_seconds() * 1_000_000)
+            lo = to_micros(correction.start) // size
+            hi = bucket_ceil(correction.end, bucket)
+            out.append((lo, hi))
+    return out
+
+
+def _evaluate_slo(
+    spec: Spec, slo: AnySLO, timeline: Timeline, at: datetime, series_step: timedelta | None
+) -> SLOEvaluation:
+    bucket = spec.bucket
+    start, end = slo_bounds(slo, at)
+    a, b = bucket_ceil(start, bucket), bucket_ceil(end, bucket)
+    m = _measure_window(slo, timeline, a, b, bucket)
+    consumed = _consumed(slo, m)
+    has_data = m.n > 0 or m.label_coverage is not None
+    result_budget = budgeting.budget(
+        consumed,
+        n=m.n if has_data else 0,
+        min_samples=slo.min_samples,
+        defined=m.value is not None,
+        low_share=spec.budget_low,
+    )
+    if has_data and m.n == 0:
+        result_budget = budgeting.Budget(None, None, "insufficient_data")
+    met = None
+    if result_budget.status not in ("no_data", "insufficient_data"):
+        met = budgeting.is_met(m.value, slo.target, slo.op)
+    rates = []
+    for window in budgeting.burn_windows(slo.window, bucket):
+        span = int(window / bucket)
+        wm = _measure_window(slo, timeline, b - span, b, bucket)
+        rates.append(BurnRate(window, _consumed(slo, wm), wm.n))
+    tte = {}
+    for name, duration in (("1h", timedelta(hours=1)), ("1d", timedelta(days=1))):
+        window = budgeting.scaled(duration, slo.window, bucket)
+        rate = next((r.value for r in rates if r.window == window), None)
+        tte[name] = budgeting.time_to_exhaustion(result_budget.remaining, rate, slo.window)
+    series = None
+    if series_step is not None:
+        series = _series(slo, timeline, a, b, bucket, series_step)
+    return SLOEvaluation(
+        slo,
+        bucket_start(a, bucket),
+        min(bucket_start(b, bucket), end),
+        m,
+        met,
+        result_budget,
+        tuple(rates),
+        tte,
+        series,
+    )
+
+
+def _measure_window(
+    slo: AnySLO, timeline: Timeline, a: int, b: int, bucket: timedelta
+) -> Measurement:
+    if slo.effective_budgeting != "timeslices":
+        return measure(slo, timeline.window(a, b))
+    assert slo.slice is not None and slo.timeslice_target is not None
+    span = int(slo.slice / bucket)
+    if b - a < span:
+        return Measurement(None, 0, reason="the window is shorter than one slice")
+    verdicts = []
+    coverage = None
+    for hi in range(b, a + span - 1, -span):
+        sliced = measure(slo, timeline.window(hi - span, hi))
+        if sliced.label_coverage is not None and coverage is None:
+            coverage = sliced.label_coverage
+        if sliced.value is None or sliced.n < slo.min_samples:
+            continue
+        verdicts.append(bool(budgeting.is_met(sliced.value, slo.timeslice_target, slo.slice_op)))
+    good, total = float(sum(verdicts)), float(len(verdicts))
+    whole = measure(slo, timeline.window(a, b))
+    detail = {"window_value": whole.value, "good_slices": int(good), "slices": int(total)}
+    if total == 0:
+        return Measurement(
+            None,
+            0,
+            label_coverage=whole.label_coverage,
+            detail=detail,
+            reason="no slice with enough data in the window",
+        )
+    return Measurement(
+        good / total,
+        int(total),
+        wilson(good, total),
+        good,
+        total,
+        whole.label_coverage,
+        detail=detail,
+    )
+
+
+def _consumed(slo: AnySLO, m: Measurement) -> float | None:
+    if m.value is None:
+        return None
+    if slo.effective_budgeting in ("occurrences", "timeslices") and m.valid is not None:
+        return budgeting.consumed_occurrences(m.good or 0.0, m.valid, slo.target)
+    return budgeting.consumed_aggregate(m.value, slo.target, slo.op)
+
+
+def _series(
+    slo: AnySLO, timeline: Timeline, a: int, b: int, bucket: timedelta, step: timedelta
+) -> tuple[SeriesPoint, ...]:
+    span = max(1, math.ceil(step / bucket))
+    points = []
+    hi = b
+    while hi > a:
+        lo = max(a, hi - span)
+        m = measure(slo, timeline.window(lo, hi))
+        points.append(SeriesPoint(bucket_start(lo, bucket), bucket_start(hi, bucket), m.value, m.n))
+        hi = lo
+    return tuple(reversed(points))

@@ -1,0 +1,286 @@
+"""One render function per output shape: an evaluation as JSON, a rich table, or Markdown.
+
+The JSON document is the contract: the CLI's ``--format json``, the REST API and the
+dashboard all render through :func:`evaluation_json`, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from mlslo.durations import format_duration
+from mlslo.evaluate import Evaluation, SLOEvaluation
+from mlslo.spec import AnySLO, FairnessSLO
+
+SHARE_METRICS = ("availability", "fast_share", "fresh_share")
+STATUS_STYLE = {
+    "healthy": "green",
+    "low": "yellow",
+    "exhausted": "bold red",
+    "no_data": "dim",
+    "insufficient_data": "magenta",
+}
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _number(value: float | None) -> float | None:
+    """Finite floats to 12 significant digits (0.05 stays 0.05, not 0.050000000000000044)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return float(f"{value:.12g}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return iso(value)
+    return value
+
+
+def objective_json(slo: AnySLO) -> dict[str, Any]:
+    out: dict[str, Any] = {"op": slo.op, "target": slo.target}
+    if slo.timeslice_target is not None:
+        out["timeslice_target"] = slo.timeslice_target
+        out["timeslice_op"] = slo.slice_op
+        out["slice"] = format_duration(slo.slice) if slo.slice else None
+    if slo.unit:
+        out["unit"] = slo.unit
+    return out
+
+
+def slo_json(result: SLOEvaluation) -> dict[str, Any]:
+    slo = result.slo
+    m = result.measurement
+    sli: dict[str, Any] = {
+        "value": m.value,
+        "n": m.n,
+        "ci": list(m.ci) if m.ci is not None else None,
+        "label_coverage": m.label_coverage,
+    }
+    if slo.unit and slo.effective_budgeting != "timeslices":
+        sli["unit"] = slo.unit
+    if m.good is not None:
+        sli["good"] = m.good
+        sli["valid"] = m.valid
+    sli["reason"] = m.reason
+    sli.update(m.detail)
+    out: dict[str, Any] = {
+        "name": slo.name,
+        "dimension": slo.dimension,
+        "metric": slo.metric,
+        "description": slo.description,
+        "window": str(slo.window),
+        "window_start": result.start,
+        "window_end": result.end,
+        "budgeting": slo.effective_budgeting,
+        "objective": objective_json(slo),
+        "sli": sli,
+        "met": result.met,
+        "budget": {
+            "consumed": result.budget.consumed,
+            "remaining": result.budget.remaining,
+            "status": result.budget.status,
+        },
+        "burn_rates": {r.key: r.value for r in result.burn_rates},
+        "burn_rate_samples": {r.key: r.n for r in result.burn_rates},
+        "time_to_exhaustion_hours": result.time_to_exhaustion.get("1h"),
+        "time_to_exhaustion": dict(result.time_to_exhaustion),
+    }
+    if slo.filter:
+        out["filter"] = dict(slo.filter)
+    if result.series is not None:
+        out["series"] = [
+            {"start": p.start, "end": p.end, "value": p.value, "n": p.n} for p in result.series
+        ]
+    return _jsonable(out)  # type: ignore[no-any-return]
+
+
+def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
+    """The evaluation as the JSON document of ``mlslo evaluate --format json``."""
+    return {
+        "service": evaluation.service,
+        "evaluated_at": iso(evaluation.evaluated_at),
+        "slos": [slo_json(s) for s in evaluation.slos],
+    }
+
+
+# --- human formats ---------------------------------------------------------------------------
+
+
+def format_value(slo: AnySLO, value: float | None) -> str:
+    """An SLI value as a person reads it: 99.968 %, 0.8333, 28.0m, 212 ms."""
+    if value is None:
+        return "—"
+    if slo.effective_budgeting == "timeslices":
+        return f"{value * 100:.2f}% slices"
+    if slo.unit == "s":
+        return _seconds(value)
+    if slo.unit == "ms":
+        return f"{value:.0f} ms" if value >= 10 else f"{value:.2f} ms"
+    if slo.metric in SHARE_METRICS:
+        return f"{value * 100:.3f}%"
+    return f"{value:.4f}"
+
+
+def format_target(slo: AnySLO) -> str:
+    if slo.effective_budgeting == "timeslices":
+        length = format_duration(slo.slice) if slo.slice else "?"
+        return (
+            f">= {slo.target * 100:g}% of {length} slices with "
+            f"{slo.slice_op} {_plain(slo, slo.timeslice_target)}"
+        )
+    if slo.unit is not None:
+        return f"{slo.op} {_plain(slo, slo.target)}"
+    if slo.metric in SHARE_METRICS:
+        return f"{slo.op} {slo.target * 100:g}%"
+    return f"{slo.op} {slo.target:g}"
+
+
+def _plain(slo: AnySLO, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if slo.unit == "s":
+        return _seconds(value)
+    if slo.unit == "ms":
+        return f"{value:g} ms"
+    return f"{value:g}"
+
+
+def _seconds(value: float) -> str:
+    if value >= 86400:
+        return f"{value / 86400:.1f}d"
+    if value >= 3600:
+        return f"{value / 3600:.1f}h"
+    if value >= 60:
+        return f"{value / 60:.1f}m"
+    return f"{value:.1f}s"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _hours(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 48:
+        return f"{value / 24:.1f}d"
+    return f"{value:.1f}h"
+
+
+def _met(value: bool | None) -> str:
+    return "—" if value is None else ("yes" if value else "NO")
+
+
+def _headline_rates(result: SLOEvaluation) -> list[str]:
+    rates = list(result.burn_rates)
+    picks = [rates[i] for i in (2, 4, 5) if i < len(rates)]
+    return [f"{r.key} {_rate(r.value)}" for r in picks]
+
+
+def evaluation_table(evaluation: Evaluation) -> Table:
+    table = Table(
+        title=f"{evaluation.service} — SLOs at {iso(evaluation.evaluated_at)}", title_justify="left"
+    )
+    for header, justify in (
+        ("SLO", "left"),
+        ("dimension", "left"),
+        ("SLI", "right"),
+        ("objective", "left"),
+        ("met", "center"),
+        ("remaining", "right"),
+        ("status", "left"),
+        ("burn rates", "left"),
+        ("exhausted in", "right"),
+    ):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for result in evaluation.slos:
+        slo = result.slo
+        m = result.measurement
+        status = result.budget.status
+        sli = format_value(slo, m.value)
+        if m.n:
+            sli += f"  (n={m.n:,})"
+        table.add_row(
+            slo.name,
+            slo.dimension,
+            sli,
+            format_target(slo),
+            _met(result.met),
+            _share(result.budget.remaining),
+            Text(status, style=STATUS_STYLE[status]),
+            ", ".join(_headline_rates(result)),
+            _hours(result.time_to_exhaustion.get("1h")),
+        )
+    return table
+
+
+def reasons(evaluation: Evaluation) -> list[str]:
+    """Why SLIs have no value, and notes such as label coverage, one line each."""
+    out = []
+    for result in evaluation.slos:
+        m = result.measurement
+        if m.reason:
+            out.append(f"{result.name}: {m.reason}")
+        if m.label_coverage is not None and m.label_coverage < 1:
+            out.append(f"{result.name}: {m.label_coverage * 100:.1f}% of predictions labelled")
+        estimate = m.detail.get("estimated")
+        if isinstance(estimate, Mapping) and estimate.get("value") is not None:
+            out.append(
+                f"{result.name}: estimated {result.slo.metric} of "
+                f"{estimate['n']:,} unlabelled predictions: {estimate['value']:.4f} (CBPE)"
+            )
+        if isinstance(result.slo, FairnessSLO) and "between" in m.detail:
+            pair = " vs ".join(
+                ",".join(f"{k}={v}" for k, v in g.items()) for g in m.detail["between"]
+            )
+            out.append(f"{result.name}: widest gap between {pair}")
+    return out
+
+
+def evaluation_markdown(evaluation: Evaluation) -> str:
+    lines = [
+        f"# {evaluation.service} — SLOs at {iso(evaluation.evaluated_at)}",
+        "",
+        "| SLO | dimension | SLI | objective | met | remaining | status | "
+        "burn rates | exhausted in |",
+        "|---|---|---:|---|:-:|---:|---|---|---:|",
+    ]
+    for result in evaluation.slos:
+        slo = result.slo
+        m = result.measurement
+        sli = format_value(slo, m.value) + (f" (n={m.n:,})" if m.n else "")
+        cells = [
+            slo.name,
+            slo.dimension,
+            sli,
+            format_target(slo),
+            _met(result.met),
+            _share(result.budget.remaining),
+            result.budget.status,
+            ", ".join(_headline_rates(result)),
+            _hours(result.time_to_exhaustion.get("1h")),
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    notes = reasons(evaluation)
+    if notes:
+        lines += ["", *(f"- {n}" for n in notes)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,677 @@
+"""The scan: raw records -> rollups, in one engine-portable pass (ibis expressions).
+
+This is the only O(events) step. It reduces prediction records (joined to late labels) to the
+sufficient statistics of every SLO per time bucket and slice, computing only what the spec
+needs: no histogram without a percentile SLO, no groups without a fairness SLO, no label join
+without a labelled SLI. The same expressions run on DuckDB (default) and PySpark.
+
+Values are checked in the same pass (counters of invalid rows); only when one is non-zero is
+a second, targeted query run to name the first offending row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlslo import histogram
+from mlslo.errors import DataError
+from mlslo.records import (
+    Need,
+    check_kind,
+    column_for,
+    missing_column,
+    needs,
+    wrong_kind,
+)
+from mlslo.rollup import BUCKET, Rollup, stat_column
+from mlslo.spec import (
+    AccuracySLO,
+    AnySLO,
+    AvailabilitySLO,
+    FairnessSLO,
+    FreshnessSLO,
+    LatencySLO,
+    Scalar,
+    Spec,
+)
+
+Expr = Any  # ibis expressions are dynamically typed
+ROW = "__row"
+
+
+@dataclass(frozen=True)
+class Check:
+    """Marks invalid rows (``predicate`` builds the test over a prepared table), and what to
+    tell the user about them. ``shown`` is the prepared column whose value the message quotes."""
+
+    column: str
+    predicate: Callable[[Expr], Expr]
+    message: str
+    shown: str | None = None
+
+
+@dataclass
+class _Plan:
+    aggregates: dict[str, Expr]
+    names: dict[str, str]
+    checks: list[Check]
+
+
+def scan(
+    spec: Spec,
+    predictions: Expr,
+    *,
+    start: datetime,
+    end: datetime,
+    labels: Expr | None = None,
+    outcomes: Expr | None = None,
+    slice_columns: Sequence[str] = (),
+    source: str = "data",
+    labels_source: str = "labels",
+    outcomes_source: str = "outcomes",
+) -> Rollup:
+    """Reduce the records with ``start <= ts < end`` to a :class:`Rollup`.
+
+    ``slice_columns`` adds attributes to slice by beyond those the fairness SLOs need (the
+    candidate check slices by ``model_version``).
+    """
+    bucket_seconds = int(spec.bucket.total_seconds())
+    slices = _slice_columns(spec, slice_columns)
+    base, checks = _prepare(
+        spec,
+        predictions,
+        source=source,
+        outcomes=outcomes is not None,
+        slices=slices,
+        labels_separate=labels is not None,
+    )
+    table = base
+    if labels is not None and _uses_labels(spec):
+        table = _join_labels(spec, base, labels, labels_source, end)
+    window = _in_window(table, start, end)
+    filtered = table.filter(window | table.ts.isnull())
+    classes = _classes(spec, filtered)
+    plan = _plan(spec, filtered, classes, checks)
+    keys = [_bucket(filtered, bucket_seconds).name(BUCKET), *(filtered[c] for c in slices)]
+    result = _execute(filtered.group_by(keys).aggregate(**plan.aggregates), source)
+    result = _validated(result, plan, base, source)
+    rollup = Rollup(
+        bucket_seconds, tuple(slices), result, _histograms(spec, filtered, bucket_seconds, source)
+    )
+    if outcomes is not None:
+        rollup = rollup.merge(
+            _outcome_rollup(spec, outcomes, start, end, bucket_seconds, slices, outcomes_source)
+        )
+    return rollup
+
+
+# --- preparation ------------------------------------------------------------------------------
+
+
+def _slice_columns(spec: Spec, extra: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for slo in spec.slos:
+        if isinstance(slo, FairnessSLO):
+            out.extend(a for a in slo.sli.attributes if a not in out)
+    out.extend(c for c in extra if c not in out)
+    return out
+
+
+def _prepare(
+    spec: Spec,
+    raw: Expr,
+    *,
+    source: str,
+    outcomes: bool,
+    slices: Sequence[str],
+    labels_separate: bool,
+) -> tuple[Expr, list[Check]]:
+    """Rename the user's columns to ours and parse timestamps; collect value checks."""
+    required = needs(spec, labels_separate=labels_separate, outcomes=outcomes)
+    required += [Need(c, "value", None, "the rollup is sliced by it") for c in slices]
+    schema = raw.schema()
+    seen: dict[str, Need] = {}
+    for need in required:
+        if need.field in seen:
+            continue
+        seen[need.field] = need
+        column = column_for(spec, need.field)
+        if column not in schema:
+            raise missing_column(source, spec, need, schema.names)
+        if not check_kind(schema[column], need.kind):
+            raise wrong_kind(source, spec, need, schema[column])
+    optional = [
+        f
+        for f in ("label", "score", "prediction", "id")
+        if f not in seen and column_for(spec, f) in schema
+    ]
+    checks: list[Check] = []
+    projection: dict[str, Expr] = {}
+    for field in [*seen, *optional]:
+        column = column_for(spec, field)
+        value = raw[column]
+        if field in ("ts", "event_ts"):
+            value, invalid, message = _timestamp(raw, column, required_value=field == "ts")
+            flag = f"__bad_{field}"
+            projection[flag] = invalid
+            shown = None
+            if raw[column].type().is_string():
+                shown = f"__raw_{field}"
+                projection[shown] = raw[column]
+            checks.append(Check(column, _flag(flag), message, shown))
+        elif field in ("latency_ms", "score"):
+            value = value.cast("float64")
+        projection[field] = value
+    return raw.select(**projection), checks
+
+
+def _uses_labels(spec: Spec) -> bool:
+    return any(
+        isinstance(slo, AccuracySLO)
+        or (
+            isinstance(slo, FairnessSLO)
+            and slo.sli.metric not in ("demographic_parity_difference", "disparate_impact_ratio")
+        )
+        for slo in spec.slos
+    )
+
+
+def _flag(name: str) -> Callable[[Expr], Expr]:
+    return lambda t: t[name]
+
+
+def _timestamp(raw: Expr, column: str, *, required_value: bool) -> tuple[Expr, Expr, str]:
+    value = raw[column]
+    dtype = value.type()
+    if dtype.is_string():
+        parsed = value.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+        invalid = value.notnull() & parsed.isnull()
+        message = "'{value}' is not a timestamp; write ISO-8601 such as 2026-01-31T12:00:00Z"
+    elif dtype.is_date():
+        parsed = value.cast(dt.Timestamp())
+        invalid = ibis.literal(False)
+        message = ""
+    else:
+        parsed = value.cast(dt.Timestamp()) if dtype.timezone is not None else value
+        invalid = ibis.literal(False)
+        message = ""
+    if required_value:
+        invalid = invalid | value.isnull()
+        message = message or "is empty; every record needs a timestamp"
+        if dtype.is_string():
+            message = (
+                "'{value}' is not a timestamp (or is empty); write ISO-8601 such as "
+                "2026-01-31T12:00:00Z"
+            )
+    return parsed, invalid, message
+
+
+def _join_labels(spec: Spec, table: Expr, labels: Expr, source: str, end: datetime) -> Expr:
+    cols = spec.label_columns
+    schema = labels.schema()
+    for field, column in (("id", cols.id), ("label", cols.label)):
+        if column not in schema:
+            raise DataError(
+                f"is missing; a labels table needs the prediction id and the "
+                f"label (map them with label_columns: {{{field}: <your column>}})",
+                source=source,
+                column=column,
+            )
+    prepared: dict[str, Expr] = {"id": labels[cols.id], "label": labels[cols.label]}
+    if cols.ts in schema:
+        label_ts, _, _ = _timestamp(labels, cols.ts, required_value=False)
+        prepared["label_ts"] = label_ts
+    lab = labels.select(**prepared)
+    if "label_ts" in prepared:
+        lab = lab.filter(lab.label_ts.isnull() | (lab.label_ts < _literal_ts(end)))
+        latest = lab.group_by("id").aggregate(joined_label=lab.label.argmax(lab.label_ts))
+    else:
+        latest = lab.group_by("id").aggregate(joined_label=lab.label.max())
+    target = table.prediction.type() if "prediction" in table.columns else None
+    joined_label = latest.joined_label
+    if target is not None and joined_label.type() != target:
+        joined_label = (
+            joined_label.try_cast(target)
+            if not (target.is_numeric() and joined_label.type().is_numeric())
+            else joined_label
+        )
+    latest = latest.select(id=latest.id.cast(table.id.type()), joined_label=joined_label)
+    joined = table.left_join(latest, table.id == latest.id)
+    own = joined.label if "label" in table.columns else None
+    label = joined.joined_label if own is None else joined.joined_label.coalesce(own)
+    keep = [c for c in table.columns if c != "label"]
+    return joined.select(*keep, label=label)
+
+
+def _literal_ts(moment: datetime) -> Expr:
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    return ibis.literal(naive, type=dt.Timestamp())
+
+
+def _in_window(table: Expr, start: datetime, end: datetime) -> Expr:
+    return (table.ts >= _literal_ts(start)) & (table.ts < _literal_ts(end))
+
+
+def _bucket(table: Expr, seconds: int) -> Expr:
+    return (table.ts.epoch_seconds() // seconds).cast("int64")
+
+
+def _literal(dtype: Any, value: Scalar) -> Expr:
+    """``value`` as a literal of the column's type (YAML's 1 matches a text column's '1')."""
+    try:
+        if dtype.is_string():
+            return ibis.literal(str(value).lower() if isinstance(value, bool) else str(value))
+        if dtype.is_boolean():
+            if isinstance(value, str):
+                return ibis.literal(value.strip().lower() in ("1", "true", "yes"))
+            return ibis.literal(bool(value))
+        if dtype.is_integer():
+            return ibis.literal(int(value), type=dtype)
+        if dtype.is_floating() or dtype.is_decimal():
+            return ibis.literal(float(value), type=dt.float64)
+    except (TypeError, ValueError):
+        pass
+    return ibis.literal(value)
+
+
+def _filter(table: Expr, slo: AnySLO, spec: Spec) -> Expr:
+    condition = ibis.literal(True)
+    for column, wanted in slo.filter.items():
+        col = table[column]
+        values = wanted if isinstance(wanted, list) else [wanted]
+        literals = [_literal(col.type(), v) for v in values]
+        condition = condition & (col.isin(literals) if len(literals) > 1 else col == literals[0])
+    return condition
+
+
+# --- the plan: aggregates per SLO -------------------------------------------------------------
+
+
+def _classes(spec: Spec, table: Expr) -> dict[str, list[Any]]:
+    """The classes of multiclass SLOs (from the spec, or the values seen in the window)."""
+    out: dict[str, list[Any]] = {}
+    for slo in spec.slos:
+        if isinstance(slo, AccuracySLO) and slo.sli.multiclass:
+            if slo.sli.classes is not None:
+                out[slo.name] = list(slo.sli.classes)
+                continue
+            seen = table.filter(table.ts.notnull())
+            values = (
+                seen.select(v=seen.prediction)
+                .union(seen.filter(seen.label.notnull()).select(v=seen.label))
+                .distinct()
+            )
+            found = values.to_pyarrow()["v"].to_pylist()
+            out[slo.name] = sorted((v for v in found if v is not None), key=str)
+    return out
+
+
+def _plan(spec: Spec, table: Expr, classes: Mapping[str, list[Any]], checks: list[Check]) -> _Plan:
+    aggregates: dict[str, Expr] = {}
+    names: dict[str, str] = {}
+
+    def add(slo: AnySLO, stat: str, expr: Expr) -> None:
+        alias = f"c{len(aggregates)}"
+        aggregates[alias] = expr
+        names[alias] = stat_column(slo.name, stat)
+
+    plan_checks = list(checks)
+    for slo in spec.slos:
+        where = _filter(table, slo, spec)
+        for stat, expr in _statistics(slo, table, where, classes.get(slo.name)):
+            add(slo, stat, expr)
+        plan_checks.extend(_value_checks(slo, table))
+    unique_checks: dict[str, Check] = {}
+    for check in plan_checks:
+        unique_checks.setdefault(f"{check.column}:{check.message}", check)
+    final_checks = list(unique_checks.values())
+    for index, check in enumerate(final_checks):
+        aggregates[f"x{index}"] = table.count(where=check.predicate(table))
+    return _Plan(aggregates, names, final_checks)
+
+
+def _statistics(
+    slo: AnySLO, t: Expr, where: Expr, classes: Sequence[Any] | None
+) -> list[tuple[str, Expr]]:
+    if isinstance(slo, AvailabilitySLO):
+        if "status" not in t.columns:
+            return []
+        ok = t.status if t.status.type().is_boolean() else t.status == "ok"
+        return [
+            ("total", t.count(where=where & t.status.notnull())),
+            ("ok", t.count(where=where & ok)),
+        ]
+    if isinstance(slo, LatencySLO):
+        valid = where & t.latency_ms.notnull()
+        if slo.sli.latency_threshold is None:
+            return [("total", t.count(where=valid))]
+        limit = slo.sli.latency_threshold.total_seconds() * 1000
+        return [
+            ("total", t.count(where=valid)),
+            ("good", t.count(where=valid & (t.latency_ms <= limit))),
+        ]
+    if isinstance(slo, FreshnessSLO):
+        lag = _lag_micros(t)
+        valid = where & lag.notnull()
+        if slo.sli.lag_threshold is None:
+            return [("total", t.count(where=valid))]
+        limit = round(slo.sli.lag_threshold.total_seconds() * 1_000_000)
+        return [("total", t.count(where=valid)), ("good", t.count(where=valid & (lag <= limit)))]
+    if isinstance(slo, AccuracySLO):
+        return _accuracy(slo, t, where, classes)
+    if isinstance(slo, FairnessSLO):
+        return _fairness(slo, t, where)
+    raise TypeError(type(slo).__name__)
+
+
+def _lag_micros(t: Expr) -> Expr:
+    return t.ts.delta(t.event_ts, unit="microsecond")
+
+
+def _accuracy(
+    slo: AccuracySLO, t: Expr, where: Expr, classes: Sequence[Any] | None
+) -> list[tuple[str, Expr]]:
+    sli = slo.sli
+    predicted = where & t.prediction.notnull()
+    labelled = predicted & t.label.notnull()
+    out = [("predictions", t.count(where=predicted)), ("labelled", t.count(where=labelled))]
+    if sli.regression:
+        error = t.prediction.cast("float64") - t.label.cast("float64")
+        nonzero = labelled & (t.label != 0)
+        ape = error.abs() / t.label.cast("float64").abs()
+        return [
+            *out,
+            ("sae", error.abs().sum(where=labelled)),
+            ("sse", (error * error).sum(where=labelled)),
+            ("sse2", (error * error * error * error).sum(where=labelled)),
+            ("n_ape", t.count(where=nonzero)),
+            ("sape", ape.sum(where=nonzero)),
+            ("sape2", (ape * ape).sum(where=nonzero)),
+        ]
+    if sli.multiclass:
+        assert classes is not None
+        out.append(("correct", t.count(where=labelled & (t.prediction == t.label))))
+        for index, value in enumerate(classes):
+            lp = _literal(t.prediction.type(), value)
+            ll = _literal(t.label.type(), value)
+            out += [
+                (f"tp.{index}", t.count(where=labelled & (t.prediction == lp) & (t.label == ll))),
+                (f"pred.{index}", t.count(where=labelled & (t.prediction == lp))),
+                (f"true.{index}", t.count(where=labelled & (t.label == ll))),
+            ]
+        return out
+    positive = t.prediction == _literal(t.prediction.type(), sli.positive_label)
+    actual = t.label == _literal(t.label.type(), sli.positive_label)
+    out += [
+        ("tp", t.count(where=labelled & positive & actual)),
+        ("fp", t.count(where=labelled & positive & ~actual)),
+        ("fn", t.count(where=labelled & ~positive & actual)),
+        ("tn", t.count(where=labelled & ~positive & ~actual)),
+    ]
+    if sli.estimate == "cbpe":
+        pending = predicted & t.label.isnull() & t.score.notnull()
+        out += [
+            ("unlabelled", t.count(where=pending)),
+            ("etp", t.score.sum(where=pending & positive)),
+            ("efp", (1 - t.score).sum(where=pending & positive)),
+            ("efn", t.score.sum(where=pending & ~positive)),
+            ("etn", (1 - t.score).sum(where=pending & ~positive)),
+        ]
+    return out
+
+
+def _fairness(slo: FairnessSLO, t: Expr, where: Expr) -> list[tuple[str, Expr]]:
+    sli = slo.sli
+    predicted = where & t.prediction.notnull()
+    positive = t.prediction == _literal(t.prediction.type(), sli.positive_label)
+    out = [
+        ("predictions", t.count(where=predicted)),
+        ("selected", t.count(where=predicted & positive)),
+    ]
+    if "label" not in t.columns:
+        return out
+    labelled = predicted & t.label.notnull()
+    actual = t.label == _literal(t.label.type(), sli.positive_label)
+    return [
+        *out,
+        ("tp", t.count(where=labelled & positive & actual)),
+        ("fp", t.count(where=labelled & positive & ~actual)),
+        ("fn", t.count(where=labelled & ~positive & actual)),
+        ("tn", t.count(where=labelled & ~positive & ~actual)),
+    ]
+
+
+def _value_checks(slo: AnySLO, t: Expr) -> list[Check]:
+    out = []
+    if isinstance(slo, AvailabilitySLO) and "status" in t.columns and t.status.type().is_string():
+        out.append(
+            Check(
+                "status",
+                lambda x: x.status.isnull() | ~x.status.isin(["ok", "error"]),
+                "'{value}' is not a status; use 'ok' or 'error'",
+                "status",
+            )
+        )
+    if isinstance(slo, LatencySLO):
+        out.append(
+            Check(
+                "latency_ms",
+                lambda x: x.latency_ms.isnan() | (x.latency_ms < 0),
+                "{value} is not a latency; use milliseconds >= 0 (or leave it empty when unknown)",
+                "latency_ms",
+            )
+        )
+    if isinstance(slo, AccuracySLO) and slo.sli.estimate == "cbpe":
+        out.append(
+            Check(
+                "score",
+                lambda x: x.score.isnan() | (x.score < 0) | (x.score > 1),
+                "{value} is not a probability; scores must lie in [0, 1]",
+                "score",
+            )
+        )
+    if isinstance(slo, AccuracySLO) and slo.sli.regression:
+        for field in ("prediction", "label"):
+            out.append(Check(field, _not_finite(field), "{value} is not a finite number", field))
+    return out
+
+
+def _not_finite(field: str) -> Callable[[Expr], Expr]:
+    def predicate(t: Expr) -> Expr:
+        value = t[field].cast("float64")
+        return value.isnan() | value.isinf()
+
+    return predicate
+
+
+# --- execution and validation -----------------------------------------------------------------
+
+
+def _execute(expr: Expr, source: str) -> pa.Table:
+    try:
+        return expr.to_pyarrow()
+    except DataError:
+        raise
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"the scan failed: {message}", source=source) from None
+
+
+def _validated(result: pa.Table, plan: _Plan, table: Expr, source: str) -> pa.Table:
+    for index, check in enumerate(plan.checks):
+        column = f"x{index}"
+        if pc.sum(result[column]).as_py():
+            raise _locate(table, check, source)
+    result = result.drop_columns([f"x{i}" for i in range(len(plan.checks))])
+    result = result.filter(pc.is_valid(result[BUCKET]))
+    result = result.rename_columns([plan.names.get(c, c) for c in result.column_names])
+    return _as_float(result, [plan.names[a] for a in plan.names])
+
+
+def _locate(table: Expr, check: Check, source: str) -> DataError:
+    """Name the first row that fails ``check`` (a second, targeted query on the records as
+    read, before any join, so row numbers are the file's)."""
+    row = None
+    value = None
+    try:
+        numbered = table.mutate(**{ROW: ibis.row_number()})
+        picked = numbered.filter(check.predicate(numbered)).order_by(ROW).limit(1)
+        found = picked.to_pyarrow().to_pylist()
+        if found:
+            row = int(found[0][ROW]) + 1
+            value = found[0].get(check.shown) if check.shown else None
+    except Exception:
+        row = None
+    return DataError(check.message.format(value=value), source=source, column=check.column, row=row)
+
+
+def _as_float(table: pa.Table, stats: Sequence[str]) -> pa.Table:
+    columns = []
+    for name in table.column_names:
+        column = table[name]
+        if name in stats:
+            column = pc.fill_null(column.cast(pa.float64()), 0.0)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+# --- histograms and outcome counts ------------------------------------------------------------
+
+
+def _histograms(spec: Spec, table: Expr, bucket_seconds: int, source: str) -> dict[str, pa.Table]:
+    """Log-bucketed histograms for percentile SLOs: one pass per measured quantity."""
+    wanted: dict[str, list[AnySLO]] = {}
+    for slo in spec.slos:
+        if isinstance(slo, LatencySLO | FreshnessSLO) and slo.sli.percentile is not None:
+            wanted.setdefault(slo.dimension, []).append(slo)
+    out: dict[str, pa.Table] = {}
+    windowed = table.filter(table.ts.notnull())
+    for dimension, slos in wanted.items():
+        if dimension == "latency":
+            value = windowed.latency_ms
+        else:
+            value = _lag_micros(windowed).cast("float64") / 1_000_000
+        safe = ibis.greatest(value, ibis.literal(1e-300))
+        bin_ = ibis.ifelse(
+            value > 0, (safe.ln() / histogram.LOG_GAMMA).floor(), histogram.ZERO_BIN
+        ).cast("int64")
+        counts = {
+            f"h{i}": windowed.count(where=_filter(windowed, slo, spec) & value.notnull())
+            for i, slo in enumerate(slos)
+        }
+        grouped = windowed.group_by(
+            [_bucket(windowed, bucket_seconds).name(BUCKET), bin_.name("bin")]
+        ).aggregate(**counts)
+        rows = _execute(grouped, source)
+        for i, slo in enumerate(slos):
+            mine = rows.filter(pc.greater(rows[f"h{i}"], 0))
+            out[slo.name] = pa.table(
+                {
+                    BUCKET: mine[BUCKET].cast(pa.int64()),
+                    "bin": mine["bin"].cast(pa.int64()),
+                    "count": mine[f"h{i}"].cast(pa.float64()),
+                }
+            )
+    return out
+
+
+def _outcome_rollup(
+    spec: Spec,
+    outcomes: Expr,
+    start: datetime,
+    end: datetime,
+    bucket_seconds: int,
+    slices: Sequence[str],
+    source: str,
+) -> Rollup:
+    cols = spec.outcome_columns
+    schema = outcomes.schema()
+    for field, column in (("ts", cols.ts), ("total", cols.total), ("ok", cols.ok)):
+        if column not in schema:
+            raise DataError(
+                f"is missing; outcome counts need ts, total and ok (map them with "
+                f"outcome_columns: {{{field}: <your column>}})",
+                source=source,
+                column=column,
+            )
+        if field != "ts" and not check_kind(schema[column], "number"):
+            raise DataError(
+                f"holds {schema[column]}; outcome counts must be numbers",
+                source=source,
+                column=column,
+            )
+    ts, bad_ts, message = _timestamp(outcomes, cols.ts, required_value=True)
+    extra = {
+        c: outcomes[c]
+        for slo in spec.slos
+        if isinstance(slo, AvailabilitySLO)
+        for c in slo.filter
+        if c in schema
+    }
+    table = outcomes.select(
+        ts=ts,
+        total=outcomes[cols.total].cast("int64"),
+        ok=outcomes[cols.ok].cast("int64"),
+        __bad_ts=bad_ts,
+        **extra,
+    )
+    filtered = table.filter(_in_window(table, start, end) | table.ts.isnull())
+    checks = [
+        Check(cols.ts, _flag("__bad_ts"), message),
+        Check(
+            cols.ok,
+            lambda t: (t.ok < 0) | (t.ok > t.total) | t.ok.isnull() | t.total.isnull(),
+            "ok must be between 0 and total (found ok={value})",
+            "ok",
+        ),
+    ]
+    aggregates: dict[str, Expr] = {}
+    names: dict[str, str] = {}
+    for slo in spec.slos:
+        if not isinstance(slo, AvailabilitySLO):
+            continue
+        missing = [c for c in slo.filter if c not in schema]
+        if missing:
+            raise DataError(
+                f"is missing; SLO '{slo.name}' filters on it, so outcome counts need it too",
+                source=source,
+                column=missing[0],
+            )
+        where = _filter(filtered, slo, spec)
+        for stat, column in (("total", filtered.total), ("ok", filtered.ok)):
+            alias = f"c{len(aggregates)}"
+            aggregates[alias] = column.sum(where=where)
+            names[alias] = stat_column(slo.name, stat)
+    for index, check in enumerate(checks):
+        aggregates[f"x{index}"] = filtered.count(where=check.predicate(filtered))
+    grouped = filtered.group_by(_bucket(filtered, bucket_seconds).name(BUCKET)).aggregate(
+        **aggregates
+    )
+    result = _validated(_execute(grouped, source), _Plan(aggregates, names, checks), table, source)
+    for column in slices:
+        result = result.append_column(column, pa.nulls(result.num_rows))
+    result = result.select(
+        [BUCKET, *slices, *(c for c in result.column_names if c != BUCKET and c not in slices)]
+    )
+    return Rollup(bucket_seconds, tuple(slices), result, {})
+
+
+def empty_rollup(spec: Spec, slice_columns: Sequence[str] = ()) -> Rollup:
+    """A rollup with no rows (what a fresh store starts from)."""
+    slices = _slice_columns(spec, slice_columns)
+    return Rollup(
+        int(spec.bucket.total_seconds()),
+        tuple(slices),
+        pa.table(
+            {BUCKET: pa.array([], pa.int64()), **{c: pa.array([], pa.string()) for c in slices}}
+        ),
+        {},
+    )
