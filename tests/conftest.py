@@ -58,8 +58,9 @@ def write_records(tmp_path: Path) -> Callable[..., Path]:
     """Write records (a dict of columns or a pyarrow table) as parquet, csv or ndjson."""
     counter = iter(range(1_000_000))
 
-    def write(data: dict[str, list[Any]] | pa.Table, fmt: str = "parquet",
-              name: str | None = None) -> Path:
+    def write(
+        data: dict[str, list[Any]] | pa.Table, fmt: str = "parquet", name: str | None = None
+    ) -> Path:
         table = data if isinstance(data, pa.Table) else pa.table(data)
         path = tmp_path / (name or f"records{next(counter)}.{fmt}")
         if fmt == "parquet":

@@ -22,12 +22,14 @@ def test_accuracy_f1(cli, write_spec, write_records):
             objective: {target: 0.92}
             window: 30d
     """)
-    data = write_records({
-        "id": [f"p{i}" for i in range(10)],
-        "ts": [BASE + timedelta(minutes=i) for i in range(10)],
-        "label": [1, 0, 1, 1, 0, 1, 0, 0, 1, 1],
-        "prediction": [1, 0, 1, 0, 0, 1, 0, 1, 1, 1],
-    })
+    data = write_records(
+        {
+            "id": [f"p{i}" for i in range(10)],
+            "ts": [BASE + timedelta(minutes=i) for i in range(10)],
+            "label": [1, 0, 1, 1, 0, 1, 0, 0, 1, 1],
+            "prediction": [1, 0, 1, 0, 0, 1, 0, 1, 1, 1],
+        }
+    )
     run = cli("evaluate", "--spec", spec, "--data", data, "--at", AT, "--format", "json")
     assert run.exit_code == 0, run.stderr
     slo = run.json()["slos"][0]
@@ -55,11 +57,13 @@ def test_freshness_share_and_p95(cli, write_spec, write_records):
     """)
     lags = [5, 10, 20, 7, 30]
     ts = [BASE + timedelta(minutes=i) for i in range(5)]
-    data = write_records({
-        "id": [f"f{i}" for i in range(5)],
-        "ts": ts,
-        "event_ts": [t - timedelta(minutes=lag) for t, lag in zip(ts, lags, strict=True)],
-    })
+    data = write_records(
+        {
+            "id": [f"f{i}" for i in range(5)],
+            "ts": ts,
+            "event_ts": [t - timedelta(minutes=lag) for t, lag in zip(ts, lags, strict=True)],
+        }
+    )
     run = cli("evaluate", "--spec", spec, "--data", data, "--at", AT, "--format", "json")
     assert run.exit_code == 0, run.stderr
     share, p95 = run.json()["slos"]
@@ -85,12 +89,25 @@ def test_uptime(cli, write_spec, write_records):
     status[np.linspace(0, n - 1, 320).astype(int)] = "error"
     start = np.datetime64("2026-11-01T00:00:00", "us")
     ts = start + (np.arange(n) * 1_500_000).astype("timedelta64[us]")
-    data = write_records(pa.table({
-        "ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC")),
-        "status": pa.array(status.astype(str)),
-    }))
-    run = cli("evaluate", "--spec", spec, "--data", data, "--at", "2026-11-30T00:00:00Z",
-              "--format", "json")
+    data = write_records(
+        pa.table(
+            {
+                "ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC")),
+                "status": pa.array(status.astype(str)),
+            }
+        )
+    )
+    run = cli(
+        "evaluate",
+        "--spec",
+        spec,
+        "--data",
+        data,
+        "--at",
+        "2026-11-30T00:00:00Z",
+        "--format",
+        "json",
+    )
     assert run.exit_code == 0, run.stderr
     slo = run.json()["slos"][0]
     assert slo["sli"]["value"] == pytest.approx(0.99968)
@@ -110,10 +127,26 @@ def test_uptime_from_outcome_counts(cli, write_spec, write_records):
             objective: {target: 0.9995}
     """)
     predictions = write_records({"ts": [BASE], "prediction": [1]})
-    outcomes = write_records({"ts": [BASE, BASE + timedelta(hours=1)],
-                              "total": [600_000, 400_000], "ok": [599_800, 399_880]})
-    run = cli("evaluate", "--spec", spec, "--data", predictions, "--outcomes", outcomes,
-              "--at", AT, "--format", "json")
+    outcomes = write_records(
+        {
+            "ts": [BASE, BASE + timedelta(hours=1)],
+            "total": [600_000, 400_000],
+            "ok": [599_800, 399_880],
+        }
+    )
+    run = cli(
+        "evaluate",
+        "--spec",
+        spec,
+        "--data",
+        predictions,
+        "--outcomes",
+        outcomes,
+        "--at",
+        AT,
+        "--format",
+        "json",
+    )
     assert run.exit_code == 0, run.stderr
     slo = run.json()["slos"][0]
     assert slo["sli"]["value"] == pytest.approx(0.99968)
@@ -151,6 +184,7 @@ def test_fairness_gap_exactly_at_the_bound(cli, write_spec, write_records):
     assert slo["met"] is True
     assert slo["budget"]["remaining"] == 0
     assert slo["budget"]["status"] == "exhausted"
-    rates = {g["group"]["group"]: g["rates"]["true_positive_rate"]["value"]
-             for g in slo["sli"]["groups"]}
+    rates = {
+        g["group"]["group"]: g["rates"]["true_positive_rate"]["value"] for g in slo["sli"]["groups"]
+    }
     assert rates == {"A": pytest.approx(0.91), "B": pytest.approx(0.86)}

@@ -185,6 +185,56 @@ def evaluate(
             console.print(f"  • {line}", markup=False, highlight=False)
 
 
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the generated files.")] = Path(
+        "mlslo-demo"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the scenario.")] = 7,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="End of the generated traffic (ISO-8601). Default: now."),
+    ] = None,
+    days: Annotated[int, typer.Option("--days", min=7, max=90, help="Days of traffic.")] = 30,
+    volume: Annotated[
+        int, typer.Option("--volume", min=1000, help="Predictions per day (on average).")
+    ] = 20_000,
+) -> None:
+    """Generate a realistic fraud-scoring scenario with incidents and evaluate its SLOs."""
+    from rich.progress import Progress
+
+    from mlslo.demo import Scenario, write_demo
+    from mlslo.pipeline import Sources, evaluate_files
+    from mlslo.render import evaluation_table, reasons
+    from mlslo.spec import load_spec
+
+    end = parse_at(at).replace(second=0, microsecond=0)
+    scenario = Scenario(end=end, seed=seed, days=days, daily_volume=volume)
+    with Progress(console=_stderr(), transient=True) as bar:
+        task = bar.add_task("Generating traffic", total=days)
+        paths = write_demo(out, scenario, lambda done, total: bar.update(task, completed=done))
+    console = _stdout()
+    console.print(f"Wrote {paths['spec']}, {paths['predictions']} and {paths['labels']}.")
+    for incident in scenario.incidents():
+        console.print(
+            f"  • {incident.name} ({incident.dimension}): {incident.description}",
+            markup=False,
+            highlight=False,
+        )
+    spec = load_spec(paths["spec"])
+    result = evaluate_files(spec, Sources(str(paths["predictions"]), str(paths["labels"])), end)
+    console.print(evaluation_table(result))
+    for line in reasons(result):
+        console.print(f"  • {line}", markup=False, highlight=False)
+    console.print(
+        f"\nTry: mlslo evaluate --spec {paths['spec']} --data {paths['predictions']} "
+        f"--labels {paths['labels']} --at {end.isoformat().replace('+00:00', 'Z')}",
+        markup=False,
+        highlight=False,
+    )
+
+
 def _connect(engine: Engine) -> Any:
     from mlslo.sources import connect_duckdb
 

@@ -843,7 +843,8 @@ def _located(
     exc: ValidationError, data: Any, lines: dict[tuple[Any, ...], int], file: str
 ) -> SpecError:
     """Turn pydantic's first error into one located, actionable message."""
-    error = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
     path = _data_path(error["loc"], data)
     kind = error["type"]
     message = str(error["msg"])
@@ -866,8 +867,9 @@ def _located(
         message = message.removeprefix("Value error, ")
     else:
         found = error.get("input")
+        message = f"{message[0].lower()}{message[1:]}"
         if not isinstance(found, dict | list):
-            message = f"{message[0].lower()}{message[1:]}, found {found!r}"
+            message += f", found {found!r}"
     line = None
     for cut in range(len(path), -1, -1):
         if tuple(path[:cut]) in lines:

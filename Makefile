@@ -1,0 +1,17 @@
+.PHONY: lint typecheck test bench ci
+
+lint:
+	ruff check src tests benchmarks
+	ruff format --check src tests benchmarks
+
+typecheck:
+	mypy src
+
+test:
+	pytest
+
+bench:
+	python benchmarks/evaluate.py
+
+ci:
+	bash .ci/run

@@ -1,0 +1,189 @@
+"""The scan is engine-portable: PySpark (local mode) and DuckDB give identical rollups."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlslo.evaluate import evaluate
+from mlslo.render import evaluation_json
+from mlslo.rollup import BUCKET, Rollup
+from mlslo.scan import scan
+from mlslo.sources import connect_duckdb, open_table
+from mlslo.spec import parse_spec
+
+pytestmark = pytest.mark.spark
+
+AT = datetime(2026, 11, 4, tzinfo=UTC)
+SPEC = """
+service: parity
+slos:
+  - {name: uptime, dimension: availability, objective: {target: 0.999}, window: 3d}
+  - name: latency
+    dimension: latency
+    sli: {latency_threshold: 250ms}
+    objective: {target: 0.99}
+    window: 3d
+  - name: latency-p99
+    dimension: latency
+    sli: {percentile: 99}
+    objective: {target: 400ms}
+    window: 3d
+  - name: freshness
+    dimension: freshness
+    sli: {lag_threshold: 15m}
+    objective: {target: 0.95}
+    window: 3d
+  - name: lag-p95
+    dimension: freshness
+    sli: {percentile: 95}
+    objective: {target: 20m}
+    window: 3d
+  - name: f1
+    dimension: accuracy
+    sli: {metric: f1, estimate: cbpe}
+    objective: {target: 0.9}
+    window: 3d
+    filter: {model_version: v2}
+  - name: macro-recall
+    dimension: accuracy
+    sli: {metric: recall, average: macro, classes: [0, 1]}
+    objective: {target: 0.8}
+    window: 3d
+  - name: mae
+    dimension: accuracy
+    sli: {metric: mae}
+    objective: {target: 0.5}
+    window: 3d
+  - name: fairness
+    dimension: fairness
+    sli: {metric: equalized_odds_difference, attribute: [group, region]}
+    objective: {target: 0.1}
+    window: 3d
+"""
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    pyspark_sql = pytest.importorskip("pyspark.sql")
+    session = (
+        pyspark_sql.SparkSession.builder.master("local[2]")
+        .appName("mlslo-tests")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def _log(path: Path, n: int = 30_000, seed: int = 7) -> Path:
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2026-11-01T00:00:00", "us")
+    ts = start + (rng.random(n) * 3 * 86_400e6).astype("timedelta64[us]")
+    lag = (rng.exponential(400, n) * 1e6).astype("timedelta64[us]")
+    truth = rng.random(n) < 0.4
+    score = np.clip(np.where(truth, rng.beta(5, 2, n), rng.beta(2, 5, n)), 0, 1)
+    label = np.where(rng.random(n) < 0.8, truth.astype(np.int64), -1)
+    event_ts = pa.array(ts - lag).cast(pa.timestamp("us", tz="UTC"))
+    event_ts = pa.array(event_ts.to_pylist()[: n - 50] + [None] * 50, pa.timestamp("us", tz="UTC"))
+    table = pa.table(
+        {
+            "id": [f"p{i}" for i in range(n)],
+            "ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC")),
+            "model_version": np.where(ts < start + np.timedelta64(1, "D"), "v1", "v2"),
+            "status": np.where(rng.random(n) < 0.998, "ok", "error"),
+            "latency_ms": rng.lognormal(4.5, 0.6, n),
+            "event_ts": event_ts,
+            "prediction": (score > 0.5).astype(np.int64),
+            "score": score,
+            "label": pa.array(label, mask=label < 0),
+            "group": rng.choice(["A", "B", "C"], n, p=[0.6, 0.3, 0.1]),
+            "region": pa.array(rng.choice(["eu", "us", ""], n).tolist()).to_pylist(),
+        }
+    )
+    out = path / "log.parquet"
+    pq.write_table(table, out)
+    return out
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    keys = [c for c in table.column_names if "/" not in c]
+    return table.sort_by([(k, "ascending") for k in keys]).select(sorted(table.column_names))
+
+
+def _assert_same(duck: Rollup, spark_rollup: Rollup) -> None:
+    a, b = _sorted(duck.table), _sorted(spark_rollup.table)
+    assert a.column_names == b.column_names
+    assert a.num_rows == b.num_rows > 0
+    for name in a.column_names:
+        left, right = a[name].to_pylist(), b[name].to_pylist()
+        if name in (BUCKET, "group", "region") or not name.split("/")[-1].startswith(("e", "s")):
+            assert left == right, name
+        else:
+            np.testing.assert_allclose(left, right, rtol=1e-12, atol=1e-9, err_msg=name)
+    assert duck.histograms.keys() == spark_rollup.histograms.keys()
+    for name, rows in duck.histograms.items():
+        assert _sorted(rows).equals(_sorted(spark_rollup.histograms[name])), name
+
+
+def test_duckdb_and_pyspark_scans_agree(spark: Any, tmp_path: Path) -> None:
+    import ibis
+
+    spec = parse_spec(SPEC)
+    path = _log(tmp_path)
+    start = AT - timedelta(days=3)
+    duck = scan(spec, open_table(connect_duckdb(), str(path)), start=start, end=AT)
+    spark_rollup = scan(
+        spec, open_table(ibis.pyspark.connect(spark), str(path)), start=start, end=AT
+    )
+    _assert_same(duck, spark_rollup)
+    assert evaluation_json(evaluate(spec, duck, AT)) == evaluation_json(
+        evaluate(spec, spark_rollup, AT)
+    )
+
+
+def test_separate_labels_join_agrees(spark: Any, tmp_path: Path) -> None:
+    import ibis
+
+    spec = parse_spec(SPEC)
+    path = _log(tmp_path)
+    log = pq.read_table(path)
+    labelled = log.filter(pa.compute.is_valid(log["label"]))
+    labels = pa.table(
+        {
+            "id": labelled["id"],
+            "ts": pa.compute.add(labelled["ts"], pa.scalar(timedelta(hours=2))),
+            "label": labelled["label"],
+        }
+    )
+    labels_path = tmp_path / "labels.parquet"
+    pq.write_table(labels, labels_path)
+    predictions_path = tmp_path / "predictions.parquet"
+    pq.write_table(log.drop_columns(["label"]), predictions_path)
+    start = AT - timedelta(days=3)
+    results = []
+    for con in (connect_duckdb(), ibis.pyspark.connect(spark)):
+        results.append(
+            scan(
+                spec,
+                open_table(con, str(predictions_path)),
+                start=start,
+                end=AT,
+                labels=open_table(con, str(labels_path), role="labels"),
+            )
+        )
+    _assert_same(*results)
