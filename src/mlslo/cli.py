@@ -185,6 +185,89 @@ def evaluate(
             console.print(f"  • {line}", markup=False, highlight=False)
 
 
+gate_app = typer.Typer(
+    help="Gate a deployment on what is left of every error budget.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
+app.add_typer(gate_app, name="gate")
+EXIT_CODES = {"allow": 0, "block": 1, "warn": 3}
+
+
+@gate_app.callback()
+@user_errors
+def gate(
+    ctx: typer.Context,
+    spec: Annotated[
+        Path | None, typer.Option("--spec", "-s", help="The SLO spec (YAML).", show_default=False)
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            show_default=False,
+            help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder.",
+        ),
+    ] = None,
+    labels: LabelsOption = None,
+    outcomes: OutcomesOption = None,
+    at: AtOption = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy", help="Which policy of the spec (default: default_policy, or the only one)."
+        ),
+    ] = None,
+    candidate: Annotated[
+        str | None,
+        typer.Option(
+            "--candidate",
+            help="Also check a candidate's own predictions, e.g. "
+            "model_version=v2 (accuracy and fairness SLOs).",
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+    warn_ok: Annotated[
+        bool, typer.Option("--warn-ok", help="Exit 0 on warn (default: 3).")
+    ] = False,
+    engine: EngineOption = Engine.duckdb,
+) -> None:
+    """Decide allow / warn / block from the budgets; exit 0 allow, 1 block, 3 warn, 2 error."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mlslo.pipeline import Sources, gate_files, parse_selector
+    from mlslo.render import gate_json, gate_lines
+    from mlslo.spec import load_spec
+
+    if spec is None or data is None:
+        raise UsageError("mlslo gate needs --spec and --data (see mlslo gate --help)")
+    loaded = load_spec(spec)
+    moment = parse_at(at)
+    selector = parse_selector(candidate) if candidate else None
+    with _progress(f"Scanning {data}"):
+        run = gate_files(
+            loaded,
+            Sources(data, labels, outcomes),
+            moment,
+            policy=policy,
+            candidate=selector,
+            con=_connect(engine),
+        )
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(gate_json(run.evaluation, run.decision, run.candidate), indent=2))
+    else:
+        console = _stdout()
+        for line in gate_lines(run.evaluation, run.decision, run.candidate):
+            console.print(line)
+    code = EXIT_CODES[run.decision.decision]
+    if code == 3 and warn_ok:
+        code = 0
+    raise typer.Exit(code)
+
+
 @app.command()
 @user_errors
 def demo(

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlslo.errors import UsageError
 from mlslo.evaluate import Evaluation, evaluate, scan_range
+from mlslo.policy import CANDIDATE_DIMENSIONS, CandidateCheck, GateDecision, Override, gate
 from mlslo.rollup import Rollup
 from mlslo.scan import scan
 from mlslo.sources import connect_duckdb, open_table
@@ -70,3 +75,67 @@ def evaluate_files(
         spec, sources, start=start, end=end, con=con, slice_columns=list(where or {})
     )
     return evaluate(spec, rollup, at, series_step=series_step, where=where)
+
+
+@dataclass(frozen=True)
+class GateRun:
+    evaluation: Evaluation
+    decision: GateDecision
+    candidate: CandidateCheck | None
+
+
+def parse_selector(text: str) -> tuple[str, str]:
+    """``model_version=v2`` -> ("model_version", "v2")."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise UsageError(f"--candidate: '{text}' is not KEY=VALUE; e.g. model_version=v2")
+    return key.strip(), value.strip()
+
+
+def candidate_check(
+    spec: Spec, rollup: Rollup, at: datetime, selector: tuple[str, str]
+) -> CandidateCheck:
+    """Evaluate accuracy and fairness SLOs on the candidate's slices and on the others."""
+    key, raw_value = selector
+    column = rollup.table[key]
+    values = [v for v in pc.unique(column).to_pylist() if v is not None]
+    value: Any = raw_value
+    if pa.types.is_integer(column.type):
+        value = int(raw_value)
+    elif pa.types.is_floating(column.type):
+        value = float(raw_value)
+    elif pa.types.is_boolean(column.type):
+        value = raw_value.lower() in ("1", "true", "yes")
+    if value not in values:
+        seen = ", ".join(str(v) for v in values) or "none"
+        raise UsageError(
+            f"--candidate: no predictions with {key}={raw_value} in the window "
+            f"(values seen: {seen})"
+        )
+    names = [s.name for s in spec.slos if s.dimension in CANDIDATE_DIMENSIONS]
+    if not names:
+        raise UsageError("--candidate checks accuracy and fairness SLOs, and the spec has none")
+    others = [v for v in values if v != value]
+    candidate = evaluate(spec, rollup, at, where={key: [value]}, slos=names)
+    current = evaluate(spec, rollup, at, where={key: others}, slos=names)
+    return CandidateCheck((key, value), candidate, current)
+
+
+def gate_files(
+    spec: Spec,
+    sources: Sources,
+    at: datetime,
+    *,
+    policy: str | None = None,
+    candidate: tuple[str, str] | None = None,
+    con: Any | None = None,
+    override: Override | None = None,
+) -> GateRun:
+    """Evaluate from files and decide; with a candidate, also check its own predictions."""
+    start, end = scan_range(spec, at)
+    slices = [candidate[0]] if candidate else []
+    rollup = scan_files(spec, sources, start=start, end=end, con=con, slice_columns=slices)
+    evaluation = evaluate(spec, rollup, at)
+    check = candidate_check(spec, rollup, at, candidate) if candidate else None
+    decision = gate(spec, evaluation, policy=policy, candidate=check, override=override)
+    return GateRun(evaluation, decision, check)

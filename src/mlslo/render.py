@@ -16,6 +16,7 @@ from rich.text import Text
 
 from mlslo.durations import format_duration
 from mlslo.evaluate import Evaluation, SLOEvaluation
+from mlslo.policy import CandidateCheck, GateDecision, Override, Reason
 from mlslo.spec import AnySLO, FairnessSLO
 
 SHARE_METRICS = ("availability", "fast_share", "fresh_share")
@@ -49,6 +50,10 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso(value)
     return value
+
+
+def _json_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): _jsonable(v) for k, v in value.items()}
 
 
 def objective_json(slo: AnySLO) -> dict[str, Any]:
@@ -106,7 +111,7 @@ def slo_json(result: SLOEvaluation) -> dict[str, Any]:
         out["series"] = [
             {"start": p.start, "end": p.end, "value": p.value, "n": p.n} for p in result.series
         ]
-    return _jsonable(out)  # type: ignore[no-any-return]
+    return _json_dict(out)
 
 
 def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
@@ -284,3 +289,119 @@ def evaluation_markdown(evaluation: Evaluation) -> str:
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
+
+
+# --- the gate ---------------------------------------------------------------------------------
+
+DECISION_STYLE = {"allow": "bold green", "warn": "bold yellow", "block": "bold red"}
+
+
+def reason_json(reason: Reason) -> dict[str, Any]:
+    out = {
+        "slo": reason.slo,
+        "rule": reason.rule,
+        "effect": reason.effect,
+        "message": reason.message,
+        "value": reason.value,
+        "threshold": reason.threshold,
+    }
+    if reason.scope is not None:
+        out["scope"] = reason.scope
+    return _json_dict(out)
+
+
+def override_json(override: Override | None) -> dict[str, Any] | None:
+    if override is None:
+        return None
+    return _json_dict(
+        {
+            "id": override.id,
+            "reason": override.reason,
+            "created_at": override.created_at,
+            "expires_at": override.expires_at,
+            "created_by": override.created_by,
+        }
+    )
+
+
+def gate_json(
+    evaluation: Evaluation, decision: GateDecision, candidate: CandidateCheck | None = None
+) -> dict[str, Any]:
+    """The gate decision as the JSON of ``mlslo gate --format json`` and the REST API."""
+    out: dict[str, Any] = {
+        "decision": decision.decision,
+        "policy": decision.policy,
+        "service": evaluation.service,
+        "evaluated_at": iso(evaluation.evaluated_at),
+        "risk_score": _number(decision.risk_score),
+        "risk_terms": [
+            _json_dict(
+                {
+                    "slo": t.slo,
+                    "weight": t.weight,
+                    "consumed": t.consumed,
+                    "contribution": t.contribution,
+                }
+            )
+            for t in decision.risk_terms
+        ],
+        "reasons": [reason_json(r) for r in decision.reasons],
+        "override": override_json(decision.override),
+        "slos": [slo_json(s) for s in evaluation.slos],
+    }
+    if candidate is not None:
+        key, value = candidate.selector
+        out["candidate"] = {
+            "selector": {key: value},
+            "slos": [slo_json(s) for s in candidate.candidate.slos],
+            "current": [slo_json(s) for s in candidate.current.slos],
+        }
+    return out
+
+
+def gate_lines(
+    evaluation: Evaluation, decision: GateDecision, candidate: CandidateCheck | None = None
+) -> list[Text | Table]:
+    """The decision for people: verdict, every reason, risk terms, candidate beside current."""
+    out: list[Text | Table] = []
+    headline = Text(f"{decision.decision.upper()}", style=DECISION_STYLE[decision.decision])
+    headline.append(
+        f"  policy {decision.policy} for {evaluation.service} at {iso(evaluation.evaluated_at)}",
+        style="default",
+    )
+    out.append(headline)
+    for reason in decision.reasons:
+        line = Text(f"  {reason.effect:5} ", style=DECISION_STYLE[reason.effect])
+        scope = f"[{reason.scope}] " if reason.scope else ""
+        line.append(f"{scope}{reason.rule}: {reason.message}", style="default")
+        out.append(line)
+    if not decision.reasons:
+        out.append(Text("  every budget is within the policy"))
+    if decision.risk_score is not None:
+        terms = ", ".join(f"{t.slo} {t.weight:g}×{_share(t.consumed)}" for t in decision.risk_terms)
+        out.append(Text(f"  risk score {decision.risk_score:.3f} ({terms})"))
+    if candidate is not None:
+        key, value = candidate.selector
+        table = Table(title=f"candidate {key}={value} vs current", title_justify="left")
+        for header in (
+            "SLO",
+            "current SLI",
+            "current remaining",
+            "candidate SLI",
+            "candidate remaining",
+            "candidate status",
+        ):
+            table.add_column(header)
+        current = {s.name: s for s in candidate.current.slos}
+        for result in candidate.candidate.slos:
+            now = current[result.name]
+            table.add_row(
+                result.name,
+                format_value(now.slo, now.measurement.value),
+                _share(now.budget.remaining),
+                format_value(result.slo, result.measurement.value),
+                _share(result.budget.remaining),
+                Text(result.budget.status, style=STATUS_STYLE[result.budget.status]),
+            )
+        out.append(table)
+    return out
