@@ -1,3 +1,19 @@
 """mlslo: SRE error budgets for ML systems."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+__all__ = ["Client", "__version__"]
+
+if TYPE_CHECKING:
+    from mlslo.client import Client
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Client":
+        from mlslo.client import Client
+
+        return Client
+    raise AttributeError(f"module 'mlslo' has no attribute {name!r}")

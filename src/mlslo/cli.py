@@ -318,6 +318,219 @@ def demo(
     )
 
 
+def parse_size(text: str, option: str) -> int:
+    """``64MB`` -> 67108864."""
+    units = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+    clean = text.strip().lower()
+    for unit in sorted(units, key=len, reverse=True):
+        if clean.endswith(unit) and clean[: -len(unit)].strip().replace(".", "", 1).isdigit():
+            return int(float(clean[: -len(unit)]) * units[unit])
+    if clean.isdigit():
+        return int(clean)
+    raise UsageError(f"{option}: '{text}' is not a size; write e.g. 64MB")
+
+
+DbOption = Annotated[
+    Path, typer.Option("--db", help="The service's DuckDB file.", show_default=False)
+]
+
+
+@app.command()
+@user_errors
+def serve(
+    spec: SpecOption,
+    db: Annotated[Path, typer.Option("--db", help="The DuckDB file (created if absent).")] = Path(
+        "mlslo.duckdb"
+    ),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Accept requests without a token (development only).")
+    ] = False,
+    retention: Annotated[
+        str, typer.Option("--retention", help="How long raw records are kept.")
+    ] = "35d",
+    max_body: Annotated[
+        str, typer.Option("--max-body", help="Largest accepted request body.")
+    ] = "64MB",
+    max_skew: Annotated[
+        str, typer.Option("--max-skew", help="How far in the future a record's ts may be.")
+    ] = "5m",
+    eval_interval: Annotated[
+        str, typer.Option("--eval-interval", help="How often alerts are evaluated.")
+    ] = "30s",
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the service: ingestion API, status, gate, alerts, /metrics and the dashboard."""
+    from mlslo.server.run import run_server
+
+    run_server(
+        spec_path=spec,
+        db=db,
+        host=host,
+        port=port,
+        auth=not no_auth,
+        retention=parse_step(retention, "--retention") or parse_duration("35d"),
+        max_body=parse_size(max_body, "--max-body"),
+        max_skew=parse_step(max_skew, "--max-skew") or parse_duration("5m"),
+        eval_interval=parse_step(eval_interval, "--eval-interval") or parse_duration("30s"),
+        log_level=log_level,
+        console=_stderr(),
+    )
+
+
+token_app = typer.Typer(
+    help="Create, list and revoke API tokens.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(token_app, name="token")
+ScopeOption = Annotated[
+    str,
+    typer.Option(
+        "--scope", help="ingest (send records), read (status, metrics, gate) or admin (all)."
+    ),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="A running server (instead of --db), e.g. http://127.0.0.1:8080."),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="MLSLO_TOKEN", help="Bearer token (or set MLSLO_TOKEN)."),
+]
+
+
+@token_app.command("create")
+@user_errors
+def token_create(
+    scope: ScopeOption,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="The service's DuckDB file (the server must be stopped)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A note: who uses it.")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Create a token; it is printed once and only its hash is stored."""
+    if url:
+        created = _api(url, token, "POST", "/api/v1/tokens", json={"scope": scope, "name": name})
+        typer.echo(created["token"])
+        _stderr().print(
+            f"token {created['id']} ({scope}) created; it is not shown again", markup=False
+        )
+        return
+    from mlslo.store import Store
+
+    store = Store.open_admin(_need_db(db))
+    try:
+        record, secret = store.create_token(scope, name)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    typer.echo(secret)
+    _stderr().print(f"token {record.id} ({scope}) created; it is not shown again", markup=False)
+
+
+@token_app.command("list")
+@user_errors
+def token_list(
+    db: Annotated[Path | None, typer.Option("--db", help="The service's DuckDB file.")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List tokens (never their secrets)."""
+    if url:
+        rows = _api(url, token, "GET", "/api/v1/tokens")
+    else:
+        from mlslo.server.app import token_json
+        from mlslo.store import Store
+
+        store = Store.open_admin(_need_db(db))
+        try:
+            rows = [token_json(t) for t in store.tokens()]
+        finally:
+            store.close()
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        typer.echo(
+            f"{row['id']}\t{row['scope']}\t{state}\t{row['created_at']}\t{row['name'] or ''}"
+        )
+
+
+@token_app.command("revoke")
+@user_errors
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see mlslo token list).")],
+    db: Annotated[Path | None, typer.Option("--db", help="The service's DuckDB file.")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Revoke a token; it stops working at once."""
+    if url:
+        _api(url, token, "DELETE", f"/api/v1/tokens/{token_id}")
+    else:
+        from mlslo.store import Store
+
+        store = Store.open_admin(_need_db(db))
+        try:
+            store.revoke_token(token_id)
+        finally:
+            store.close()
+    typer.echo(f"token {token_id} revoked")
+
+
+def _need_db(db: Path | None) -> Path:
+    if db is None:
+        raise UsageError("give --db PATH (the server stopped) or --url URL --token ADMIN_TOKEN")
+    return db
+
+
+def _api(url: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    from mlslo.client import api_request
+
+    return api_request(url, token, method, path, **kwargs)
+
+
+@app.command()
+@user_errors
+def ingest(
+    file: Annotated[str, typer.Argument(help="Records: a Parquet/CSV/NDJSON file.")],
+    url: Annotated[
+        str,
+        typer.Option("--url", help="The server, e.g. http://127.0.0.1:8080.", show_default=False),
+    ],
+    token: TokenOption = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="predictions, labels or outcomes.")
+    ] = "predictions",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Records per request.")
+    ] = 50_000,
+) -> None:
+    """Bulk-load a file through the API (Arrow batches, with a progress bar)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mlslo.client import upload_file
+
+    if kind not in ("predictions", "labels", "outcomes"):
+        raise UsageError(f"--kind: '{kind}' is not one of predictions, labels, outcomes")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} records"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=_stderr(), transient=True) as bar:
+        task = bar.add_task(f"Sending {kind}", total=0)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        totals = upload_file(
+            file, url=url, token=token, kind=kind, batch_size=batch_size, progress=advance
+        )
+    typer.echo(f"{file}: {totals.accepted:,} accepted, {totals.duplicates:,} duplicates")
+
+
 def _connect(engine: Engine) -> Any:
     from mlslo.sources import connect_duckdb
 

@@ -202,6 +202,7 @@ DEMO_SPEC = """\
 version: 1
 service: fraud-scoring
 description: Card-fraud model; labels are chargebacks that arrive days later.
+attributes: [region]
 slos:
   - name: accuracy
     description: F1 of fraud predictions once chargebacks arrive

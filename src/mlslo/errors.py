@@ -65,3 +65,7 @@ class DataError(MlsloError):
 
 class UsageError(MlsloError):
     """A command-line or API argument is wrong (bad --at, unknown SLO name, ...)."""
+
+
+class NotFoundError(UsageError):
+    """A named thing (token, override, SLO) does not exist."""

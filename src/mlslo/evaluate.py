@@ -15,9 +15,9 @@ from typing import Any
 
 from mlslo import budget as budgeting
 from mlslo.confidence import wilson
-from mlslo.rollup import Rollup, Timeline, build_timeline
+from mlslo.rollup import Rollup, Timeline, WindowStats, build_timeline
 from mlslo.sli import Measurement, measure
-from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec
+from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, FreshnessSLO, LatencySLO, Spec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -118,34 +118,65 @@ def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
 # --- evaluation ------------------------------------------------------------------------------
 
 
-def evaluate(
+def timelines_for(
     spec: Spec,
     rollup: Rollup,
+    at: datetime,
+    *,
+    where: Mapping[str, Sequence[Any]] | None = None,
+    slos: Sequence[str] | None = None,
+) -> dict[str, Timeline]:
+    """Each SLO's timeline over the buckets an evaluation at ``at`` reads."""
+    start, end = scan_range(spec, at)
+    first = bucket_ceil(start, spec.bucket)
+    size = max(bucket_ceil(end, spec.bucket) - first, 0)
+    return {
+        slo.name: build_timeline(
+            rollup,
+            slo.name,
+            first,
+            size,
+            group_by=slo.sli.attributes if isinstance(slo, FairnessSLO) else (),
+            histogram=slo_needs_histogram(slo),
+            where=where,
+        )
+        for slo in spec.slos
+        if slos is None or slo.name in slos
+    }
+
+
+def slo_needs_histogram(slo: AnySLO) -> bool:
+    return isinstance(slo, LatencySLO | FreshnessSLO) and slo.sli.percentile is not None
+
+
+def evaluate(
+    spec: Spec,
+    data: Rollup | Mapping[str, Timeline],
     at: datetime,
     *,
     series_step: timedelta | None = None,
     where: Mapping[str, Sequence[Any]] | None = None,
     slos: Sequence[str] | None = None,
 ) -> Evaluation:
-    """Evaluate the SLOs of ``spec`` at ``at`` from ``rollup``.
+    """Evaluate the SLOs of ``spec`` at ``at`` from a rollup (or from timelines kept current
+    by the store).
 
     ``where`` restricts every SLO to the slices whose attributes take the listed values (used
     by the candidate check); ``slos`` restricts the evaluation to the named SLOs.
     """
     at = at.astimezone(UTC)
-    bucket = spec.bucket
-    chosen = [s for s in spec.slos if slos is None or s.name in slos]
-    start, end = scan_range(spec, at)
-    first = bucket_ceil(start, bucket)
-    size = max(bucket_ceil(end, bucket) - first, 0)
+    if isinstance(data, Rollup):
+        timelines = timelines_for(spec, data, at, where=where, slos=slos)
+    else:
+        if where:
+            raise ValueError("'where' needs a rollup, not prebuilt timelines")
+        timelines = dict(data)
     results = []
-    for slo in chosen:
-        excluded = _excluded(spec, slo.name, bucket)
-        group_by = slo.sli.attributes if isinstance(slo, FairnessSLO) else ()
-        timeline = build_timeline(
-            rollup, slo.name, first, size, group_by=group_by, where=where, excluded=excluded
-        )
-        results.append(_evaluate_slo(spec, slo, timeline, at, series_step))
+    for slo in spec.slos:
+        if slos is not None and slo.name not in slos:
+            continue
+        view = _Corrected(timelines[slo.name], _excluded(spec, slo.name, spec.bucket))
+        results.append(_evaluate_slo(spec, slo, view, at, series_step))
     return Evaluation(spec.service, at, tuple(results))
 
 
@@ -161,8 +192,19 @@ def _excluded(spec: Spec, name: str, bucket: timedelta) -> list[tuple[int, int]]
     return out
 
 
+class _Corrected:
+    """A timeline whose windows leave out the corrected periods."""
+
+    def __init__(self, timeline: Timeline, excluded: Sequence[tuple[int, int]]) -> None:
+        self.timeline = timeline
+        self.excluded = list(excluded)
+
+    def window(self, start: int, end: int) -> WindowStats:
+        return self.timeline.window(start, end, self.excluded)
+
+
 def _evaluate_slo(
-    spec: Spec, slo: AnySLO, timeline: Timeline, at: datetime, series_step: timedelta | None
+    spec: Spec, slo: AnySLO, timeline: _Corrected, at: datetime, series_step: timedelta | None
 ) -> SLOEvaluation:
     bucket = spec.bucket
     start, end = slo_bounds(slo, at)
@@ -209,7 +251,7 @@ def _evaluate_slo(
 
 
 def _measure_window(
-    slo: AnySLO, timeline: Timeline, a: int, b: int, bucket: timedelta
+    slo: AnySLO, timeline: _Corrected, a: int, b: int, bucket: timedelta
 ) -> Measurement:
     if slo.effective_budgeting != "timeslices":
         return measure(slo, timeline.window(a, b))
@@ -257,7 +299,7 @@ def _consumed(slo: AnySLO, m: Measurement) -> float | None:
 
 
 def _series(
-    slo: AnySLO, timeline: Timeline, a: int, b: int, bucket: timedelta, step: timedelta
+    slo: AnySLO, timeline: _Corrected, a: int, b: int, bucket: timedelta, step: timedelta
 ) -> tuple[SeriesPoint, ...]:
     span = max(1, math.ceil(step / bucket))
     points = []

@@ -46,19 +46,27 @@ class Rollup:
 
     def merge(self, other: Rollup) -> Rollup:
         """The rollup of the union of both inputs (statistics add up)."""
-        if other.bucket_seconds != self.bucket_seconds:
+        return merge_all([self, other])
+
+
+def merge_all(rollups: Sequence[Rollup]) -> Rollup:
+    """One rollup from many (one concatenation and one grouped sum)."""
+    first = rollups[0]
+    for other in rollups[1:]:
+        if other.bucket_seconds != first.bucket_seconds:
             raise ValueError("cannot merge rollups with different bucket sizes")
-        keys = [BUCKET, *self.slice_columns]
-        if list(other.slice_columns) != list(self.slice_columns):
+        if list(other.slice_columns) != list(first.slice_columns):
             raise ValueError("cannot merge rollups sliced by different attributes")
-        combined = pa.concat_tables([self.table, other.table], promote_options="permissive")
-        table = _sum_by(combined, keys)
-        histograms = dict(self.histograms)
-        for name, rows in other.histograms.items():
-            if name in histograms:
-                rows = pa.concat_tables([histograms[name], rows])
-            histograms[name] = _sum_by(rows, [BUCKET, "bin"])
-        return Rollup(self.bucket_seconds, self.slice_columns, table, histograms)
+    if len(rollups) == 1:
+        return first
+    keys = [BUCKET, *first.slice_columns]
+    combined = pa.concat_tables([r.table for r in rollups], promote_options="permissive")
+    histograms: dict[str, pa.Table] = {}
+    names = dict.fromkeys(n for r in rollups for n in r.histograms)
+    for name in names:
+        parts = [r.histograms[name] for r in rollups if name in r.histograms]
+        histograms[name] = _sum_by(pa.concat_tables(parts), [BUCKET, "bin"])
+    return Rollup(first.bucket_seconds, first.slice_columns, _sum_by(combined, keys), histograms)
 
 
 def _sum_by(table: pa.Table, keys: Sequence[str]) -> pa.Table:
@@ -95,50 +103,201 @@ class WindowStats:
 
 
 class Timeline:
-    """One SLO's statistics on the dense bucket grid ``[first, first + size)``."""
+    """One SLO's statistics on a dense grid of buckets starting at ``first``.
+
+    The grid grows as later buckets arrive; :meth:`add` adds a rollup delta in place (the
+    service keeps timelines current at ingest time); prefix sums are rebuilt lazily, so the
+    sum over any window is two lookups. Histogram rows are kept sorted by bucket, so a
+    window's histogram is one contiguous slice.
+    """
 
     def __init__(
         self,
+        slo: str,
         first: int,
         size: int,
-        stats: Mapping[str, Array],
-        groups: Sequence[tuple[Any, ...]] | None = None,
-        group_stats: Mapping[str, npt.NDArray[np.float64]] | None = None,
-        histogram: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], Array] | None = None,
+        *,
+        group_by: Sequence[str] = (),
+        histogram: bool = False,
     ) -> None:
+        self.slo = slo
         self.first = first
         self.size = size
-        self._prefix = {k: _prefix(v) for k, v in stats.items()}
-        self.groups = list(groups) if groups is not None else None
-        self._group_prefix = (
-            {k: _prefix(v) for k, v in group_stats.items()} if group_stats is not None else None
+        self.group_by = tuple(group_by)
+        self._stats: dict[str, Array] = {}
+        self.groups: list[tuple[Any, ...]] | None = [] if group_by else None
+        self._group_index: dict[tuple[Any, ...], int] = {}
+        self._prefix: dict[str, Array] | None = None
+        self._has_histogram = histogram
+        self._hist_buckets = np.zeros(0, dtype=np.int64)
+        self._hist_bins = np.zeros(0, dtype=np.int64)
+        self._hist_counts = np.zeros(0, dtype=np.float64)
+        self._hist_extra: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], Array]] = []
+
+    # --- building ------------------------------------------------------------------------
+
+    def _capacity(self) -> int:
+        return next(iter(self._stats.values())).shape[0] if self._stats else self.size
+
+    def _ensure(self, names: Sequence[str], end: int) -> None:
+        """Make room for buckets up to ``end`` (exclusive) and for every stat in ``names``."""
+        needed = max(end - self.first, self.size)
+        capacity = self._capacity()
+        width = len(self.groups) if self.groups is not None else None
+        if needed > capacity:
+            grown = max(needed, capacity * 2, 64)
+            for name, values in self._stats.items():
+                bigger = np.zeros((grown, *values.shape[1:]), dtype=np.float64)
+                bigger[: values.shape[0]] = values
+                self._stats[name] = bigger
+            capacity = grown
+        for name in names:
+            if name not in self._stats:
+                shape = (capacity,) if width is None else (capacity, max(width, 1))
+                self._stats[name] = np.zeros(shape, dtype=np.float64)
+        self.size = max(self.size, needed)
+
+    def _codes(self, rows: pa.Table) -> npt.NDArray[np.int64]:
+        """Group codes for the rows (new groups widen the arrays)."""
+        assert self.groups is not None
+        keys = (
+            list(zip(*(rows[c].to_pylist() for c in self.group_by), strict=True))
+            if rows.num_rows
+            else []
         )
-        self._histogram = histogram
+        codes = np.empty(len(keys), dtype=np.int64)
+        for i, key in enumerate(keys):
+            code = self._group_index.get(key)
+            if code is None:
+                code = len(self.groups)
+                self._group_index[key] = code
+                self.groups.append(key)
+            codes[i] = code
+        width = max(len(self.groups), 1)
+        for name, values in self._stats.items():
+            if values.shape[1] < width:
+                wider = np.zeros((values.shape[0], width), dtype=np.float64)
+                wider[:, : values.shape[1]] = values
+                self._stats[name] = wider
+        return codes
+
+    def add(self, rollup: Rollup, where: Mapping[str, Sequence[Any]] | None = None) -> None:
+        """Add this SLO's rows of ``rollup`` (a delta, or the whole of it)."""
+        table = rollup.table
+        if where:
+            for column, wanted in where.items():
+                table = table.filter(pc.is_in(table[column], value_set=pa.array(list(wanted))))
+        prefix = self.slo + SEP
+        columns = [c for c in table.column_names if c.startswith(prefix)]
+        if table.num_rows and columns:
+            buckets = table[BUCKET].to_numpy(zero_copy_only=False).astype(np.int64)
+            keep = buckets >= self.first
+            offsets = buckets[keep] - self.first
+            names = [c[len(prefix) :] for c in columns]
+            self._ensure(names, int(buckets.max()) + 1)
+            if self.groups is not None:
+                codes = self._codes(table.filter(pa.array(keep)))
+            for name, column in zip(names, columns, strict=True):
+                values = np.nan_to_num(
+                    np.asarray(table[column].to_numpy(zero_copy_only=False), dtype=np.float64)
+                )
+                target = self._stats[name]
+                if self.groups is None:
+                    target[: self.size] += np.bincount(
+                        offsets, weights=values[keep], minlength=self.size
+                    )[: self.size]
+                else:
+                    np.add.at(target, (offsets, codes), values[keep])
+            self._prefix = None
+        rows = rollup.histograms.get(self.slo)
+        if self._has_histogram and rows is not None and rows.num_rows:
+            buckets = rows[BUCKET].to_numpy(zero_copy_only=False).astype(np.int64)
+            keep = buckets >= self.first
+            self._ensure([], int(buckets.max()) + 1)
+            self._hist_extra.append(
+                (
+                    buckets[keep],
+                    rows["bin"].to_numpy(zero_copy_only=False).astype(np.int64)[keep],
+                    rows["count"].to_numpy(zero_copy_only=False).astype(np.float64)[keep],
+                )
+            )
+
+    def _sorted_histogram(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], Array]:
+        if self._hist_extra:
+            parts = [(self._hist_buckets, self._hist_bins, self._hist_counts), *self._hist_extra]
+            buckets = np.concatenate([p[0] for p in parts])
+            bins = np.concatenate([p[1] for p in parts])
+            counts = np.concatenate([p[2] for p in parts])
+            if buckets.size and np.any(np.diff(buckets) < 0):
+                order = np.argsort(buckets, kind="stable")
+                buckets, bins, counts = buckets[order], bins[order], counts[order]
+            self._hist_buckets, self._hist_bins, self._hist_counts = buckets, bins, counts
+            self._hist_extra = []
+        return self._hist_buckets, self._hist_bins, self._hist_counts
+
+    def _prefixes(self) -> dict[str, Array]:
+        if self._prefix is None:
+            self._prefix = {k: _prefix(v[: self.size]) for k, v in self._stats.items()}
+        return self._prefix
+
+    # --- reading ---------------------------------------------------------------------------
 
     def _clip(self, start: int, end: int) -> tuple[int, int]:
         a = min(max(start - self.first, 0), self.size)
         b = min(max(end - self.first, 0), self.size)
         return a, max(a, b)
 
-    def window(self, start: int, end: int) -> WindowStats:
-        """Sums over the buckets ``[start, end)`` (absolute bucket numbers)."""
-        a, b = self._clip(start, end)
-        sums = {k: float(p[b] - p[a]) for k, p in self._prefix.items()}
-        group_sums = None
-        if self._group_prefix is not None:
-            group_sums = {k: p[b] - p[a] for k, p in self._group_prefix.items()}
+    def window(self, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()) -> WindowStats:
+        """Sums over the buckets ``[start, end)`` less the ``excluded`` bucket ranges."""
+        pieces = _subtract(start, end, excluded)
+        prefixes = self._prefixes()
+        sums: dict[str, float] = {}
+        group_sums: dict[str, Array] | None = None if self.groups is None else {}
+        for name, p in prefixes.items():
+            total: Any = 0.0
+            for lo, hi in pieces:
+                a, b = self._clip(lo, hi)
+                total = total + (p[b] - p[a])
+            if group_sums is not None:
+                group_sums[name] = (
+                    np.asarray(total, dtype=np.float64)
+                    if not np.isscalar(total)
+                    else np.zeros(len(self.groups or []))
+                )
+            else:
+                sums[name] = float(total)
         histogram = None
-        if self._histogram is not None:
-            buckets, bins, counts = self._histogram
-            lo = int(np.searchsorted(buckets, start, side="left"))
-            hi = int(np.searchsorted(buckets, end, side="left"))
-            histogram = Histogram(bins[lo:hi], counts[lo:hi])
-        return WindowStats(sums, group_sums, self.groups, histogram)
+        if self._has_histogram:
+            buckets, bins, counts = self._sorted_histogram()
+            parts_bins, parts_counts = [], []
+            for lo, hi in pieces:
+                i = int(np.searchsorted(buckets, lo, side="left"))
+                j = int(np.searchsorted(buckets, hi, side="left"))
+                parts_bins.append(bins[i:j])
+                parts_counts.append(counts[i:j])
+            histogram = Histogram(
+                np.concatenate(parts_bins) if parts_bins else np.zeros(0, dtype=np.int64),
+                np.concatenate(parts_counts) if parts_counts else np.zeros(0),
+            )
+        groups = list(self.groups) if self.groups is not None else None
+        return WindowStats(sums, group_sums, groups, histogram)
 
-    def total(self, name: str, start: int, end: int) -> float:
-        a, b = self._clip(start, end)
-        p = self._prefix[name]
-        return float(p[b] - p[a])
+
+def _subtract(start: int, end: int, excluded: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``[start, end)`` minus the excluded ranges, as disjoint ranges."""
+    pieces = [(start, end)]
+    for lo, hi in excluded:
+        out = []
+        for a, b in pieces:
+            if hi <= a or lo >= b:
+                out.append((a, b))
+                continue
+            if a < lo:
+                out.append((a, lo))
+            if hi < b:
+                out.append((hi, b))
+        pieces = out
+    return [(a, b) for a, b in pieces if b > a]
 
 
 def _prefix(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -155,103 +314,11 @@ def build_timeline(
     size: int,
     *,
     group_by: Sequence[str] = (),
+    histogram: bool | None = None,
     where: Mapping[str, Sequence[Any]] | None = None,
-    excluded: Sequence[tuple[int, int]] = (),
 ) -> Timeline:
-    """Lay ``slo``'s statistics on the grid; sum slices, or keep groups of ``group_by``.
-
-    ``where`` keeps only slices whose attribute values are listed (the candidate check);
-    ``excluded`` are bucket ranges removed from every window (corrections).
-    """
-    table = rollup.table
-    if where:
-        for column, values in where.items():
-            mask = pc.is_in(table[column], value_set=pa.array(list(values)))
-            table = table.filter(mask)
-    columns = rollup.columns_of(slo)
-    names = [c.split(SEP, 1)[1] for c in columns]
-    buckets = (
-        table[BUCKET].to_numpy(zero_copy_only=False).astype(np.int64)
-        if table.num_rows
-        else np.zeros(0, dtype=np.int64)
-    )
-    offset = buckets - first
-    inside = (offset >= 0) & (offset < size)
-    for lo, hi in excluded:
-        inside &= ~((buckets >= lo) & (buckets < hi))
-    offset = offset[inside]
-
-    def values_of(name: str) -> Array:
-        values = table[name].to_numpy(zero_copy_only=False) if table.num_rows else np.zeros(0)
-        return np.nan_to_num(np.asarray(values, dtype=np.float64))[inside]
-
-    stats: dict[str, Array] = {
-        n: np.bincount(offset, weights=values_of(c), minlength=size)[:size].astype(np.float64)
-        for n, c in zip(names, columns, strict=True)
-    }
-    groups = None
-    group_stats = None
-    if group_by:
-        codes, groups = _group_codes(table, group_by)
-        codes = codes[inside]
-        g = max(len(groups), 1)
-        flat = offset * g + codes
-        group_stats = {
-            n: np.bincount(flat, weights=values_of(c), minlength=size * g)[: size * g]
-            .reshape(size, g)
-            .astype(np.float64)
-            for n, c in zip(names, columns, strict=True)
-        }
-    histogram = None
-    if slo in rollup.histograms:
-        histogram = _histogram_rows(rollup.histograms[slo], first, size, excluded)
-    return Timeline(first, size, stats, groups, group_stats, histogram)
-
-
-def _group_codes(
-    table: pa.Table, columns: Sequence[str]
-) -> tuple[npt.NDArray[np.int64], list[tuple[Any, ...]]]:
-    """Dense codes for each distinct combination of ``columns`` (nulls are a group)."""
-    if table.num_rows == 0:
-        return np.zeros(0, dtype=np.int64), []
-    combined = np.zeros(table.num_rows, dtype=np.int64)
-    dictionaries = []
-    for column in columns:
-        encoded = pc.dictionary_encode(table[column]).combine_chunks()
-        dictionary = encoded.dictionary.to_pylist()
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        indices = np.where(np.isnan(indices.astype(np.float64)), len(dictionary), indices).astype(
-            np.int64
-        )
-        dictionaries.append([*dictionary, None])
-        combined = combined * (len(dictionary) + 1) + indices
-    unique, codes = np.unique(combined, return_inverse=True)
-    groups = []
-    for value in unique.tolist():
-        parts = []
-        for dictionary in reversed(dictionaries):
-            value, index = divmod(value, len(dictionary))
-            parts.append(dictionary[index])
-        groups.append(tuple(reversed(parts)))
-    order = sorted(range(len(groups)), key=lambda i: tuple(_sort_key(v) for v in groups[i]))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[codes], [groups[i] for i in order]
-
-
-def _sort_key(value: Any) -> tuple[int, str]:
-    return (1, "") if value is None else (0, str(value))
-
-
-def _histogram_rows(
-    rows: pa.Table, first: int, size: int, excluded: Sequence[tuple[int, int]]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], Array]:
-    buckets = rows[BUCKET].to_numpy(zero_copy_only=False).astype(np.int64)
-    bins = rows["bin"].to_numpy(zero_copy_only=False).astype(np.int64)
-    counts = rows["count"].to_numpy(zero_copy_only=False).astype(np.float64)
-    keep = (buckets >= first) & (buckets < first + size)
-    for lo, hi in excluded:
-        keep &= ~((buckets >= lo) & (buckets < hi))
-    buckets, bins, counts = buckets[keep], bins[keep], counts[keep]
-    order = np.argsort(buckets, kind="stable")
-    return buckets[order], bins[order], counts[order]
+    """Lay ``slo``'s statistics of ``rollup`` on a grid starting at bucket ``first``."""
+    with_histogram = slo in rollup.histograms if histogram is None else histogram
+    timeline = Timeline(slo, first, size, group_by=group_by, histogram=with_histogram)
+    timeline.add(rollup, where=where)
+    return timeline

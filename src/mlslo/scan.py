@@ -384,9 +384,10 @@ def _accuracy(
     labelled = predicted & t.label.notnull()
     out = [("predictions", t.count(where=predicted)), ("labelled", t.count(where=labelled))]
     if sli.regression:
-        error = t.prediction.cast("float64") - t.label.cast("float64")
-        nonzero = labelled & (t.label != 0)
-        ape = error.abs() / t.label.cast("float64").abs()
+        actual = t.label.cast("float64")
+        error = t.prediction.cast("float64") - actual
+        nonzero = labelled & (actual != 0)
+        ape = error.abs() / actual.abs()
         return [
             *out,
             ("sae", error.abs().sum(where=labelled)),
@@ -546,13 +547,16 @@ def _as_float(table: pa.Table, stats: Sequence[str]) -> pa.Table:
 # --- histograms and outcome counts ------------------------------------------------------------
 
 
-def _histograms(spec: Spec, table: Expr, bucket_seconds: int, source: str) -> dict[str, pa.Table]:
-    """Log-bucketed histograms for percentile SLOs: one pass per measured quantity."""
+def _histogram_queries(
+    spec: Spec, table: Expr, bucket_seconds: int
+) -> list[tuple[Expr, list[str]]]:
+    """Per measured quantity (latency, lag), one GROUP BY bucket x bin with a count column per
+    percentile SLO (``h0``, ``h1``, ...)."""
     wanted: dict[str, list[AnySLO]] = {}
     for slo in spec.slos:
         if isinstance(slo, LatencySLO | FreshnessSLO) and slo.sli.percentile is not None:
             wanted.setdefault(slo.dimension, []).append(slo)
-    out: dict[str, pa.Table] = {}
+    out = []
     windowed = table.filter(table.ts.notnull())
     for dimension, slos in wanted.items():
         if dimension == "latency":
@@ -570,16 +574,29 @@ def _histograms(spec: Spec, table: Expr, bucket_seconds: int, source: str) -> di
         grouped = windowed.group_by(
             [_bucket(windowed, bucket_seconds).name(BUCKET), bin_.name("bin")]
         ).aggregate(**counts)
-        rows = _execute(grouped, source)
-        for i, slo in enumerate(slos):
-            mine = rows.filter(pc.greater(rows[f"h{i}"], 0))
-            out[slo.name] = pa.table(
-                {
-                    BUCKET: mine[BUCKET].cast(pa.int64()),
-                    "bin": mine["bin"].cast(pa.int64()),
-                    "count": mine[f"h{i}"].cast(pa.float64()),
-                }
-            )
+        out.append((grouped, [slo.name for slo in slos]))
+    return out
+
+
+def _histogram_tables(rows: pa.Table, names: Sequence[str]) -> dict[str, pa.Table]:
+    out = {}
+    for i, name in enumerate(names):
+        mine = rows.filter(pc.greater(rows[f"h{i}"], 0))
+        out[name] = pa.table(
+            {
+                BUCKET: mine[BUCKET].cast(pa.int64()),
+                "bin": mine["bin"].cast(pa.int64()),
+                "count": mine[f"h{i}"].cast(pa.float64()),
+            }
+        )
+    return out
+
+
+def _histograms(spec: Spec, table: Expr, bucket_seconds: int, source: str) -> dict[str, pa.Table]:
+    """Log-bucketed histograms for percentile SLOs: one pass per measured quantity."""
+    out: dict[str, pa.Table] = {}
+    for query, names in _histogram_queries(spec, table, bucket_seconds):
+        out.update(_histogram_tables(_execute(query, source), names))
     return out
 
 
@@ -674,4 +691,74 @@ def empty_rollup(spec: Spec, slice_columns: Sequence[str] = ()) -> Rollup:
             {BUCKET: pa.array([], pa.int64()), **{c: pa.array([], pa.string()) for c in slices}}
         ),
         {},
+    )
+
+
+# --- the scan compiled once, for the store's incremental rollups ------------------------------
+
+BATCH_TABLE = "mlslo_batch"
+
+
+@dataclass(frozen=True)
+class BatchScan:
+    """The scan compiled to DuckDB SQL once, over a table named ``mlslo_batch`` in the store's
+    canonical columns; running it on each ingested batch gives that batch's rollup delta."""
+
+    bucket_seconds: int
+    slices: tuple[str, ...]
+    sql: str
+    names: Mapping[str, str]
+    histogram_sql: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def run(self, con: Any, batch: pa.Table) -> Rollup:
+        """The rollup of ``batch`` (a DuckDB connection runs the compiled SQL over it)."""
+        con.register(BATCH_TABLE, batch)
+        try:
+            rows = _arrow(con, self.sql)
+            histograms: dict[str, pa.Table] = {}
+            for sql, names in self.histogram_sql:
+                histograms.update(_histogram_tables(_arrow(con, sql), names))
+        finally:
+            con.unregister(BATCH_TABLE)
+        keep = [c for c in rows.column_names if c in self.names or c == BUCKET or c in self.slices]
+        rows = rows.select(keep)
+        rows = rows.rename_columns([self.names.get(c, c) for c in rows.column_names])
+        rows = _as_float(rows, list(self.names.values()))
+        return Rollup(self.bucket_seconds, self.slices, rows, histograms)
+
+
+def _arrow(con: Any, sql: str) -> pa.Table:
+    table: pa.Table = con.sql(sql).to_arrow_table()
+    return table
+
+
+def compile_batch_scan(spec: Spec, schema: Mapping[str, Any], slices: Sequence[str]) -> BatchScan:
+    """Compile the spec's scan for batches with the given (canonical) ibis schema."""
+    classes: dict[str, list[Any]] = {}
+    for slo in spec.slos:
+        if isinstance(slo, AccuracySLO) and slo.sli.multiclass:
+            if slo.sli.classes is None:
+                raise DataError(
+                    f"SLO '{slo.name}' is multiclass; list its classes (sli.classes) so the "
+                    "service keeps one statistic per class from the first record on",
+                    source="spec",
+                )
+            classes[slo.name] = list(slo.sli.classes)
+    raw = ibis.table(ibis.schema(dict(schema)), name=BATCH_TABLE)
+    table = raw.filter(raw.ts.notnull())
+    bucket_seconds = int(spec.bucket.total_seconds())
+    all_slices = _slice_columns(spec, slices)
+    plan = _plan(spec, table, classes, [])
+    keys = [_bucket(table, bucket_seconds).name(BUCKET), *(table[c] for c in all_slices)]
+    query = table.group_by(keys).aggregate(**plan.aggregates)
+    histogram_sql = tuple(
+        (ibis.to_sql(q, dialect="duckdb"), tuple(names))
+        for q, names in _histogram_queries(spec, table, bucket_seconds)
+    )
+    return BatchScan(
+        bucket_seconds,
+        tuple(all_slices),
+        ibis.to_sql(query, dialect="duckdb"),
+        dict(plan.names),
+        histogram_sql,
     )

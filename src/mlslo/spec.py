@@ -644,6 +644,7 @@ class Spec(Strict):
     columns: Columns = Columns()
     label_columns: LabelColumns = LabelColumns()
     outcome_columns: OutcomeColumns = OutcomeColumns()
+    attributes: list[str] = Field(default_factory=list)
     slos: list[SLO] = Field(min_length=1)
     corrections: list[Correction] = Field(default_factory=list)
     policy: Policy | None = None

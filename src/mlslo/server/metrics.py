@@ -1,0 +1,167 @@
+"""/metrics: SLO gauges computed at scrape time, plus the server's own counters.
+
+Names follow Prometheus conventions: base units, ``_ratio`` for shares, ``_total`` for
+counters. The SLO series carry ``service``, ``slo``, ``dimension`` and ``window`` labels;
+burn rates add ``burn_window``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from mlslo.evaluate import Evaluation
+
+if TYPE_CHECKING:
+    from mlslo.server.service import Service
+
+SLO_LABELS = ["service", "slo", "dimension", "window"]
+
+
+class SLOCollector(Collector):
+    """Evaluates every SLO at scrape time (from the in-memory timelines: no scan)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        store = self.service.store
+        if not store.ready:
+            return
+        evaluation = store.evaluate(self.service.clock())
+        yield from slo_families(evaluation)
+        alerts = self.service.extensions.get("alert_counts")
+        if alerts is not None:
+            yield from alerts()
+
+
+def slo_families(evaluation: Evaluation) -> Iterator[Metric]:
+    families = {
+        "sli": GaugeMetricFamily(
+            "mlslo_sli",
+            "Current value of the SLI over the SLO window "
+            "(shares as ratios, lags in seconds, latencies in "
+            "milliseconds)",
+            labels=[*SLO_LABELS, "metric"],
+        ),
+        "samples": GaugeMetricFamily(
+            "mlslo_sli_samples", "Samples the SLI rests on", labels=SLO_LABELS
+        ),
+        "target": GaugeMetricFamily(
+            "mlslo_objective_target", "The objective's target", labels=[*SLO_LABELS, "op"]
+        ),
+        "remaining": GaugeMetricFamily(
+            "mlslo_error_budget_remaining_ratio",
+            "Share of the error budget left (negative: overspent)",
+            labels=SLO_LABELS,
+        ),
+        "consumed": GaugeMetricFamily(
+            "mlslo_error_budget_consumed_ratio",
+            "Share of the error budget spent",
+            labels=SLO_LABELS,
+        ),
+        "burn": GaugeMetricFamily(
+            "mlslo_burn_rate",
+            "Error-budget burn rate over a window (1 spends the budget in exactly one SLO window)",
+            labels=[*SLO_LABELS, "burn_window"],
+        ),
+        "burn_samples": GaugeMetricFamily(
+            "mlslo_burn_rate_samples",
+            "Samples behind each burn rate",
+            labels=[*SLO_LABELS, "burn_window"],
+        ),
+        "met": GaugeMetricFamily(
+            "mlslo_slo_met",
+            "1 when the SLI meets its objective, 0 when not (absent without enough data)",
+            labels=SLO_LABELS,
+        ),
+        "status": GaugeMetricFamily(
+            "mlslo_error_budget_status",
+            "1 for the budget's current status",
+            labels=[*SLO_LABELS, "status"],
+        ),
+        "coverage": GaugeMetricFamily(
+            "mlslo_label_coverage_ratio",
+            "Share of predictions in the window with a label",
+            labels=SLO_LABELS,
+        ),
+        "tte": GaugeMetricFamily(
+            "mlslo_time_to_exhaustion_seconds",
+            "Time until the budget is gone at the recent (1h) burn rate",
+            labels=SLO_LABELS,
+        ),
+    }
+    for result in evaluation.slos:
+        slo = result.slo
+        labels = [evaluation.service, slo.name, slo.dimension, str(slo.window)]
+        m = result.measurement
+        if m.value is not None:
+            families["sli"].add_metric([*labels, slo.metric], m.value)
+        families["samples"].add_metric(labels, m.n)
+        families["target"].add_metric([*labels, slo.op], slo.target)
+        if result.budget.remaining is not None:
+            families["remaining"].add_metric(labels, result.budget.remaining)
+        if result.budget.consumed is not None:
+            families["consumed"].add_metric(labels, result.budget.consumed)
+        for rate in result.burn_rates:
+            if rate.value is not None:
+                families["burn"].add_metric([*labels, rate.key], rate.value)
+            families["burn_samples"].add_metric([*labels, rate.key], rate.n)
+        if result.met is not None:
+            families["met"].add_metric(labels, 1.0 if result.met else 0.0)
+        families["status"].add_metric([*labels, result.budget.status], 1.0)
+        if m.label_coverage is not None:
+            families["coverage"].add_metric(labels, m.label_coverage)
+        tte = result.time_to_exhaustion.get("1h")
+        if tte is not None:
+            families["tte"].add_metric(labels, tte * 3600)
+    yield from families.values()
+
+
+class Metrics:
+    """The server's registry: injected, never module-global."""
+
+    def __init__(self, service: Service) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Histogram(
+            "mlslo_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.records = Counter(
+            "mlslo_ingested_records", "Records accepted, by kind", ["kind"], registry=self.registry
+        )
+        self.duplicates = Counter(
+            "mlslo_duplicate_records",
+            "Records already present, not counted twice",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._seen: dict[str, int] = {}
+        self.service = service
+        self.registry.register(SLOCollector(service))
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).observe(seconds)
+
+    def _sync_counters(self) -> None:
+        counters = dict(self.service.store.counters)
+        for key, value in counters.items():
+            delta = value - self._seen.get(key, 0)
+            if delta > 0:
+                if key.endswith("_duplicates"):
+                    self.duplicates.labels(key.removesuffix("_duplicates")).inc(delta)
+                else:
+                    self.records.labels(key).inc(delta)
+            self._seen[key] = value
+
+    def render(self) -> tuple[bytes, str]:
+        self._sync_counters()
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,112 @@
+"""``mlslo serve``: open the store, print how to reach it, run uvicorn, stop cleanly."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+from rich.progress import Progress
+
+from mlslo.errors import UsageError
+from mlslo.server.app import create_app
+from mlslo.server.service import Service
+from mlslo.spec import load_spec
+from mlslo.store import Store
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with a clear message before uvicorn would, if the address is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UsageError(
+                f"--port: cannot listen on {host}:{port} ({exc.strerror}); choose "
+                "another port or stop what uses it"
+            ) from None
+
+
+def open_store(spec_path: Path, db: Path, console: Console, **options: Any) -> Store:
+    spec = load_spec(spec_path)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("Rebuilding rollups from raw records", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return Store.open(db, spec, progress=progress, **options)
+
+
+def run_server(
+    *,
+    spec_path: Path,
+    db: Path,
+    host: str,
+    port: int,
+    auth: bool,
+    retention: timedelta,
+    max_body: int,
+    max_skew: timedelta,
+    eval_interval: timedelta,
+    log_level: str,
+    console: Console,
+) -> None:
+    check_port(host, port)
+    store = open_store(spec_path, db, console, retention=retention)
+    if not auth:
+        console.print(
+            "[bold yellow]warning:[/] --no-auth: anyone who can reach "
+            f"{host}:{port} can send and read data"
+        )
+    elif not store.has_tokens():
+        _, secret = store.create_token("admin", "created at first start")
+        console.print("No tokens yet, so an admin token was created (shown only now):")
+        console.print(f"  {secret}", markup=False, highlight=False)
+        console.print(
+            "Create narrower ones with: mlslo token create --scope ingest --url "
+            f"http://{host}:{port} --token <admin token>",
+            markup=False,
+        )
+    service = Service(
+        store,
+        spec_path,
+        max_skew=max_skew,
+        max_body=max_body,
+        auth=auth,
+        log=lambda message: console.print(message, markup=False, highlight=False),
+    )
+    service.extensions["eval_interval"] = eval_interval
+    app = create_app(service)
+    service.start()
+
+    def reload(*_: Any) -> None:
+        def work() -> None:
+            try:
+                service.reload()
+            except Exception as exc:
+                console.print(f"reload failed, keeping the previous spec: {exc}", markup=False)
+
+        threading.Thread(target=work, name="mlslo-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, reload)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off"
+        )
+    )
+    console.print(
+        f"mlslo is serving [bold]{store.spec.service}[/] at http://{host}:{port}/ "
+        f"(API docs at /docs, metrics at /metrics); Ctrl-C stops it"
+    )
+    try:
+        server.run()
+    finally:
+        service.stop()
+        store.close()

@@ -1,0 +1,116 @@
+"""The running service: the store, its spec file, reloads and background maintenance.
+
+The HTTP layer (``app.py``) holds no logic; it calls these methods.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mlslo.errors import UsageError
+from mlslo.spec import Spec, load_spec
+from mlslo.store import Store
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Progress:
+    """What a rebuild is doing, for /readyz and the log."""
+
+    done: int = 0
+    total: int = 0
+    running: bool = False
+
+
+@dataclass
+class Service:
+    store: Store
+    spec_path: Path | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    max_skew: timedelta = timedelta(minutes=5)
+    max_body: int = 64 * 1024 * 1024
+    auth: bool = True
+    maintenance_interval: timedelta = timedelta(minutes=5)
+    log: Log = field(default=lambda message: None)
+    rebuild: Progress = field(default_factory=Progress)
+    extensions: dict[str, Any] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def spec(self) -> Spec:
+        return self.store.spec
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the spec file; rebuild rollups from raw records if their inputs changed."""
+        if self.spec_path is None:
+            raise UsageError("this server was not started from a spec file; nothing to reload")
+        with self._reload_lock:
+            spec = load_spec(self.spec_path)
+            self.rebuild = Progress(running=True)
+
+            def progress(done: int, total: int) -> None:
+                self.rebuild.done, self.rebuild.total = done, total
+                self.log(f"rebuilding rollups: day {done}/{total}")
+
+            started = time.monotonic()
+            try:
+                rebuilt = self.store.configure(spec, progress=progress)
+            finally:
+                self.rebuild.running = False
+            seconds = time.monotonic() - started
+            self.log(
+                f"spec reloaded ({len(spec.slos)} SLOs); "
+                f"{'rollups rebuilt' if rebuilt else 'rollups unchanged'} in {seconds:.1f}s"
+            )
+            return {
+                "service": spec.service,
+                "slos": [s.name for s in spec.slos],
+                "rebuilt": rebuilt,
+                "seconds": round(seconds, 3),
+            }
+
+    def maintain(self) -> dict[str, int]:
+        """Retention and compaction: delete what is past retention, fold delta rows."""
+        deleted = self.store.prune()
+        self.store.compact()
+        self.store.checkpoint()
+        return deleted
+
+    def start(self) -> None:
+        self.store.start()
+        self._stop.clear()
+        self._spawn("mlslo-maintenance", self._maintenance_loop)
+        for name, loop in self.extensions.get("loops", []):
+            self._spawn(name, loop)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _maintenance_loop(self) -> None:
+        while not self._stop.wait(self.maintenance_interval.total_seconds()):
+            try:
+                self.maintain()
+            except Exception as exc:
+                self.log(f"maintenance failed: {exc}")
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep for ``seconds`` unless the service stops; True when stopping."""
+        return self._stop.wait(seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads = []
+        self.store.stop()
