@@ -80,3 +80,104 @@ def write_records(tmp_path: Path) -> Callable[..., Path]:
 
 def _iso(value: Any) -> str:
     return value.isoformat()
+
+
+# --- a real server on loopback --------------------------------------------------------------
+
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+
+from mlslo.server import Service, create_app  # noqa: E402
+from mlslo.spec import load_spec  # noqa: E402
+from mlslo.store import Store  # noqa: E402
+
+
+class Clock:
+    """A settable clock for deterministic services."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Live:
+    url: str
+    service: Service
+    admin: str
+    clock: Clock
+
+    def client(self, token: str | None = "admin") -> httpx.Client:
+        secret = self.admin if token == "admin" else token
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def token(self, scope: str) -> str:
+        return self.service.store.create_token(scope, f"test {scope}")[1]  # type: ignore[arg-type]
+
+
+class ThreadedServer:
+    """uvicorn serving an app on 127.0.0.1 (an ephemeral port) in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
+    """Start the real service (uvicorn on 127.0.0.1) for a spec; stopped after the test."""
+    stack: list[tuple[ThreadedServer, Service]] = []
+
+    def start(
+        spec_text: str, *, now: datetime | None = None, auth: bool = True, **service_options: Any
+    ) -> Live:
+        spec_path = tmp_path / f"spec{len(stack)}.yaml"
+        spec_path.write_text(textwrap.dedent(spec_text).lstrip())
+        clock = Clock(now or datetime(2026, 11, 21, tzinfo=UTC))
+        store = Store.open(tmp_path / f"db{len(stack)}.duckdb", load_spec(spec_path), clock=clock)
+        admin = store.create_token("admin", "test admin")[1]
+        service = Service(store, spec_path, clock=clock, auth=auth, **service_options)
+        server = ThreadedServer(create_app(service))
+        service.start()
+        server.__enter__()
+        stack.append((server, service))
+        return Live(f"http://127.0.0.1:{server.port}", service, admin, clock)
+
+    yield start
+    for server, service in reversed(stack):
+        server.__exit__()
+        service.stop()
+        service.store.close()

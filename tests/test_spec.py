@@ -93,7 +93,7 @@ def test_durations_round_trip(text, expected):
 
 @pytest.mark.parametrize("text", ["", "15", "15 minutes", "m15", "0s", "-5m"])
 def test_bad_durations(text):
-    with pytest.raises(ValueError, match="duration|longer than zero"):
+    with pytest.raises(ValueError, match=r"duration|longer than zero"):
         parse_duration(text)
 
 

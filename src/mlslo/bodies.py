@@ -90,19 +90,28 @@ def parse_body(body: bytes, fmt: str) -> pa.Table:
             [FieldError(None, None, "the body is empty; send at least one record")], status=400
         )
     try:
-        if fmt == "json":
-            return _json_array(body)
-        if fmt == "ndjson":
-            return _ndjson(body)
-        if fmt == "csv":
-            return pacsv.read_csv(io.BytesIO(body))
-        if fmt == "parquet":
-            return pq.read_table(io.BytesIO(body))
-        return _arrow(body)
+        table = _parse(body, fmt)
     except BatchError:
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         raise BatchError([FieldError(*_locate_arrow_error(str(exc)))], status=400) from None
+    if table.num_rows == 0:
+        raise BatchError(
+            [FieldError(None, None, "the body is empty; send at least one record")], status=400
+        )
+    return table
+
+
+def _parse(body: bytes, fmt: str) -> pa.Table:
+    if fmt == "json":
+        return _json_array(body)
+    if fmt == "ndjson":
+        return _ndjson(body)
+    if fmt == "csv":
+        return pacsv.read_csv(io.BytesIO(body))
+    if fmt == "parquet":
+        return pq.read_table(io.BytesIO(body))
+    return _arrow(body)
 
 
 def _arrow(body: bytes) -> pa.Table:

@@ -18,12 +18,52 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from typer._click import exceptions as click_exceptions
+from typer.core import TyperGroup
 
 from mlslo import __version__
 from mlslo.durations import parse_duration
 from mlslo.errors import MlsloError, UsageError
 
+
+class _OneLineErrors(TyperGroup):
+    """Command-line mistakes are one line on stderr and exit 2; unexpected failures exit 70
+    (exit 1 is reserved for a gate that blocks)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        standalone = kwargs.pop("standalone_mode", True)
+        kwargs["standalone_mode"] = False
+        if not standalone:
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **kwargs)
+        except click_exceptions.NoArgsIsHelpError as error:
+            if error.ctx is not None:
+                typer.echo(error.ctx.get_help())
+            sys.exit(0)
+        except click_exceptions.ClickException as error:
+            context = getattr(error, "ctx", None)
+            hint = f" (see {context.command_path} --help)" if context is not None else ""
+            _stderr().print(f"error: {error.format_message()}{hint}", markup=False, highlight=False)
+            sys.exit(error.exit_code)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
+        except typer.Abort:
+            _stderr().print("aborted", markup=False)
+            sys.exit(130)
+        except Exception as failure:
+            _stderr().print(
+                f"error: internal error ({type(failure).__name__}: {failure}); "
+                "please report it with the command you ran",
+                markup=False,
+                highlight=False,
+            )
+            sys.exit(70)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="mlslo",
     help="SRE error budgets for ML systems: accuracy, freshness, uptime and fairness SLOs.",
     no_args_is_help=True,
@@ -61,6 +101,11 @@ class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
+
+
+class GateFormat(StrEnum):
+    table = "table"
+    json = "json"
 
 
 class Engine(StrEnum):
@@ -228,8 +273,8 @@ def gate(
         ),
     ] = None,
     output: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+        GateFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = GateFormat.table,
     warn_ok: Annotated[
         bool, typer.Option("--warn-ok", help="Exit 0 on warn (default: 3).")
     ] = False,
@@ -256,7 +301,7 @@ def gate(
             candidate=selector,
             con=_connect(engine),
         )
-    if output is OutputFormat.json:
+    if output is GateFormat.json:
         typer.echo(json.dumps(gate_json(run.evaluation, run.decision, run.candidate), indent=2))
     else:
         console = _stdout()

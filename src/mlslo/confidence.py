@@ -27,7 +27,9 @@ def wilson(successes: float, n: float, confidence: float = 0.95) -> Interval | N
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return low, high
 
 
 def newcombe(
@@ -51,12 +53,14 @@ def katz_ratio(
     """Katz log interval for the ratio ``(x1/n1) / (x2/n2)``; 0.5 is added to empty cells."""
     if n1 <= 0 or n2 <= 0:
         return None
+    numerator_empty = x1 == 0
     if x1 == 0 or x2 == 0:
         x1, x2, n1, n2 = x1 + 0.5, x2 + 0.5, n1 + 0.5, n2 + 0.5
     ratio = (x1 / n1) / (x2 / n2)
     se = math.sqrt(max(0.0, 1 / x1 - 1 / n1 + 1 / x2 - 1 / n2))
     z = z_value(confidence)
-    return ratio * math.exp(-z * se), ratio * math.exp(z * se)
+    low = 0.0 if numerator_empty else ratio * math.exp(-z * se)
+    return low, ratio * math.exp(z * se)
 
 
 def delta_ratio(

@@ -69,6 +69,7 @@ class Evaluation:
     service: str
     evaluated_at: datetime
     slos: tuple[SLOEvaluation, ...]
+    bucket: timedelta = timedelta(minutes=1)
 
     def get(self, name: str) -> SLOEvaluation:
         for slo in self.slos:
@@ -109,9 +110,14 @@ def slo_bounds(slo: AnySLO, at: datetime) -> tuple[datetime, datetime]:
 
 
 def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
-    """The span of records an evaluation at ``at`` reads: from the earliest window start to
-    ``at`` (burn-rate windows and series steps all lie inside the SLO windows)."""
-    starts = [slo_bounds(slo, at)[0] for slo in spec.slos]
+    """The span of records an evaluation at ``at`` reads: from the earliest window or
+    burn-rate window start to ``at`` (early in a calendar month, the 3-day burn window
+    reaches back before the month began)."""
+    starts = []
+    for slo in spec.slos:
+        start, end = slo_bounds(slo, at)
+        longest = max(budgeting.burn_windows(slo.window, spec.bucket))
+        starts.append(min(start, end - longest))
     return min(starts), at
 
 
@@ -177,7 +183,7 @@ def evaluate(
             continue
         view = _Corrected(timelines[slo.name], _excluded(spec, slo.name, spec.bucket))
         results.append(_evaluate_slo(spec, slo, view, at, series_step))
-    return Evaluation(spec.service, at, tuple(results))
+    return Evaluation(spec.service, at, tuple(results), spec.bucket)
 
 
 def _excluded(spec: Spec, name: str, bucket: timedelta) -> list[tuple[int, int]]:
@@ -212,11 +218,12 @@ def _evaluate_slo(
     m = _measure_window(slo, timeline, a, b, bucket)
     consumed = _consumed(slo, m)
     has_data = m.n > 0 or m.label_coverage is not None
+    sliced = slo.effective_budgeting == "timeslices"
     result_budget = budgeting.budget(
         consumed,
         n=m.n if has_data else 0,
-        min_samples=slo.min_samples,
-        defined=m.value is not None,
+        min_samples=1 if sliced else slo.min_samples,
+        defined=m.value is not None and not _too_uncertain(slo, m),
         low_share=spec.budget_low,
     )
     if has_data and m.n == 0:
@@ -236,7 +243,7 @@ def _evaluate_slo(
         tte[name] = budgeting.time_to_exhaustion(result_budget.remaining, rate, slo.window)
     series = None
     if series_step is not None:
-        series = _series(slo, timeline, a, b, bucket, series_step)
+        series = _series(slo, timeline, a, b, bucket, series_step, end)
     return SLOEvaluation(
         slo,
         bucket_start(a, bucket),
@@ -290,6 +297,13 @@ def _measure_window(
     )
 
 
+def _too_uncertain(slo: AnySLO, m: Measurement) -> bool:
+    """With ``max_ci_width`` set, an interval wider than it leaves the budget undecided."""
+    if slo.max_ci_width is None or m.value is None:
+        return False
+    return m.ci is None or m.ci[1] - m.ci[0] > slo.max_ci_width
+
+
 def _consumed(slo: AnySLO, m: Measurement) -> float | None:
     if m.value is None:
         return None
@@ -299,7 +313,13 @@ def _consumed(slo: AnySLO, m: Measurement) -> float | None:
 
 
 def _series(
-    slo: AnySLO, timeline: _Corrected, a: int, b: int, bucket: timedelta, step: timedelta
+    slo: AnySLO,
+    timeline: _Corrected,
+    a: int,
+    b: int,
+    bucket: timedelta,
+    step: timedelta,
+    window_end: datetime,
 ) -> tuple[SeriesPoint, ...]:
     span = max(1, math.ceil(step / bucket))
     points = []
@@ -307,6 +327,7 @@ def _series(
     while hi > a:
         lo = max(a, hi - span)
         m = measure(slo, timeline.window(lo, hi))
-        points.append(SeriesPoint(bucket_start(lo, bucket), bucket_start(hi, bucket), m.value, m.n))
+        end = min(bucket_start(hi, bucket), window_end)
+        points.append(SeriesPoint(bucket_start(lo, bucket), end, m.value, m.n))
         hi = lo
     return tuple(reversed(points))

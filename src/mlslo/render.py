@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
+from mlslo.budget import scaled
 from mlslo.durations import format_duration
 from mlslo.evaluate import Evaluation, SLOEvaluation
 from mlslo.policy import CandidateCheck, GateDecision, Override, Reason
@@ -195,10 +196,17 @@ def _met(value: bool | None) -> str:
     return "—" if value is None else ("yes" if value else "NO")
 
 
-def _headline_rates(result: SLOEvaluation) -> list[str]:
-    rates = list(result.burn_rates)
-    picks = [rates[i] for i in (2, 4, 5) if i < len(rates)]
-    return [f"{r.key} {_rate(r.value)}" for r in picks]
+HEADLINE_WINDOWS = (timedelta(hours=1), timedelta(hours=6), timedelta(days=1))
+
+
+def _headline_rates(result: SLOEvaluation, bucket: timedelta) -> list[str]:
+    """The burn rates over the SLO window's equivalents of 1h, 6h and 1d."""
+    out: list[str] = []
+    for standard in HEADLINE_WINDOWS:
+        rate = result.burn_rate(scaled(standard, result.slo.window, bucket))
+        if rate is not None and f"{rate.key} " not in " ".join(out):
+            out.append(f"{rate.key} {_rate(rate.value)}")
+    return out
 
 
 def evaluation_table(evaluation: Evaluation) -> Table:
@@ -232,7 +240,7 @@ def evaluation_table(evaluation: Evaluation) -> Table:
             _met(result.met),
             _share(result.budget.remaining),
             Text(status, style=STATUS_STYLE[status]),
-            ", ".join(_headline_rates(result)),
+            ", ".join(_headline_rates(result, evaluation.bucket)),
             _hours(result.time_to_exhaustion.get("1h")),
         )
     return table
@@ -257,7 +265,8 @@ def reasons(evaluation: Evaluation) -> list[str]:
             pair = " vs ".join(
                 ",".join(f"{k}={v}" for k, v in g.items()) for g in m.detail["between"]
             )
-            out.append(f"{result.name}: widest gap between {pair}")
+            what = "lowest ratio" if result.slo.metric == "disparate_impact_ratio" else "widest gap"
+            out.append(f"{result.name}: {what} between {pair}")
     return out
 
 
@@ -281,7 +290,7 @@ def evaluation_markdown(evaluation: Evaluation) -> str:
             _met(result.met),
             _share(result.budget.remaining),
             result.budget.status,
-            ", ".join(_headline_rates(result)),
+            ", ".join(_headline_rates(result, evaluation.bucket)),
             _hours(result.time_to_exhaustion.get("1h")),
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

@@ -279,8 +279,17 @@ class Timeline:
                 np.concatenate(parts_bins) if parts_bins else np.zeros(0, dtype=np.int64),
                 np.concatenate(parts_counts) if parts_counts else np.zeros(0),
             )
-        groups = list(self.groups) if self.groups is not None else None
+        groups = None
+        if self.groups is not None and group_sums is not None:
+            known = self.groups
+            order = sorted(range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i]))
+            groups = [known[i] for i in order]
+            group_sums = {k: v[order] if len(v) == len(order) else v for k, v in group_sums.items()}
         return WindowStats(sums, group_sums, groups, histogram)
+
+
+def _sort_key(value: Any) -> tuple[int, str]:
+    return (1, "") if value is None else (0, str(value))
 
 
 def _subtract(start: int, end: int, excluded: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -317,6 +317,7 @@ class _SLOBase(Strict):
     budgeting: Budgeting | None = None
     slice: Duration | None = None
     min_samples: int = Field(default=1, ge=1)
+    max_ci_width: float | None = Field(default=None, gt=0)
     filter: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     alerts: list[BurnAlert] | None = None
     runbook_url: str | None = None

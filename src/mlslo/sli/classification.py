@@ -67,7 +67,9 @@ def binary_interval(metric: str, c: Confusion) -> Interval | None:
         return wilson(c.tn, c.tn + c.fp)
     if metric == "f1":
         interval = delta_ratio((2, 0, 0, 0), (2, 1, 1, 0), (c.tp, c.fp, c.fn, c.tn))
-        return None if interval is None else (max(0.0, interval[0]), min(1.0, interval[1]))
+        if interval is None or interval[1] - interval[0] <= 0:
+            return wilson(2 * c.tp, 2 * c.tp + c.fp + c.fn)
+        return max(0.0, interval[0]), min(1.0, interval[1])
     if metric == "balanced_accuracy":
         positives, negatives = c.tp + c.fn, c.tn + c.fp
         if positives <= 0 or negatives <= 0:

@@ -110,26 +110,31 @@ def _compare(sli: FairnessSLI, rate: str, group_rates: Sequence[GroupRate]) -> _
             return _Comparison(None, None, "no other group to compare with the reference", None)
         if ratio:
             worst = min(others, key=lambda g: _symmetric_ratio(g, ref))
+            low, high = (worst, ref) if _v(worst) <= _v(ref) else (ref, worst)
             return _Comparison(
-                _symmetric_ratio(worst, ref), _ratio_ci(worst, ref), None, (worst, ref)
+                _symmetric_ratio(worst, ref), _ratio_ci(low, high), None, (worst, ref)
             )
         worst = max(others, key=lambda g: abs(_v(g) - _v(ref)))
         gap = abs(_v(worst) - _v(ref))
         hi, lo = (worst, ref) if _v(worst) >= _v(ref) else (ref, worst)
-        return _Comparison(gap, newcombe(hi.hits, hi.size, lo.hits, lo.size), None, (hi, lo))
+        return _Comparison(gap, _gap_ci(hi, lo), None, (hi, lo))
     if len(usable) < 2:
         return _Comparison(
             None, None, f"fewer than two groups with {_DENOMINATOR_WORD[rate]} in the window", None
         )
-    high = max(usable, key=_v)
-    low = min(usable, key=_v)
+    ordered = sorted(usable, key=_v)
+    low, high = ordered[0], ordered[-1]
     if ratio:
         if _v(high) <= 0:
             return _Comparison(None, None, "no group was selected, so the ratio is undefined", None)
         return _Comparison(_v(low) / _v(high), _ratio_ci(low, high), None, (low, high))
-    return _Comparison(
-        _v(high) - _v(low), newcombe(high.hits, high.size, low.hits, low.size), None, (high, low)
-    )
+    return _Comparison(_v(high) - _v(low), _gap_ci(high, low), None, (high, low))
+
+
+def _gap_ci(high: GroupRate, low: GroupRate) -> Interval | None:
+    """Newcombe's interval of the difference, floored at 0: a gap is never negative."""
+    interval = newcombe(high.hits, high.size, low.hits, low.size)
+    return None if interval is None else (max(0.0, interval[0]), interval[1])
 
 
 def _v(g: GroupRate) -> float:

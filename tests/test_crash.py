@@ -1,0 +1,142 @@
+"""Acknowledged data survives a crash: SIGKILL the server while a client streams batches."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import httpx
+import pyarrow as pa
+import pytest
+
+from mlslo.client import arrow_bytes
+
+pytestmark = pytest.mark.integration
+SPEC = """service: crash
+slos:
+  - {name: uptime, dimension: availability, objective: {target: 0.99}}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start(spec: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
+    exe = str(Path(sys.executable).with_name("mlslo"))
+    log = spec.parent / f"server-{time.monotonic_ns()}.log"
+    command = [
+        exe,
+        "serve",
+        "--spec",
+        str(spec),
+        "--db",
+        str(db),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-auth",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text())
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+def _batch(start: int, size: int) -> pa.Table:
+    base = datetime.now(UTC) - timedelta(hours=1)
+    return pa.table(
+        {
+            "id": [f"req-{i}" for i in range(start, start + size)],
+            "ts": pa.array(
+                [base + timedelta(milliseconds=i) for i in range(start, start + size)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "status": ["ok" if i % 50 else "error" for i in range(start, start + size)],
+        }
+    )
+
+
+def test_sigkill_during_ingest_loses_no_acknowledged_record(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    db = tmp_path / "crash.duckdb"
+    port = _free_port()
+    server = _start(spec, db, port)
+    acknowledged: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        sent = 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            while not stop.is_set():
+                size = 500
+                try:
+                    response = http.post(
+                        "/api/v1/predictions",
+                        content=arrow_bytes(_batch(sent, size)),
+                        headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+                    )
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 200:
+                    acknowledged.append((sent, size))
+                sent += size
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    while len(acknowledged) < 20:
+        time.sleep(0.01)
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait(timeout=30)
+    stop.set()
+    sender.join(timeout=30)
+    assert server.returncode == -signal.SIGKILL
+
+    restarted = _start(spec, db, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            uptime = http.get("/api/v1/slos").json()["slos"][0]
+            resend = http.post(
+                "/api/v1/predictions",
+                content=arrow_bytes(_batch(0, 500)),
+                headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+            )
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=30)
+    assert resend.json() == {"accepted": 0, "duplicates": 500}
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        stored, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT id) FROM predictions"
+        ).fetchone()
+        ids = {row[0] for row in con.execute("SELECT id FROM predictions").fetchall()}
+    finally:
+        con.close()
+    expected = {f"req-{i}" for start, size in acknowledged for i in range(start, start + size)}
+    assert expected <= ids
+    assert stored == distinct
+    assert uptime["sli"]["valid"] == stored
+    assert stored - len(expected) <= 500
