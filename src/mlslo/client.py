@@ -175,7 +175,7 @@ def _retryable(status: int) -> bool:
 
 
 def _send_with_retries(
-    http: httpx.Client, kind: str, body: bytes, key: str, attempts: int = 6
+    http: httpx.Client, kind: str, body: bytes, key: str, attempts: int = 4
 ) -> httpx.Response:
     delay = 0.5
     for attempt in range(attempts):
