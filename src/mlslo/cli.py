@@ -279,38 +279,83 @@ def gate(
         bool, typer.Option("--warn-ok", help="Exit 0 on warn (default: 3).")
     ] = False,
     engine: EngineOption = Engine.duckdb,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Ask a running server instead of reading files.")
+    ] = None,
+    token: TokenOption = None,
 ) -> None:
     """Decide allow / warn / block from the budgets; exit 0 allow, 1 block, 3 warn, 2 error."""
     if ctx.invoked_subcommand is not None:
         return
-    from mlslo.pipeline import Sources, gate_files, parse_selector
     from mlslo.render import gate_json, gate_lines
-    from mlslo.spec import load_spec
 
-    if spec is None or data is None:
-        raise UsageError("mlslo gate needs --spec and --data (see mlslo gate --help)")
-    loaded = load_spec(spec)
-    moment = parse_at(at)
-    selector = parse_selector(candidate) if candidate else None
-    with _progress(f"Scanning {data}"):
-        run = gate_files(
-            loaded,
-            Sources(data, labels, outcomes),
-            moment,
-            policy=policy,
-            candidate=selector,
-            con=_connect(engine),
-        )
+    if url is not None:
+        if data is not None:
+            raise UsageError("give either --data (evaluate files) or --url (ask a server)")
+        params = {
+            k: v
+            for k, v in (("policy", policy), ("candidate", candidate), ("at", at))
+            if v is not None
+        }
+        document = _api(url, token, "GET", "/api/v1/gate", params=params)
+    else:
+        from mlslo.pipeline import Sources, gate_files, parse_selector
+        from mlslo.spec import load_spec
+
+        if spec is None or data is None:
+            raise UsageError(
+                "mlslo gate needs --spec and --data, or --url and --token (see mlslo gate --help)"
+            )
+        loaded = load_spec(spec)
+        moment = parse_at(at)
+        selector = parse_selector(candidate) if candidate else None
+        with _progress(f"Scanning {data}"):
+            run = gate_files(
+                loaded,
+                Sources(data, labels, outcomes),
+                moment,
+                policy=policy,
+                candidate=selector,
+                con=_connect(engine),
+            )
+        document = gate_json(run.evaluation, run.decision, run.candidate)
     if output is GateFormat.json:
-        typer.echo(json.dumps(gate_json(run.evaluation, run.decision, run.candidate), indent=2))
+        typer.echo(json.dumps(document, indent=2))
     else:
         console = _stdout()
-        for line in gate_lines(run.evaluation, run.decision, run.candidate):
+        for line in gate_lines(document):
             console.print(line)
-    code = EXIT_CODES[run.decision.decision]
+    code = EXIT_CODES[document["decision"]]
     if code == 3 and warn_ok:
         code = 0
     raise typer.Exit(code)
+
+
+@gate_app.command("override")
+@user_errors
+def gate_override(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (shown on every decision).", show_default=False)
+    ],
+    expires: Annotated[
+        str, typer.Option("--expires", help="How long it lasts (at most 30d).")
+    ] = "24h",
+    url: Annotated[
+        str,
+        typer.Option("--url", help="The server, e.g. http://127.0.0.1:8080.", show_default=False),
+    ] = "",
+    token: TokenOption = None,
+) -> None:
+    """Let blocked deployments through (as warnings) until the override expires (admin)."""
+    if not url:
+        raise UsageError("give --url of the server (and an admin --token)")
+    parse_step(expires, "--expires")
+    created = _api(
+        url, token, "POST", "/api/v1/gate/overrides", json={"reason": reason, "expires": expires}
+    )
+    typer.echo(
+        f"override {created['id']} active until {created['expires_at']}: {created['reason']}"
+    )
 
 
 @app.command()

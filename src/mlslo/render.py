@@ -129,15 +129,26 @@ def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
 
 def format_value(slo: AnySLO, value: float | None) -> str:
     """An SLI value as a person reads it: 99.968 %, 0.8333, 28.0m, 212 ms."""
+    return _format(slo.metric, slo.unit, slo.effective_budgeting, value)
+
+
+def format_json_value(entry: Mapping[str, Any]) -> str:
+    """The same, from an SLO's entry in the JSON document."""
+    return _format(
+        entry["metric"], entry["sli"].get("unit"), entry["budgeting"], entry["sli"]["value"]
+    )
+
+
+def _format(metric: str, unit: str | None, budgeting: str, value: float | None) -> str:
     if value is None:
         return "—"
-    if slo.effective_budgeting == "timeslices":
+    if budgeting == "timeslices":
         return f"{value * 100:.2f}% slices"
-    if slo.unit == "s":
+    if unit == "s":
         return _seconds(value)
-    if slo.unit == "ms":
+    if unit == "ms":
         return f"{value:.0f} ms" if value >= 10 else f"{value:.2f} ms"
-    if slo.metric in SHARE_METRICS:
+    if metric in SHARE_METRICS:
         return f"{value * 100:.3f}%"
     return f"{value:.4f}"
 
@@ -368,30 +379,33 @@ def gate_json(
     return out
 
 
-def gate_lines(
-    evaluation: Evaluation, decision: GateDecision, candidate: CandidateCheck | None = None
-) -> list[Text | Table]:
-    """The decision for people: verdict, every reason, risk terms, candidate beside current."""
+def gate_lines(document: Mapping[str, Any]) -> list[Text | Table]:
+    """The decision for people (from the gate JSON, so local and remote gates print the
+    same): verdict, every reason, risk terms, candidate beside current."""
     out: list[Text | Table] = []
-    headline = Text(f"{decision.decision.upper()}", style=DECISION_STYLE[decision.decision])
+    decision = document["decision"]
+    headline = Text(decision.upper(), style=DECISION_STYLE[decision])
     headline.append(
-        f"  policy {decision.policy} for {evaluation.service} at {iso(evaluation.evaluated_at)}",
+        f"  policy {document['policy']} for {document['service']} at {document['evaluated_at']}",
         style="default",
     )
     out.append(headline)
-    for reason in decision.reasons:
-        line = Text(f"  {reason.effect:5} ", style=DECISION_STYLE[reason.effect])
-        scope = f"[{reason.scope}] " if reason.scope else ""
-        line.append(f"{scope}{reason.rule}: {reason.message}", style="default")
+    for reason in document["reasons"]:
+        line = Text(f"  {reason['effect']:5} ", style=DECISION_STYLE[reason["effect"]])
+        scope = f"[{reason['scope']}] " if reason.get("scope") else ""
+        line.append(f"{scope}{reason['rule']}: {reason['message']}", style="default")
         out.append(line)
-    if not decision.reasons:
+    if not document["reasons"]:
         out.append(Text("  every budget is within the policy"))
-    if decision.risk_score is not None:
-        terms = ", ".join(f"{t.slo} {t.weight:g}×{_share(t.consumed)}" for t in decision.risk_terms)
-        out.append(Text(f"  risk score {decision.risk_score:.3f} ({terms})"))
+    if document["risk_score"] is not None:
+        terms = ", ".join(
+            f"{t['slo']} {t['weight']:g}×{_share(t['consumed'])}" for t in document["risk_terms"]
+        )
+        out.append(Text(f"  risk score {document['risk_score']:.3f} ({terms})"))
+    candidate = document.get("candidate")
     if candidate is not None:
-        key, value = candidate.selector
-        table = Table(title=f"candidate {key}={value} vs current", title_justify="left")
+        selector = ", ".join(f"{k}={v}" for k, v in candidate["selector"].items())
+        table = Table(title=f"candidate {selector} vs current", title_justify="left")
         for header in (
             "SLO",
             "current SLI",
@@ -401,16 +415,17 @@ def gate_lines(
             "candidate status",
         ):
             table.add_column(header)
-        current = {s.name: s for s in candidate.current.slos}
-        for result in candidate.candidate.slos:
-            now = current[result.name]
+        current = {s["name"]: s for s in candidate["current"]}
+        for entry in candidate["slos"]:
+            now = current[entry["name"]]
+            status = entry["budget"]["status"]
             table.add_row(
-                result.name,
-                format_value(now.slo, now.measurement.value),
-                _share(now.budget.remaining),
-                format_value(result.slo, result.measurement.value),
-                _share(result.budget.remaining),
-                Text(result.budget.status, style=STATUS_STYLE[result.budget.status]),
+                entry["name"],
+                format_json_value(now),
+                _share(now["budget"]["remaining"]),
+                format_json_value(entry),
+                _share(entry["budget"]["remaining"]),
+                Text(status, style=STATUS_STYLE[status]),
             )
         out.append(table)
     return out

@@ -23,7 +23,7 @@ from mlslo.bodies import CONTENT_TYPES, BatchError, FieldError, body_format, par
 from mlslo.durations import parse_duration
 from mlslo.errors import MlsloError, NotFoundError
 from mlslo.records import normalize_labels, normalize_outcomes, normalize_predictions
-from mlslo.render import evaluation_json
+from mlslo.render import evaluation_json, override_json
 from mlslo.server.metrics import Metrics
 from mlslo.server.service import Service
 from mlslo.store import Kind, Scope, Token
@@ -51,6 +51,12 @@ class IngestResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
     accepted: int = Field(description="records written")
     duplicates: int = Field(description="records already present (same id), not counted twice")
+
+
+class OverrideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+    expires: str = Field(description="how long it lasts, e.g. 24h (at most 30d)")
 
 
 class TokenRequest(BaseModel):
@@ -336,6 +342,58 @@ def create_app(service: Service) -> FastAPI:
     ) -> dict[str, Any]:
         """Revoke a token (it stops working at once)."""
         return token_json(service.store.revoke_token(token_id))
+
+    def caller(token: Token | None) -> str:
+        if token is None:
+            return "anonymous (--no-auth)"
+        return f"token {token.id}" + (f" ({token.name})" if token.name else "")
+
+    @app.get("/api/v1/gate", responses=ERRORS, tags=["gate"])
+    async def get_gate(
+        token: Annotated[Token | None, Depends(require("read"))],
+        policy: Annotated[
+            str | None, Query(description="policy name (default: the spec's)")
+        ] = None,
+        candidate: Annotated[
+            str | None,
+            Query(description="also check a candidate's own predictions, e.g. model_version=v2"),
+        ] = None,
+        at: Annotated[str | None, Query(description="decide as of this ISO-8601 time")] = None,
+    ) -> dict[str, Any]:
+        """allow / warn / block with every reason: the JSON of mlslo gate --format json.
+        Every decision is recorded in the audit log."""
+        moment = parse_moment(at, service)
+        return await run_in_threadpool(
+            service.gate, policy=policy, candidate=candidate, caller=caller(token), at=moment
+        )
+
+    @app.get("/api/v1/gate/history", responses=ERRORS, tags=["gate"])
+    async def get_gate_history(
+        _: Annotated[Token | None, Depends(require("read"))],
+        limit: Annotated[int, Query(ge=1, le=1000, description="newest first")] = 100,
+    ) -> list[dict[str, Any]]:
+        """The audit log of gate decisions: time, policy, candidate, outcome, caller."""
+        rows = service.store.decisions(limit)
+        return [{**r, "at": r["at"].isoformat().replace("+00:00", "Z")} for r in rows]
+
+    @app.post("/api/v1/gate/overrides", responses=ERRORS, tags=["gate"], status_code=201)
+    async def post_override(
+        body: OverrideRequest, token: Annotated[Token | None, Depends(require("admin"))]
+    ) -> dict[str, Any]:
+        """Turn blocks into warnings until the override expires (admin only)."""
+        try:
+            expires = parse_duration(body.expires)
+        except ValueError as exc:
+            raise ApiError(422, str(exc), "expires") from None
+        created = service.add_override(body.reason, expires, caller(token))
+        return override_json(created) or {}
+
+    @app.get("/api/v1/gate/overrides", responses=ERRORS, tags=["gate"])
+    async def get_overrides(
+        _: Annotated[Token | None, Depends(require("read"))],
+    ) -> list[dict[str, Any]]:
+        """Every override, active or expired."""
+        return [override_json(o) or {} for o in service.store.overrides()]
 
     for register in service.extensions.get("routes", []):
         register(app, service, require)

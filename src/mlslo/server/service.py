@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mlslo.errors import UsageError
+from mlslo.pipeline import candidate_check, parse_selector
+from mlslo.policy import Override, gate
+from mlslo.render import gate_json
 from mlslo.spec import Spec, load_spec
 from mlslo.store import Store
 
@@ -77,6 +80,44 @@ class Service:
                 "rebuilt": rebuilt,
                 "seconds": round(seconds, 3),
             }
+
+    def gate(
+        self,
+        *,
+        policy: str | None = None,
+        candidate: str | None = None,
+        caller: str | None = None,
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Decide from the live budgets (and a candidate's own predictions), record the
+        decision in the audit log, and return the JSON of ``mlslo gate --format json``."""
+        moment = at or self.clock()
+        selector = parse_selector(candidate) if candidate else None
+        evaluation = self.store.evaluate(moment)
+        check = None
+        if selector is not None:
+            check = candidate_check(self.spec, self.store.rollup(), moment, selector)
+        override = self.store.active_override(moment)
+        decision = gate(self.spec, evaluation, policy=policy, candidate=check, override=override)
+        document = gate_json(evaluation, decision, check)
+        document["id"] = self.store.record_decision(
+            moment,
+            decision.policy,
+            candidate,
+            decision.decision,
+            caller,
+            decision.override.id if decision.override else None,
+            document,
+        )
+        return document
+
+    def add_override(self, reason: str, expires: timedelta, caller: str | None) -> Override:
+        """A time-limited override: blocks become warnings until it expires."""
+        if not reason.strip():
+            raise UsageError("an override needs a reason (it is shown on every decision)")
+        if expires <= timedelta(0) or expires > timedelta(days=30):
+            raise UsageError("an override must expire within 30 days")
+        return self.store.add_override(reason.strip(), self.clock() + expires, caller)
 
     def maintain(self) -> dict[str, int]:
         """Retention and compaction: delete what is past retention, fold delta rows."""
