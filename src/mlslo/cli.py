@@ -360,6 +360,62 @@ def gate_override(
 
 @app.command()
 @user_errors
+def alerts(
+    spec: SpecOption,
+    data: DataOption,
+    labels: LabelsOption = None,
+    outcomes: OutcomesOption = None,
+    at: AtOption = None,
+    output: Annotated[
+        GateFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = GateFormat.table,
+    all_rules: Annotated[
+        bool, typer.Option("--all", help="Show every rule, not only those firing or held back.")
+    ] = False,
+    engine: EngineOption = Engine.duckdb,
+) -> None:
+    """Check the burn-rate alert rules once, from files: which would fire at --at."""
+    from mlslo.alerts.engine import checks
+    from mlslo.pipeline import Sources, evaluate_files
+    from mlslo.render import alerts_json, alerts_table
+    from mlslo.spec import load_spec
+
+    loaded = load_spec(spec)
+    moment = parse_at(at)
+    with _progress(f"Scanning {data}"):
+        evaluation = evaluate_files(
+            loaded, Sources(data, labels, outcomes), moment, con=_connect(engine)
+        )
+    results = checks(loaded, evaluation)
+    if output is GateFormat.json:
+        typer.echo(json.dumps(alerts_json(evaluation, results), indent=2))
+    else:
+        _stdout().print(alerts_table(evaluation, results, show_all=all_rules))
+
+
+@app.command()
+@user_errors
+def rules(
+    spec: Annotated[Path, typer.Argument(help="The SLO spec (YAML).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the rules here (default: standard output)."),
+    ] = None,
+) -> None:
+    """Write Prometheus recording and alerting rules over mlslo's /metrics series."""
+    from mlslo.alerts.prometheus import rules_yaml
+    from mlslo.spec import load_spec
+
+    text = rules_yaml(load_spec(spec))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        _stderr().print(f"wrote {out}", markup=False)
+
+
+@app.command()
+@user_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the generated files.")] = Path(
         "mlslo-demo"

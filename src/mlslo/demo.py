@@ -207,7 +207,7 @@ slos:
   - name: accuracy
     description: F1 of fraud predictions once chargebacks arrive
     dimension: accuracy
-    sli: {metric: f1, positive_label: 1, estimate: cbpe}
+    sli: {metric: f1, positive_label: 1, estimate: cbpe, label_delay: 3d}
     objective: {target: 0.70}
     window: 30d
     min_samples: 200
@@ -239,7 +239,8 @@ slos:
   - name: fairness
     description: gap in fraud caught (true positive rate) between customer groups
     dimension: fairness
-    sli: {metric: true_positive_rate_difference, attribute: group, min_group_size: 30}
+    sli: {metric: true_positive_rate_difference, attribute: group, min_group_size: 30,
+          label_delay: 3d}
     objective: {target: 0.05}
     window: 30d
     min_samples: 200

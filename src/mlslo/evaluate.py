@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlslo import budget as budgeting
+from mlslo.alerts.rules import rule_windows
 from mlslo.confidence import wilson
 from mlslo.rollup import Rollup, Timeline, WindowStats, build_timeline
 from mlslo.sli import Measurement, measure
@@ -109,6 +110,11 @@ def slo_bounds(slo: AnySLO, at: datetime) -> tuple[datetime, datetime]:
     return budgeting.window_bounds(slo.window, at - label_delay(slo))
 
 
+def burn_windows(slo: AnySLO, bucket: timedelta) -> list[timedelta]:
+    """The scaled SRE Workbook windows plus any window the SLO's alert rules read."""
+    return sorted(set(budgeting.burn_windows(slo.window, bucket)) | rule_windows(slo, bucket))
+
+
 def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
     """The span of records an evaluation at ``at`` reads: from the earliest window or
     burn-rate window start to ``at`` (early in a calendar month, the 3-day burn window
@@ -116,7 +122,7 @@ def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
     starts = []
     for slo in spec.slos:
         start, end = slo_bounds(slo, at)
-        longest = max(budgeting.burn_windows(slo.window, spec.bucket))
+        longest = max(burn_windows(slo, spec.bucket))
         starts.append(min(start, end - longest))
     return min(starts), at
 
@@ -216,6 +222,8 @@ def _evaluate_slo(
     start, end = slo_bounds(slo, at)
     a, b = bucket_ceil(start, bucket), bucket_ceil(end, bucket)
     m = _measure_window(slo, timeline, a, b, bucket)
+    if isinstance(slo, AccuracySLO) and slo.sli.estimate and slo.sli.label_delay:
+        m = _estimate_recent(slo, timeline, at, bucket, m)
     consumed = _consumed(slo, m)
     has_data = m.n > 0 or m.label_coverage is not None
     sliced = slo.effective_budgeting == "timeslices"
@@ -232,7 +240,7 @@ def _evaluate_slo(
     if result_budget.status not in ("no_data", "insufficient_data"):
         met = budgeting.is_met(m.value, slo.target, slo.op)
     rates = []
-    for window in budgeting.burn_windows(slo.window, bucket):
+    for window in burn_windows(slo, bucket):
         span = int(window / bucket)
         wm = _measure_window(slo, timeline, b - span, b, bucket)
         rates.append(BurnRate(window, _consumed(slo, wm), wm.n))
@@ -295,6 +303,19 @@ def _measure_window(
         whole.label_coverage,
         detail=detail,
     )
+
+
+def _estimate_recent(
+    slo: AccuracySLO, timeline: _Corrected, at: datetime, bucket: timedelta, m: Measurement
+) -> Measurement:
+    """With a label delay, the CBPE estimate covers the predictions younger than the delay:
+    the ones the realized value cannot see yet."""
+    assert slo.sli.label_delay is not None
+    start = at - slo.sli.label_delay
+    recent = measure(slo, timeline.window(bucket_ceil(start, bucket), bucket_ceil(at, bucket)))
+    estimate = dict(recent.detail.get("estimated", {}))
+    estimate.update({"window_start": start, "window_end": at})
+    return replace(m, detail={**m.detail, "estimated": estimate})
 
 
 def _too_uncertain(slo: AnySLO, m: Measurement) -> bool:

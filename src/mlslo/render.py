@@ -7,13 +7,14 @@ dashboard all render through :func:`evaluation_json`, so they can never disagree
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
+from mlslo.alerts.rules import AlertRule, Check
 from mlslo.budget import scaled
 from mlslo.durations import format_duration
 from mlslo.evaluate import Evaluation, SLOEvaluation
@@ -429,3 +430,89 @@ def gate_lines(document: Mapping[str, Any]) -> list[Text | Table]:
             )
         out.append(table)
     return out
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+def alerts_json(
+    evaluation: Evaluation, results: Sequence[tuple[AnySLO, AlertRule, Check]]
+) -> dict[str, Any]:
+    """Each rule's check at one moment (no state: what would fire)."""
+    rows = []
+    for slo, rule, result in results:
+        rows.append(
+            _json_dict(
+                {
+                    "slo": slo.name,
+                    "dimension": slo.dimension,
+                    "rule": rule.name,
+                    "severity": rule.severity,
+                    "status": "firing"
+                    if result.active
+                    else ("suppressed" if result.suppressed else "ok"),
+                    "long_window": format_duration(rule.long) if rule.long else None,
+                    "short_window": format_duration(rule.short) if rule.short else None,
+                    "threshold": rule.burn_rate,
+                    "long_burn_rate": result.long_rate,
+                    "short_burn_rate": result.short_rate,
+                    "long_samples": result.long_samples,
+                    "short_samples": result.short_samples,
+                    "suppressed": result.suppressed,
+                    "budget_remaining": result.remaining,
+                    "time_to_exhaustion_hours": result.hours_left,
+                }
+            )
+        )
+    return {
+        "service": evaluation.service,
+        "evaluated_at": iso(evaluation.evaluated_at),
+        "alerts": rows,
+    }
+
+
+def alerts_table(
+    evaluation: Evaluation,
+    results: Sequence[tuple[AnySLO, AlertRule, Check]],
+    *,
+    show_all: bool = False,
+) -> Table:
+    table = Table(
+        title=f"{evaluation.service} — alerts at {iso(evaluation.evaluated_at)}",
+        title_justify="left",
+    )
+    for header in (
+        "SLO",
+        "rule",
+        "severity",
+        "status",
+        "long burn",
+        "short burn",
+        "threshold",
+        "note",
+    ):
+        table.add_column(header)
+    shown = 0
+    for slo, rule, result in results:
+        status = "firing" if result.active else ("held back" if result.suppressed else "ok")
+        if not show_all and status == "ok":
+            continue
+        shown += 1
+        style = (
+            "bold red"
+            if status == "firing" and rule.severity == "page"
+            else ("yellow" if status == "firing" else "dim")
+        )
+        table.add_row(
+            slo.name,
+            rule.name,
+            rule.severity,
+            Text(status, style=style),
+            _rate(result.long_rate),
+            _rate(result.short_rate),
+            "—" if rule.burn_rate is None else f"{rule.burn_rate:g}",
+            result.suppressed or "",
+        )
+    if not shown:
+        table.caption = "no alert would fire (use --all to see every rule)"
+    return table

@@ -527,7 +527,23 @@ class Store:
             self._queue.put(job)
         return job.future
 
-    def ingest(self, kind: Kind, batch: pa.Table, key: str | None = None) -> IngestResult:
+    def ingest(
+        self,
+        kind: Kind,
+        records: pa.Table,
+        key: str | None = None,
+        *,
+        max_skew: timedelta = timedelta(minutes=5),
+    ) -> IngestResult:
+        """Validate records (as the API does) and write them; returns after the commit."""
+        from mlslo.records import normalize_labels, normalize_outcomes, normalize_predictions
+
+        normalize = {
+            "predictions": normalize_predictions,
+            "labels": normalize_labels,
+            "outcomes": normalize_outcomes,
+        }[kind]
+        batch = normalize(records, self._spec, now=self.clock(), max_skew=max_skew)
         return self.submit(kind, batch, key).result()
 
     def _write_loop(self) -> None:
@@ -998,7 +1014,7 @@ class Store:
     def alert_events(self, limit: int = 200) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._run(
-                "SELECT id, at, key, document FROM alert_events ORDER BY id DESC LIMIT ?", [limit]
+                'SELECT id, "at", key, document FROM alert_events ORDER BY id DESC LIMIT ?', [limit]
             )
         return [
             {"id": r[0], "at": r[1].replace(tzinfo=UTC), "key": r[2], **json.loads(r[3])}

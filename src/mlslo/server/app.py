@@ -395,8 +395,28 @@ def create_app(service: Service) -> FastAPI:
         """Every override, active or expired."""
         return [override_json(o) or {} for o in service.store.overrides()]
 
-    for register in service.extensions.get("routes", []):
-        register(app, service, require)
+    @app.get("/api/v1/alerts", responses=ERRORS, tags=["alerts"])
+    async def get_alerts(
+        _: Annotated[Token | None, Depends(require("read"))],
+        all_rules: Annotated[
+            bool, Query(alias="all", description="include inactive rules")
+        ] = False,
+        history: Annotated[int, Query(ge=0, le=1000, description="how many past events")] = 50,
+    ) -> dict[str, Any]:
+        """Current alerts (pending, firing, recently resolved) and their history."""
+        engine = service.alerts
+        if engine is None:
+            raise ApiError(404, "alerting is not enabled on this server", "alerts")
+        current = [a.as_dict() for a in engine.current if all_rules or a.state.status != "inactive"]
+        evaluated = engine.evaluated_at
+        return {
+            "evaluated_at": None
+            if evaluated is None
+            else evaluated.isoformat().replace("+00:00", "Z"),
+            "alerts": current,
+            "history": engine.history(history) if history else [],
+        }
+
     return app
 
 

@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from mlslo.evaluate import Evaluation
 
 if TYPE_CHECKING:
+    from mlslo.alerts.engine import AlertEngine
     from mlslo.server.service import Service
 
 SLO_LABELS = ["service", "slo", "dimension", "window"]
@@ -35,9 +36,31 @@ class SLOCollector(Collector):
             return
         evaluation = store.evaluate(self.service.clock())
         yield from slo_families(evaluation)
-        alerts = self.service.extensions.get("alert_counts")
-        if alerts is not None:
-            yield from alerts()
+        engine = self.service.alerts
+        if engine is not None:
+            yield from alert_families(evaluation.service, engine)
+
+
+def alert_families(service: str, engine: AlertEngine) -> Iterator[Metric]:
+    alerts = GaugeMetricFamily(
+        "mlslo_alerts",
+        "Alert rules by severity and state",
+        labels=["service", "severity", "status"],
+    )
+    counts = engine.counts()
+    for severity in ("page", "ticket"):
+        for status in ("inactive", "pending", "firing", "resolved"):
+            alerts.add_metric([service, severity, status], counts.get((severity, status), 0))
+    yield alerts
+    sent = CounterMetricFamily(
+        "mlslo_alert_notifications",
+        "Notifications delivered or given up on, by notifier",
+        labels=["notifier", "outcome"],
+    )
+    for name, sender in engine.senders.items():
+        sent.add_metric([name, "delivered"], sender.sent)
+        sent.add_metric([name, "failed"], sender.failed)
+    yield sent
 
 
 def slo_families(evaluation: Evaluation) -> Iterator[Metric]:

@@ -80,9 +80,10 @@ def run_server(
         max_skew=max_skew,
         max_body=max_body,
         auth=auth,
+        eval_interval=eval_interval,
         log=lambda message: console.print(message, markup=False, highlight=False),
     )
-    service.extensions["eval_interval"] = eval_interval
+    service.enable_alerts(dashboard_url=store.spec.dashboard_url or f"http://{host}:{port}")
     app = create_app(service)
     service.start()
 

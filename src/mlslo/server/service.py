@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from mlslo.alerts.engine import AlertEngine
 from mlslo.errors import UsageError
 from mlslo.pipeline import candidate_check, parse_selector
 from mlslo.policy import Override, gate
@@ -43,7 +46,8 @@ class Service:
     maintenance_interval: timedelta = timedelta(minutes=5)
     log: Log = field(default=lambda message: None)
     rebuild: Progress = field(default_factory=Progress)
-    extensions: dict[str, Any] = field(default_factory=dict)
+    eval_interval: timedelta = timedelta(seconds=30)
+    alerts: AlertEngine | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -69,6 +73,8 @@ class Service:
                 rebuilt = self.store.configure(spec, progress=progress)
             finally:
                 self.rebuild.running = False
+            if self.alerts is not None:
+                self.alerts.configure()
             seconds = time.monotonic() - started
             self.log(
                 f"spec reloaded ({len(spec.slos)} SLOs); "
@@ -130,8 +136,8 @@ class Service:
         self.store.start()
         self._stop.clear()
         self._spawn("mlslo-maintenance", self._maintenance_loop)
-        for name, loop in self.extensions.get("loops", []):
-            self._spawn(name, loop)
+        if self.alerts is not None:
+            self._spawn("mlslo-alerts", self._alert_loop)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -145,6 +151,33 @@ class Service:
             except Exception as exc:
                 self.log(f"maintenance failed: {exc}")
 
+    def enable_alerts(
+        self,
+        *,
+        dashboard_url: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        backoff: float = 1.0,
+    ) -> AlertEngine:
+        """Evaluate the alert rules every ``eval_interval`` once started."""
+        self.alerts = AlertEngine(
+            self.store,
+            self.clock,
+            dashboard_url=dashboard_url,
+            transport=transport,
+            backoff=backoff,
+        )
+        return self.alerts
+
+    def _alert_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.alerts is not None and self.store.ready:
+                    self.alerts.evaluate()
+            except Exception as exc:
+                self.log(f"alert evaluation failed: {exc}")
+            if self._stop.wait(self.eval_interval.total_seconds()):
+                return
+
     def wait(self, seconds: float) -> bool:
         """Sleep for ``seconds`` unless the service stops; True when stopping."""
         return self._stop.wait(seconds)
@@ -154,4 +187,6 @@ class Service:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads = []
+        if self.alerts is not None:
+            self.alerts.stop()
         self.store.stop()

@@ -1,0 +1,1 @@
+"""Burn-rate alerting: rules, a pure state machine, notifiers and Prometheus rules."""

@@ -1,0 +1,149 @@
+"""Alert rules: the multi-window, multi-burn-rate scheme of the SRE Workbook, per SLO.
+
+For a 30-day window: page when the 1h and 5m burn rates both exceed 14.4 (2 % of the budget
+in an hour) or the 6h and 30m rates exceed 6 (5 % in six hours); open a ticket when the 1d and
+2h rates exceed 3 or the 3d and 6h rates exceed 1. Windows scale with the SLO window; a spec
+can replace the scheme per SLO. Plus one rule for a budget that is exhausted. A window with
+fewer samples than the SLO's ``min_samples`` never fires (ML metrics are noisy on thin data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
+
+from mlslo.budget import scaled
+from mlslo.durations import format_duration
+from mlslo.spec import AnySLO, Spec
+
+if TYPE_CHECKING:
+    from mlslo.evaluate import SLOEvaluation
+
+Severity = Literal["page", "ticket"]
+WORKBOOK: tuple[tuple[timedelta, timedelta, float, Severity], ...] = (
+    (timedelta(hours=1), timedelta(minutes=5), 14.4, "page"),
+    (timedelta(hours=6), timedelta(minutes=30), 6.0, "page"),
+    (timedelta(days=1), timedelta(hours=2), 3.0, "ticket"),
+    (timedelta(days=3), timedelta(hours=6), 1.0, "ticket"),
+)
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Fire when both windows burn faster than ``burn_rate`` (or, for ``exhausted``, when the
+    budget is gone)."""
+
+    slo: str
+    kind: Literal["burn", "exhausted"]
+    severity: Severity
+    long: timedelta | None = None
+    short: timedelta | None = None
+    burn_rate: float | None = None
+    for_: timedelta = timedelta(0)
+
+    @property
+    def name(self) -> str:
+        if self.kind == "exhausted":
+            return "exhausted"
+        assert self.long is not None and self.short is not None
+        return f"{self.severity}-{format_duration(self.long)}-{format_duration(self.short)}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.slo}/{self.name}"
+
+
+def slo_rules(slo: AnySLO, bucket: timedelta) -> list[AlertRule]:
+    """The SLO's rules: its own ``alerts:``, or the Workbook scheme scaled to its window."""
+    out: list[AlertRule] = []
+    if slo.alerts is not None:
+        out = [
+            AlertRule(
+                slo.name, "burn", a.severity, a.long, a.short, a.burn_rate, a.for_ or timedelta(0)
+            )
+            for a in slo.alerts
+        ]
+    else:
+        for long, short, rate, severity in WORKBOOK:
+            out.append(
+                AlertRule(
+                    slo.name,
+                    "burn",
+                    severity,
+                    scaled(long, slo.window, bucket),
+                    scaled(short, slo.window, bucket),
+                    rate,
+                )
+            )
+    out.append(AlertRule(slo.name, "exhausted", "ticket"))
+    return out
+
+
+def spec_rules(spec: Spec) -> list[AlertRule]:
+    return [rule for slo in spec.slos for rule in slo_rules(slo, spec.bucket)]
+
+
+def rule_windows(slo: AnySLO, bucket: timedelta) -> set[timedelta]:
+    """Every window the SLO's rules read (so the evaluation computes their burn rates)."""
+    return {w for r in slo_rules(slo, bucket) for w in (r.long, r.short) if w is not None}
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule's condition at one moment, with what a person needs to judge it."""
+
+    rule: AlertRule
+    active: bool
+    suppressed: str | None
+    long_rate: float | None
+    short_rate: float | None
+    long_samples: int
+    short_samples: int
+    remaining: float | None
+    hours_left: float | None
+
+
+def check(rule: AlertRule, result: SLOEvaluation, min_samples: int) -> Check:
+    """Whether ``rule`` holds for the evaluated SLO ``result``."""
+    remaining = result.budget.remaining
+    hours = result.time_to_exhaustion.get("1h")
+    if rule.kind == "exhausted":
+        status = result.budget.status
+        suppressed = None
+        if status in ("no_data", "insufficient_data"):
+            suppressed = f"budget status is {status}"
+        return Check(rule, status == "exhausted", suppressed, None, None, 0, 0, remaining, hours)
+    assert rule.long is not None and rule.short is not None and rule.burn_rate is not None
+    long = result.burn_rate(rule.long)
+    short = result.burn_rate(rule.short)
+    long_rate = long.value if long else None
+    short_rate = short.value if short else None
+    long_n = long.n if long else 0
+    short_n = short.n if short else 0
+    suppressed = None
+    for label, n in (("long", long_n), ("short", short_n)):
+        if n < min_samples:
+            window = rule.long if label == "long" else rule.short
+            suppressed = (
+                f"the {format_duration(window)} window has {n} samples, fewer than "
+                f"min_samples {min_samples}: too few to fire"
+            )
+            break
+    burning = (
+        long_rate is not None
+        and short_rate is not None
+        and long_rate > rule.burn_rate
+        and short_rate > rule.burn_rate
+    )
+    return Check(
+        rule,
+        burning and suppressed is None,
+        suppressed,
+        long_rate,
+        short_rate,
+        long_n,
+        short_n,
+        remaining,
+        hours,
+    )
