@@ -429,8 +429,13 @@ def demo(
     volume: Annotated[
         int, typer.Option("--volume", min=1000, help="Predictions per day (on average).")
     ] = 20_000,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Only write the files (spec, predictions, labels).")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8080,
 ) -> None:
-    """Generate a realistic fraud-scoring scenario with incidents and evaluate its SLOs."""
+    """A realistic fraud-scoring scenario with incidents: files, a store, the dashboard."""
     from rich.progress import Progress
 
     from mlslo.demo import Scenario, write_demo
@@ -440,11 +445,19 @@ def demo(
 
     end = parse_at(at).replace(second=0, microsecond=0)
     scenario = Scenario(end=end, seed=seed, days=days, daily_volume=volume)
+    if not no_serve:
+        from mlslo.server.run import check_port
+
+        check_port(host, port)
     with Progress(console=_stderr(), transient=True) as bar:
         task = bar.add_task("Generating traffic", total=days)
         paths = write_demo(out, scenario, lambda done, total: bar.update(task, completed=done))
     console = _stdout()
-    console.print(f"Wrote {paths['spec']}, {paths['predictions']} and {paths['labels']}.")
+    console.print(
+        f"Wrote {paths['spec']}, {paths['predictions']} and {paths['labels']}.",
+        markup=False,
+        highlight=False,
+    )
     for incident in scenario.incidents():
         console.print(
             f"  • {incident.name} ({incident.dimension}): {incident.description}",
@@ -452,15 +465,60 @@ def demo(
             highlight=False,
         )
     spec = load_spec(paths["spec"])
-    result = evaluate_files(spec, Sources(str(paths["predictions"]), str(paths["labels"])), end)
-    console.print(evaluation_table(result))
-    for line in reasons(result):
-        console.print(f"  • {line}", markup=False, highlight=False)
-    console.print(
-        f"\nTry: mlslo evaluate --spec {paths['spec']} --data {paths['predictions']} "
-        f"--labels {paths['labels']} --at {end.isoformat().replace('+00:00', 'Z')}",
-        markup=False,
-        highlight=False,
+    if no_serve:
+        result = evaluate_files(spec, Sources(str(paths["predictions"]), str(paths["labels"])), end)
+        console.print(evaluation_table(result))
+        for line in reasons(result):
+            console.print(f"  • {line}", markup=False, highlight=False)
+        console.print(
+            f"\nTry: mlslo evaluate --spec {paths['spec']} --data "
+            f"{paths['predictions']} --labels {paths['labels']} --at "
+            f"{end.isoformat().replace('+00:00', 'Z')}",
+            markup=False,
+            highlight=False,
+        )
+        return
+    _serve_demo(spec, paths, out, scenario, host, port, console)
+
+
+def _serve_demo(
+    spec: Any,
+    paths: dict[str, Path],
+    out: Path,
+    scenario: Any,
+    host: str,
+    port: int,
+    console: Console,
+) -> None:
+    import pyarrow.parquet as pq
+    from rich.progress import Progress
+
+    from mlslo.render import evaluation_table
+    from mlslo.server.run import serve_store
+    from mlslo.store import Store
+
+    db = out / "mlslo.duckdb"
+    for stale in (db, out / "mlslo.duckdb.wal"):
+        stale.unlink(missing_ok=True)
+    store = Store.open(db, spec)
+    with Progress(console=_stderr(), transient=True) as bar:
+        task = bar.add_task("Loading the store", total=scenario.days)
+        store.bulk_load(
+            pq.read_table(paths["predictions"]),
+            pq.read_table(paths["labels"]),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(evaluation_table(store.evaluate(datetime.now(UTC))))
+    _, admin = store.create_token("admin", "demo")
+    _, reader = store.create_token("read", "demo dashboard")
+    url = f"http://{host}:{port}"
+    banner = (
+        f"\nThe dashboard: {url}/?token={reader}\n"
+        f"API (admin token): curl -H 'Authorization: Bearer {admin}' {url}/api/v1/slos\n"
+        f"API docs: {url}/docs · the spec: {paths['spec']} · Ctrl-C stops the server"
+    )
+    serve_store(
+        store, paths["spec"], host=host, port=port, auth=True, console=console, banner=banner
     )
 
 

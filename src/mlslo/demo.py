@@ -47,7 +47,10 @@ class Scenario:
         return self.end - timedelta(days=self.days)
 
     def at_day(self, day: float) -> datetime:
-        return self.start + timedelta(days=day)
+        """A moment ``day`` days after midnight of the first day (incidents happen at the
+        same hours of the day whenever the demo runs)."""
+        midnight = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight + timedelta(days=day)
 
     def incidents(self) -> list[Incident]:
         d = self.at_day

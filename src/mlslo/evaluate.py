@@ -40,6 +40,7 @@ class SeriesPoint:
     end: datetime
     value: float | None
     n: int
+    label_coverage: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class SLOEvaluation:
     burn_rates: tuple[BurnRate, ...]
     time_to_exhaustion: Mapping[str, float | None]
     series: tuple[SeriesPoint, ...] | None = None
+    burndown: tuple[tuple[datetime, float | None], ...] | None = None
 
     @property
     def name(self) -> str:
@@ -252,6 +254,9 @@ def _evaluate_slo(
     series = None
     if series_step is not None:
         series = _series(slo, timeline, a, b, bucket, series_step, end)
+    burndown = None
+    if series is not None:
+        burndown = _burndown(slo, timeline, a, series, bucket, m.n)
     return SLOEvaluation(
         slo,
         bucket_start(a, bucket),
@@ -262,6 +267,7 @@ def _evaluate_slo(
         tuple(rates),
         tte,
         series,
+        burndown,
     )
 
 
@@ -349,6 +355,29 @@ def _series(
         lo = max(a, hi - span)
         m = measure(slo, timeline.window(lo, hi))
         end = min(bucket_start(hi, bucket), window_end)
-        points.append(SeriesPoint(bucket_start(lo, bucket), end, m.value, m.n))
+        points.append(SeriesPoint(bucket_start(lo, bucket), end, m.value, m.n, m.label_coverage))
         hi = lo
     return tuple(reversed(points))
+
+
+def _burndown(
+    slo: AnySLO,
+    timeline: _Corrected,
+    a: int,
+    points: Sequence[SeriesPoint],
+    bucket: timedelta,
+    total: int,
+) -> tuple[tuple[datetime, float | None], ...]:
+    """The budget left as the window fills up: at each step end, 1 - (the budget consumed
+    by the samples so far, as a share of the whole window's samples). It ends at the
+    window's ``remaining``; spending evenly follows the straight line from 1 to 0."""
+    out: list[tuple[datetime, float | None]] = [(bucket_start(a, bucket), 1.0)]
+    for point in points:
+        hi = bucket_ceil(point.end, bucket)
+        m = _measure_window(slo, timeline, a, hi, bucket)
+        consumed = _consumed(slo, m)
+        if consumed is None or total <= 0:
+            out.append((point.end, None))
+        else:
+            out.append((point.end, budgeting.snap(1 - consumed * m.n / total)))
+    return tuple(out)

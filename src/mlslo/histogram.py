@@ -99,3 +99,22 @@ def _compact(
     if not out_bins:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     return np.concatenate(out_bins), np.concatenate(out_counts)
+
+
+def histogram_points(
+    bins: npt.ArrayLike, counts: npt.ArrayLike, most: int = 120
+) -> list[list[float]]:
+    """The histogram as ``[value, count]`` pairs for charts, merging neighbouring bins so
+    there are at most ``most`` of them."""
+    b, c = _compact(bins, counts)
+    if b.size == 0:
+        return []
+    values = representative(b)
+    group = max(1, -(-b.size // most))
+    out = []
+    for start in range(0, b.size, group):
+        chunk = slice(start, start + group)
+        weight = float(c[chunk].sum())
+        centre = float(np.average(values[chunk], weights=c[chunk]))
+        out.append([centre, weight])
+    return out

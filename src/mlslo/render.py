@@ -111,8 +111,17 @@ def slo_json(result: SLOEvaluation) -> dict[str, Any]:
         out["filter"] = dict(slo.filter)
     if result.series is not None:
         out["series"] = [
-            {"start": p.start, "end": p.end, "value": p.value, "n": p.n} for p in result.series
+            {
+                "start": p.start,
+                "end": p.end,
+                "value": p.value,
+                "n": p.n,
+                "label_coverage": p.label_coverage,
+            }
+            for p in result.series
         ]
+    if result.burndown is not None:
+        out["burndown"] = [{"t": t, "remaining": r} for t, r in result.burndown]
     return _json_dict(out)
 
 

@@ -458,16 +458,24 @@ class Store:
                 self._pending = []
             return self._rollup
 
-    def evaluate(self, at: datetime, *, series_step: timedelta | None = None) -> Evaluation:
-        """Evaluate every SLO at ``at`` from the timelines kept current at ingest (no scan);
+    def evaluate(
+        self,
+        at: datetime,
+        *,
+        series_step: timedelta | None = None,
+        slos: Sequence[str] | None = None,
+    ) -> Evaluation:
+        """Evaluate the SLOs at ``at`` from the timelines kept current at ingest (no scan);
         a moment older than the kept rollups is answered from the rollup rows on disk."""
         start, _ = scan_range(self._spec, at)
         assert self._scan is not None
         first = to_micros(start) // 1_000_000 // self._scan.bucket_seconds
         if first >= self._grid_first:
             with self._cache_lock:
-                return evaluate(self._spec, self._timelines, at, series_step=series_step)
-        return evaluate(self._spec, self._rollup_between(first), at, series_step=series_step)
+                return evaluate(self._spec, self._timelines, at, series_step=series_step, slos=slos)
+        return evaluate(
+            self._spec, self._rollup_between(first), at, series_step=series_step, slos=slos
+        )
 
     def _rollup_between(self, first: int) -> Rollup:
         assert self._scan is not None
@@ -778,6 +786,55 @@ class Store:
         if stats:
             table = _group_sum(table, keys, stats)
         return Rollup(bucket, self._scan.slices, table, {})
+
+    def bulk_load(
+        self,
+        predictions: pa.Table,
+        labels: pa.Table | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        max_skew: timedelta = timedelta(minutes=5),
+    ) -> None:
+        """Load a large history at once (the demo, a backfill into an empty store): validate,
+        insert the raw records, then build the rollups from them a day at a time."""
+        from mlslo.records import normalize_labels, normalize_predictions
+
+        assert self._scan is not None
+        now = self.clock()
+        with self._lock:
+            count = self._one("SELECT count(*) FROM predictions")
+            if count and count[0]:
+                raise StoreError(
+                    "bulk_load needs an empty store; send records through the "
+                    "API (or mlslo ingest) to add to one"
+                )
+            received = pa.scalar(_naive(now), pa.timestamp("us"))
+            self._run("BEGIN TRANSACTION")
+            try:
+                for kind, table, normalize in (
+                    ("predictions", predictions, normalize_predictions),
+                    ("labels", labels, normalize_labels),
+                ):
+                    if table is None:
+                        continue
+                    for start in range(0, table.num_rows, 500_000):
+                        chunk = normalize(
+                            table.slice(start, 500_000), self._spec, now=now, max_skew=max_skew
+                        )
+                        chunk = chunk.append_column(
+                            "received_at",
+                            pa.array([received.as_py()] * chunk.num_rows, pa.timestamp("us")),
+                        )
+                        self.con.register("mlslo_rows", chunk)
+                        self._run(f"INSERT INTO {kind} BY NAME SELECT * FROM mlslo_rows")
+                        self.con.unregister("mlslo_rows")
+                self._run("COMMIT")
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+            self._held = False
+            fingerprint = rollup_fingerprint(self._spec, self._scan.slices)
+        self._rebuild(fingerprint, progress)
 
     # --- retention ---------------------------------------------------------------------------
 

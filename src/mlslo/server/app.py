@@ -24,6 +24,7 @@ from mlslo.durations import parse_duration
 from mlslo.errors import MlsloError, NotFoundError
 from mlslo.records import normalize_labels, normalize_outcomes, normalize_predictions
 from mlslo.render import evaluation_json, override_json
+from mlslo.server.dashboard import add_dashboard
 from mlslo.server.metrics import Metrics
 from mlslo.server.service import Service
 from mlslo.store import Kind, Scope, Token
@@ -417,6 +418,7 @@ def create_app(service: Service) -> FastAPI:
             "history": engine.history(history) if history else [],
         }
 
+    add_dashboard(app, service)
     return app
 
 

@@ -74,6 +74,35 @@ def run_server(
             f"http://{host}:{port} --token <admin token>",
             markup=False,
         )
+    serve_store(
+        store,
+        spec_path,
+        host=host,
+        port=port,
+        auth=auth,
+        max_body=max_body,
+        max_skew=max_skew,
+        eval_interval=eval_interval,
+        log_level=log_level,
+        console=console,
+    )
+
+
+def serve_store(
+    store: Store,
+    spec_path: Path | None,
+    *,
+    host: str,
+    port: int,
+    auth: bool,
+    max_body: int = 64 * 1024 * 1024,
+    max_skew: timedelta = timedelta(minutes=5),
+    eval_interval: timedelta = timedelta(seconds=30),
+    log_level: str = "warning",
+    console: Console,
+    banner: str | None = None,
+) -> None:
+    """Serve an open store until interrupted; stops the service and closes the store."""
     service = Service(
         store,
         spec_path,
@@ -103,8 +132,10 @@ def run_server(
         )
     )
     console.print(
-        f"mlslo is serving [bold]{store.spec.service}[/] at http://{host}:{port}/ "
-        f"(API docs at /docs, metrics at /metrics); Ctrl-C stops it"
+        banner
+        or f"mlslo is serving [bold]{store.spec.service}[/] at "
+        f"http://{host}:{port}/ (API docs at /docs, metrics at /metrics); "
+        "Ctrl-C stops it"
     )
     try:
         server.run()

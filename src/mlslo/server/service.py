@@ -94,9 +94,11 @@ class Service:
         candidate: str | None = None,
         caller: str | None = None,
         at: datetime | None = None,
+        record: bool = True,
     ) -> dict[str, Any]:
         """Decide from the live budgets (and a candidate's own predictions), record the
-        decision in the audit log, and return the JSON of ``mlslo gate --format json``."""
+        decision in the audit log (unless ``record`` is false: the dashboard only shows it),
+        and return the JSON of ``mlslo gate --format json``."""
         moment = at or self.clock()
         selector = parse_selector(candidate) if candidate else None
         evaluation = self.store.evaluate(moment)
@@ -106,6 +108,8 @@ class Service:
         override = self.store.active_override(moment)
         decision = gate(self.spec, evaluation, policy=policy, candidate=check, override=override)
         document = gate_json(evaluation, decision, check)
+        if not record:
+            return document
         document["id"] = self.store.record_decision(
             moment,
             decision.policy,

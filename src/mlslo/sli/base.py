@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlslo.confidence import Interval, wilson
-from mlslo.histogram import percentile, percentile_interval
+from mlslo.histogram import histogram_points, percentile, percentile_interval
 from mlslo.rollup import WindowStats
 
 
@@ -45,7 +45,13 @@ def distribution_percentile(stats: WindowStats, q: float, *, what: str) -> Measu
         return Measurement(None, 0, reason=f"no {what} recorded in the window")
     value = percentile(histogram.bins, histogram.counts, q)
     interval = percentile_interval(histogram.bins, histogram.counts, q)
-    return Measurement(value, int(histogram.total), interval)
+    detail = {
+        "percentiles": {
+            f"p{p:g}": percentile(histogram.bins, histogram.counts, p) for p in (50, 90, 95, 99)
+        },
+        "histogram": histogram_points(histogram.bins, histogram.counts),
+    }
+    return Measurement(value, int(histogram.total), interval, detail=detail)
 
 
 def divide(numerator: float, denominator: float) -> float | None:

@@ -1,0 +1,282 @@
+"""The dashboard: HTML pages rendered on the server from the same JSON the API serves.
+
+No JavaScript framework and no CDN: charts are inline SVG (see :mod:`mlslo.charts`), the
+stylesheet is a package file, and pages refresh themselves with a meta tag. A browser signs
+in once with a read token (kept in an HttpOnly cookie); ``?token=`` does the same for links
+printed by ``mlslo demo``.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from mlslo import charts
+from mlslo.errors import MlsloError
+from mlslo.render import evaluation_json
+from mlslo.server.service import Service
+from mlslo.views import (
+    STATUS_WORDS,
+    by_name,
+    facts,
+    headline_rates,
+    series_step,
+    slo_charts,
+    target_text,
+    value_text,
+)
+
+COOKIE = "mlslo_token"
+templates = Environment(
+    loader=PackageLoader("mlslo.server", "templates"), autoescape=select_autoescape(["html"])
+)
+GATE_ICON = {"allow": "✓", "warn": "⚠", "block": "✗"}
+
+
+def _stylesheet() -> str:
+    return resources.files("mlslo.server").joinpath("static/mlslo.css").read_text("utf-8")
+
+
+def add_dashboard(app: FastAPI, service: Service) -> None:
+    """Register the dashboard's pages on ``app``."""
+    stylesheet = _stylesheet()
+
+    def signed_in(request: Request) -> bool:
+        if not service.auth:
+            return True
+        secret = request.cookies.get(COOKIE) or ""
+        token = service.store.verify(secret) if secret else None
+        return token is not None and token.allows("read")
+
+    def moment(request: Request) -> tuple[datetime, bool]:
+        text = request.query_params.get("at")
+        if not text:
+            return service.clock(), True
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return service.clock(), True
+        return (
+            parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        ), False
+
+    def base(request: Request, at: datetime, live: bool) -> dict[str, Any]:
+        query = "" if live else "?" + urllib.parse.urlencode({"at": at.isoformat()})
+        refresh = request.query_params.get("refresh", "60")
+        return {
+            "service": service.spec.service,
+            "evaluated_at": at.strftime("%Y-%m-%d %H:%M"),
+            "at_input": at.strftime("%Y-%m-%dT%H:%M"),
+            "live": live,
+            "refresh": int(refresh) if live and refresh.isdigit() and int(refresh) else None,
+            "query": query,
+        }
+
+    def page(name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+        html = templates.get_template(name).render(**context)
+        return HTMLResponse(
+            html,
+            status_code=status,
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'self'; "
+                "style-src 'self'; img-src 'self' data:",
+            },
+        )
+
+    def login_redirect(request: Request) -> Response:
+        token = request.query_params.get("token")
+        if token:
+            found = service.store.verify(token)
+            clean = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            target = request.url.path + ("?" + urllib.parse.urlencode(clean) if clean else "")
+            if found is not None and found.allows("read"):
+                response = RedirectResponse(target, status_code=303)
+                _set_cookie(response, token)
+                return response
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(
+            "/login?" + urllib.parse.urlencode({"next": target}), status_code=303
+        )
+
+    @app.get("/static/mlslo.css", include_in_schema=False)
+    async def css() -> Response:
+        return Response(stylesheet, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+    @app.get("/login", include_in_schema=False)
+    async def login_form(request: Request) -> HTMLResponse:
+        return page(
+            "login.html",
+            {
+                "service": service.spec.service,
+                "next": _safe_next(request.query_params.get("next")),
+                "error": None,
+            },
+        )
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        target = _safe_next((form.get("next") or ["/"])[0])
+        found = service.store.verify(token) if token else None
+        if found is None or not found.allows("read"):
+            return page(
+                "login.html",
+                {
+                    "service": service.spec.service,
+                    "next": target,
+                    "error": "That token is unknown, revoked or lacks the read scope.",
+                },
+                status=401,
+            )
+        response = RedirectResponse(target, status_code=303)
+        _set_cookie(response, token)
+        return response
+
+    @app.get("/logout", include_in_schema=False)
+    async def logout() -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def overview(request: Request) -> Response:
+        if not signed_in(request) or request.query_params.get("token"):
+            return login_redirect(request)
+        at, live = moment(request)
+        context = await run_in_threadpool(_overview, service, at)
+        return page("overview.html", {**base(request, at, live), **context})
+
+    @app.get("/slo/{name}", include_in_schema=False)
+    async def slo_page(request: Request, name: str) -> Response:
+        if not signed_in(request) or request.query_params.get("token"):
+            return login_redirect(request)
+        at, live = moment(request)
+        if name not in {s.name for s in service.spec.slos}:
+            return page(
+                "login.html",
+                {
+                    "service": service.spec.service,
+                    "next": "/",
+                    "error": f"There is no SLO named {name}.",
+                },
+                404,
+            )
+        context = await run_in_threadpool(_slo, service, at, name)
+        return page("slo.html", {**base(request, at, live), **context})
+
+
+def _set_cookie(response: Response, token: str) -> None:
+    response.set_cookie(
+        COOKIE, token, httponly=True, samesite="strict", path="/", max_age=7 * 86400
+    )
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect to another host."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _overview(service: Service, at: datetime) -> dict[str, Any]:
+    document = evaluation_json(service.store.evaluate(at))
+    cards = []
+    for entry in document["slos"]:
+        status = entry["budget"]["status"]
+        icon, words = STATUS_WORDS[status]
+        remaining = entry["budget"]["remaining"]
+        ci = entry["sli"]["ci"]
+        hours = entry["time_to_exhaustion_hours"]
+        met = entry["met"]
+        cards.append(
+            {
+                "name": entry["name"],
+                "dimension": entry["dimension"],
+                "status": status,
+                "icon": icon,
+                "status_text": words,
+                "target": target_text(entry),
+                "window": entry["window"],
+                "value": value_text(entry, entry["sli"]["value"]),
+                "raw_value": "" if entry["sli"]["value"] is None else entry["sli"]["value"],
+                "interval": None
+                if not ci
+                else f"{value_text(entry, ci[0])} – {value_text(entry, ci[1])}",
+                "n": f"{entry['sli']['n']:,}",
+                "met": "objective met"
+                if met
+                else ("objective NOT met" if met is False else "not judged"),
+                "remaining": "—" if remaining is None else f"{remaining * 100:.1f}%",
+                "raw_remaining": "" if remaining is None else remaining,
+                "gauge": charts.gauge(f"gauge-{entry['name']}", remaining, status),
+                "tte": None
+                if hours is None or hours <= 0
+                else (f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"),
+                "rates": headline_rates(entry),
+                "note": entry["sli"].get("reason"),
+            }
+        )
+    gate = None
+    if service.spec.all_policies():
+        try:
+            gate = service.gate(at=at, record=False)
+        except MlsloError:
+            gate = None
+    alerts = None
+    if service.alerts is not None:
+        alerts = [
+            a.as_dict() for a in service.alerts.current if a.state.status in ("pending", "firing")
+        ]
+    return {
+        "cards": cards,
+        "gate": gate,
+        "gate_icon": GATE_ICON.get(gate["decision"], "") if gate else "",
+        "alerts": alerts,
+    }
+
+
+def _slo(service: Service, at: datetime, name: str) -> dict[str, Any]:
+    slo = service.spec.slo(name)
+    step = series_step(str(slo.window))
+    evaluation = service.store.evaluate(at, series_step=step, slos=[name])
+    entry = by_name(evaluation_json(evaluation))[name]
+    status = entry["budget"]["status"]
+    icon, words = STATUS_WORDS[status]
+    slo_alerts = []
+    if service.alerts is not None:
+        for alert in service.alerts.current:
+            if alert.slo.name != name:
+                continue
+            data = alert.as_dict()
+            long, short = data["long_burn_rate"], data["short_burn_rate"]
+            slo_alerts.append(
+                {
+                    "rule": data["rule"],
+                    "severity": data["severity"],
+                    "status": data["status"],
+                    "burn": "—"
+                    if data["threshold"] is None
+                    else f"{'—' if long is None else f'{long:.2f}×'} / "
+                    f"{'—' if short is None else f'{short:.2f}×'}",
+                    "threshold": "—" if data["threshold"] is None else f"{data['threshold']:g}×",
+                    "suppressed": data["suppressed"],
+                }
+            )
+    return {
+        "entry": entry,
+        "icon": icon,
+        "status_text": words,
+        "facts": facts(entry),
+        "charts": slo_charts(entry),
+        "slo_alerts": slo_alerts,
+        "gauge": charts.gauge(f"gauge-{name}", entry["budget"]["remaining"], status),
+    }
