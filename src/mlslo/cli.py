@@ -481,6 +481,56 @@ def demo(
     _serve_demo(spec, paths, out, scenario, host, port, console)
 
 
+@app.command()
+@user_errors
+def report(
+    spec: SpecOption,
+    data: DataOption,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="report.html (self-contained) or report.md.", show_default=False
+        ),
+    ],
+    labels: LabelsOption = None,
+    outcomes: OutcomesOption = None,
+    at: AtOption = None,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", help="Show this policy's gate decision (default: the spec's)."),
+    ] = None,
+    engine: EngineOption = Engine.duckdb,
+) -> None:
+    """Write a self-contained SLO review report (charts inline) for a reliability review."""
+    from mlslo.alerts.engine import checks
+    from mlslo.pipeline import Sources, evaluate_files
+    from mlslo.policy import gate as decide_gate
+    from mlslo.render import alerts_json, evaluation_json, gate_json
+    from mlslo.report import report_html, report_markdown
+    from mlslo.spec import load_spec
+    from mlslo.views import series_step
+
+    suffix = out.suffix.lower()
+    if suffix not in (".html", ".htm", ".md", ".markdown"):
+        raise UsageError(f"--out: '{out}' should end in .html or .md")
+    loaded = load_spec(spec)
+    moment = parse_at(at)
+    step = min((series_step(str(s.window)) for s in loaded.slos), default=None)
+    with _progress(f"Scanning {data}"):
+        evaluation = evaluate_files(
+            loaded, Sources(data, labels, outcomes), moment, series_step=step, con=_connect(engine)
+        )
+    document = evaluation_json(evaluation)
+    gate_document = None
+    if loaded.all_policies():
+        decision = decide_gate(loaded, evaluation, policy=policy)
+        gate_document = gate_json(evaluation, decision)
+    alerts_document = alerts_json(evaluation, checks(loaded, evaluation))
+    render = report_html if suffix in (".html", ".htm") else report_markdown
+    out.write_text(render(document, gate_document, alerts_document), encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
 def _serve_demo(
     spec: Any,
     paths: dict[str, Path],

@@ -35,13 +35,13 @@ from mlslo.views import (
 
 COOKIE = "mlslo_token"
 templates = Environment(
-    loader=PackageLoader("mlslo.server", "templates"), autoescape=select_autoescape(["html"])
+    loader=PackageLoader("mlslo", "templates"), autoescape=select_autoescape(["html"])
 )
 GATE_ICON = {"allow": "✓", "warn": "⚠", "block": "✗"}
 
 
 def _stylesheet() -> str:
-    return resources.files("mlslo.server").joinpath("static/mlslo.css").read_text("utf-8")
+    return resources.files("mlslo").joinpath("static/mlslo.css").read_text("utf-8")
 
 
 def add_dashboard(app: FastAPI, service: Service) -> None:
