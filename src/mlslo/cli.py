@@ -550,7 +550,12 @@ def _serve_demo(
     db = out / "mlslo.duckdb"
     for stale in (db, out / "mlslo.duckdb.wal"):
         stale.unlink(missing_ok=True)
-    store = Store.open(db, spec)
+    offset: timedelta = scenario.end - datetime.now(UTC)
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + offset
+
+    store = Store.open(db, spec, clock=clock)
     with Progress(console=_stderr(), transient=True) as bar:
         task = bar.add_task("Loading the store", total=scenario.days)
         store.bulk_load(
@@ -558,7 +563,7 @@ def _serve_demo(
             pq.read_table(paths["labels"]),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    console.print(evaluation_table(store.evaluate(datetime.now(UTC))))
+    console.print(evaluation_table(store.evaluate(clock())))
     _, admin = store.create_token("admin", "demo")
     _, reader = store.create_token("read", "demo dashboard")
     url = f"http://{host}:{port}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 import socket
 import threading
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +102,13 @@ def serve_store(
     log_level: str = "warning",
     console: Console,
     banner: str | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> None:
     """Serve an open store until interrupted; stops the service and closes the store."""
     service = Service(
         store,
         spec_path,
+        clock=clock or store.clock,
         max_skew=max_skew,
         max_body=max_body,
         auth=auth,
