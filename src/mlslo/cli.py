@@ -619,6 +619,9 @@ def serve(
         str, typer.Option("--eval-interval", help="How often alerts are evaluated.")
     ] = "30s",
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", help="DuckDB's memory limit (the store's cache).")
+    ] = "512MB",
 ) -> None:
     """Run the service: ingestion API, status, gate, alerts, /metrics and the dashboard."""
     from mlslo.server.run import run_server
@@ -635,6 +638,7 @@ def serve(
         eval_interval=parse_step(eval_interval, "--eval-interval") or parse_duration("30s"),
         log_level=log_level,
         console=_stderr(),
+        memory_limit=memory_limit,
     )
 
 

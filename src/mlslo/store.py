@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import duckdb
 import ibis.expr.datatypes as dt
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -148,6 +149,7 @@ class Store:
         retention: timedelta = timedelta(days=35),
         label_horizon: timedelta = timedelta(days=30),
         progress: Callable[[int, int], None] | None = None,
+        memory_limit: str = "512MB",
     ) -> Store:
         """Open (or create) the store at ``path`` for ``spec``, rebuilding rollups if the
         spec's statistics changed since the file was last used."""
@@ -165,6 +167,13 @@ class Store:
             raise StoreError(f"{location}: cannot open the database: {message}") from None
         con.execute("SET TimeZone='UTC'")
         con.execute("SET checkpoint_threshold='256MB'")
+        try:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"--memory-limit: '{memory_limit}' is not a size DuckDB accepts "
+                f"(e.g. 512MB): {str(exc).splitlines()[0]}"
+            ) from None
         store = cls(
             con,
             spec,
@@ -668,7 +677,7 @@ class Store:
         if not combined.num_rows:
             return results, None
         rows = combined.drop_columns(["__owner"])
-        received = pa.array([_naive(self.clock())] * rows.num_rows, pa.timestamp("us"))
+        received = _constant_time(self.clock(), rows.num_rows)
         self.con.register("mlslo_rows", rows.append_column("received_at", received))
         self._run("INSERT INTO predictions BY NAME SELECT * FROM mlslo_rows")
         effective = rows
@@ -710,7 +719,7 @@ class Store:
         if not accepted.num_rows:
             return results, None
         rows = accepted.drop_columns(["__owner"])
-        received = pa.array([_naive(self.clock())] * rows.num_rows, pa.timestamp("us"))
+        received = _constant_time(self.clock(), rows.num_rows)
         rows = rows.append_column("received_at", received)
         self.con.register("mlslo_labels", rows)
         before = self._effective(
@@ -741,7 +750,7 @@ class Store:
 
     def _outcomes(self, batches: list[pa.Table]) -> tuple[list[IngestResult], Rollup | None]:
         combined, _ = _concat(batches)
-        received = pa.array([_naive(self.clock())] * combined.num_rows, pa.timestamp("us"))
+        received = _constant_time(self.clock(), combined.num_rows)
         self.con.register("mlslo_rows", combined.append_column("received_at", received))
         self._run("INSERT INTO outcomes BY NAME SELECT * FROM mlslo_rows")
         self.con.unregister("mlslo_rows")
@@ -1115,31 +1124,33 @@ def _runs(jobs: list[_Job]) -> Iterator[tuple[Kind, list[_Job]]]:
         yield group[0].kind, group
 
 
-def _concat(batches: list[pa.Table]) -> tuple[pa.Table, list[int]]:
-    owners = [i for i, b in enumerate(batches) for _ in range(b.num_rows)]
+def _concat(batches: list[pa.Table]) -> tuple[pa.Table, Any]:
+    owners = np.repeat(np.arange(len(batches), dtype=np.int64), [b.num_rows for b in batches])
     return pa.concat_tables(batches, promote_options="permissive"), owners
 
 
 def _first_occurrence(ids: pa.ChunkedArray | pa.Array) -> pa.Array:
     """True for the first row of each id (later repeats in the same batch are duplicates)."""
+    n = len(ids)
     indices = (
-        pa.table({"id": ids, "i": pa.array(range(len(ids)))})
+        pa.table({"id": ids, "i": pa.array(np.arange(n, dtype=np.int64))})
         .group_by("id", use_threads=False)
         .aggregate([("i", "min")])["i_min"]
     )
-    mask = [False] * len(ids)
-    for index in indices.to_pylist():
-        mask[index] = True
+    mask = np.zeros(n, dtype=bool)
+    mask[indices.to_numpy()] = True
     return pa.array(mask)
 
 
 def _per_owner(count: int, sizes: Sequence[int], accepted_owners: Any) -> list[IngestResult]:
-    accepted = [0] * count
-    for owner in (
-        accepted_owners.tolist() if hasattr(accepted_owners, "tolist") else accepted_owners
-    ):
-        accepted[int(owner)] += 1
-    return [IngestResult(a, size - a) for a, size in zip(accepted, sizes, strict=True)]
+    owners = np.asarray(accepted_owners, dtype=np.int64)
+    accepted = np.bincount(owners, minlength=count).tolist() if owners.size else [0] * count
+    return [IngestResult(int(a), size - int(a)) for a, size in zip(accepted, sizes, strict=True)]
+
+
+def _constant_time(moment: datetime, n: int) -> pa.Array:
+    value = np.datetime64(_naive(moment), "us")
+    return pa.array(np.full(n, value, dtype="datetime64[us]"), pa.timestamp("us"))
 
 
 def _negated(rollup: Rollup) -> Rollup:

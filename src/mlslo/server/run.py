@@ -58,9 +58,10 @@ def run_server(
     eval_interval: timedelta,
     log_level: str,
     console: Console,
+    memory_limit: str = "512MB",
 ) -> None:
     check_port(host, port)
-    store = open_store(spec_path, db, console, retention=retention)
+    store = open_store(spec_path, db, console, retention=retention, memory_limit=memory_limit)
     if not auth:
         console.print(
             "[bold yellow]warning:[/] --no-auth: anyone who can reach "
