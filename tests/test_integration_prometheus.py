@@ -751,6 +751,14 @@ def _unit_tests(rules: Path) -> dict[str, Any]:
                         "values": "0.2x4 -0.5x10",
                     },
                     {"series": _slo_series("mlslo_sli_samples"), "values": "5000x14"},
+                    {
+                        "series": _slo_series("mlslo_error_budget_status", status="healthy"),
+                        "values": "1x4 _x10",
+                    },
+                    {
+                        "series": _slo_series("mlslo_error_budget_status", status="exhausted"),
+                        "values": "_x4 1x10",
+                    },
                 ],
                 "alert_rule_test": [
                     {"eval_time": "3m", "alertname": "MlsloErrorBudgetExhausted", "exp_alerts": []},
@@ -767,7 +775,7 @@ def _unit_tests(rules: Path) -> dict[str, Any]:
                                 "exp_annotations": {
                                     "summary": "fraud-scoring: uptime error budget is exhausted",
                                     "description": "SLO uptime (availability) has spent its whole "
-                                    "error budget (-50% left).",
+                                    "error budget.",
                                     "runbook_url": "https://runbooks.example.com/fraud/uptime",
                                 },
                             }

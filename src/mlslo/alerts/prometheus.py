@@ -34,7 +34,8 @@ def _selector(labels: dict[str, str]) -> str:
 
 def _burn_rules(service: str, slo: AnySLO, rule: AlertRule) -> tuple[list[Any], list[Any]]:
     assert rule.long is not None and rule.short is not None and rule.burn_rate is not None
-    windows = f"{format_duration(rule.long)}|{format_duration(rule.short)}"
+    keys = list(dict.fromkeys([format_duration(rule.long), format_duration(rule.short)]))
+    windows = "|".join(keys)
     source = _selector({"service": service, "slo": slo.name, "burn_window": windows})
     extra = {"slo": slo.name, "alert_rule": rule.name}
     recording = [
@@ -49,7 +50,7 @@ def _burn_rules(service: str, slo: AnySLO, rule: AlertRule) -> tuple[list[Any], 
     expr = (
         f"{BURN}{match} > {rule.burn_rate:g}\n"
         f"and on ({BY}, alert_rule) {SAMPLES}{match} >= {slo.min_samples}\n"
-        f"and on ({BY}) count by ({BY}) (mlslo_burn_rate{source}) == 2"
+        f"and on ({BY}) count by ({BY}) (mlslo_burn_rate{source}) == {len(keys)}"
     )
     alert: dict[str, Any] = {
         "alert": "MlsloErrorBudgetBurn",
@@ -82,15 +83,15 @@ def prometheus_rules(spec: Spec) -> dict[str, Any]:
                 recording += more_recording
                 alerting += more_alerts
                 continue
-            selector = _selector({"service": spec.service, "slo": slo.name})
+            selector = _selector({"service": spec.service, "slo": slo.name, "status": "exhausted"})
             exhausted: dict[str, Any] = {
                 "alert": "MlsloErrorBudgetExhausted",
-                "expr": f"mlslo_error_budget_remaining_ratio{selector} <= 0",
+                "expr": f"max without (status) (mlslo_error_budget_status{selector}) == 1",
                 "labels": {"slo": slo.name, "severity": rule.severity, "rule": rule.name},
                 "annotations": {
                     "summary": f"{spec.service}: {slo.name} error budget is exhausted",
                     "description": f"SLO {slo.name} ({slo.dimension}) has spent its whole "
-                    "error budget ({{ $value | humanizePercentage }} left).",
+                    "error budget.",
                 },
             }
             if slo.runbook_url:

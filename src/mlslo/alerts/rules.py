@@ -55,29 +55,36 @@ class AlertRule:
 
 
 def slo_rules(slo: AnySLO, bucket: timedelta) -> list[AlertRule]:
-    """The SLO's rules: its own ``alerts:``, or the Workbook scheme scaled to its window."""
-    out: list[AlertRule] = []
+    """The SLO's rules: its own ``alerts:``, or the Workbook scheme scaled to its window.
+
+    When scaling makes two rules read the same windows with the same severity (a short SLO
+    window, a coarse bucket), only the one with the lower threshold is kept: it fires
+    whenever the other would."""
     if slo.alerts is not None:
-        out = [
+        candidates = [
             AlertRule(
                 slo.name, "burn", a.severity, a.long, a.short, a.burn_rate, a.for_ or timedelta(0)
             )
             for a in slo.alerts
         ]
     else:
-        for long, short, rate, severity in WORKBOOK:
-            out.append(
-                AlertRule(
-                    slo.name,
-                    "burn",
-                    severity,
-                    scaled(long, slo.window, bucket),
-                    scaled(short, slo.window, bucket),
-                    rate,
-                )
+        candidates = [
+            AlertRule(
+                slo.name,
+                "burn",
+                severity,
+                scaled(long, slo.window, bucket),
+                scaled(short, slo.window, bucket),
+                rate,
             )
-    out.append(AlertRule(slo.name, "exhausted", "ticket"))
-    return out
+            for long, short, rate, severity in WORKBOOK
+        ]
+    kept: dict[str, AlertRule] = {}
+    for rule in candidates:
+        other = kept.get(rule.name)
+        if other is None or (rule.burn_rate or 0.0) < (other.burn_rate or 0.0):
+            kept[rule.name] = rule
+    return [*kept.values(), AlertRule(slo.name, "exhausted", "ticket")]
 
 
 def spec_rules(spec: Spec) -> list[AlertRule]:
