@@ -211,7 +211,9 @@ def test_overview_cards_show_the_numbers_the_api_serves(context, site, watch):
     assert site.service.alerts is not None
     firing = {a.slo.name for a in site.service.alerts.current if a.state.status == "firing"}
     assert firing >= {"uptime", "fairness"}
-    alert_slos = set(page.locator("#alerts-h ~ table tbody tr td:first-child").all_inner_texts())
+    alert_slos = set(
+        page.locator("#alerts-h ~ .scroll table tbody tr td:first-child").all_inner_texts()
+    )
     assert alert_slos == firing
 
 
@@ -261,6 +263,28 @@ def test_every_chart_on_every_slo_page_is_drawn_and_described(context, site, wat
             assert name in chart["title"], where
 
 
+CLIPPED_LABELS = """() => [...document.querySelectorAll('svg.chart')].flatMap(svg => {
+  const box = svg.getBoundingClientRect();
+  return [...svg.querySelectorAll('text')].filter(t => {
+    const r = t.getBoundingClientRect();
+    return r.left < box.left - 1 || r.right > box.right + 1;
+  }).map(t => svg.id + ': "' + t.textContent + '"');
+})"""
+
+
+def test_chart_labels_are_not_cut_off(context, site, watch):
+    """Axis labels and reference-line labels must fit inside their chart (the SVG clips
+    whatever lies outside its viewBox)."""
+    page = sign_in(context, site, watch)
+    clipped = {}
+    for name in site.names:
+        page.goto(site.path(f"/slo/{name}"))
+        found = page.evaluate(CLIPPED_LABELS)
+        if found:
+            clipped[name] = found
+    assert clipped == {}, f"labels drawn past the edge of their chart: {clipped}"
+
+
 # --- (d) and (e): no errors, nothing leaves the machine -------------------------------------
 
 
@@ -304,6 +328,9 @@ def test_screenshots_and_no_horizontal_overflow_on_a_phone(browser, site, watch)
             page.screenshot(path=SCREENSHOTS / f"overview-{label}.png", full_page=True)
             page.goto(site.path("/slo/fairness"))
             page.screenshot(path=SCREENSHOTS / f"slo-fairness-{label}.png", full_page=True)
+            ctx.clear_cookies()
+            page.goto(site.path("/login"))
+            page.screenshot(path=SCREENSHOTS / f"login-{label}.png", full_page=True)
         finally:
             ctx.close()
     for label in ("1280", "390"):
@@ -319,7 +346,9 @@ def test_screenshots_and_no_horizontal_overflow_on_a_phone(browser, site, watch)
             if facts["scroll"] > PHONE["width"] + 1:
                 overflowing[path] = facts
                 page.screenshot(
-                    path=SCREENSHOTS / f"overflow-390{path.replace('/', '-')}.png", full_page=True
+                    path=SCREENSHOTS
+                    / f"overflow-390-{path.strip('/').replace('/', '-') or 'overview'}.png",
+                    full_page=True,
                 )
         page.context.clear_cookies()
         page.goto(site.path("/login"))
@@ -386,6 +415,23 @@ def test_sign_in_with_the_form_and_with_a_link(browser, site, watch):
     assert watch.foreign() == []
 
 
+def test_sign_in_panel_keeps_its_layout(browser, site, watch):
+    """The sign-in panel is meant to be a narrow centred box (max-width 34rem) with a
+    full-width token field; that layout lives in inline style attributes, which the page's
+    own Content-Security-Policy (style-src 'self') blocks."""
+    ctx = browser.new_context(viewport=DESKTOP)
+    try:
+        page = watch.attach(ctx.new_page())
+        page.goto(site.path("/login"))
+        panel = page.locator("section.panel").bounding_box()
+        field = page.locator("input#token").bounding_box()
+    finally:
+        ctx.close()
+    assert panel is not None and field is not None
+    assert panel["width"] <= 34 * 16 + 1, f"sign-in panel is {panel['width']:.0f} px wide"
+    assert field["width"] >= panel["width"] * 0.8, f"token field is {field['width']:.0f} px"
+
+
 # --- (h) time travel ------------------------------------------------------------------------
 
 
@@ -428,6 +474,23 @@ def test_time_travel_shows_that_moment_and_stops_refreshing(context, site, watch
     page.wait_for_load_state("load")
     assert f"as of {END:%Y-%m-%d %H:%M} UTC" in page.locator("header .when").inner_text()
     assert page.locator('meta[http-equiv="refresh"]').count() == 1
+
+
+def test_time_travel_does_not_show_alerts_from_later(context, site, watch):
+    """At an earlier moment the overview shows that moment's budgets; the alerts panel must
+    not list alerts that only fired later (it would contradict the cards below it)."""
+    page = sign_in(context, site, watch)
+    page.goto(site.path("/?at=" + urllib.parse.quote(EARLIER.isoformat())))
+    uptime = page.locator("article.card").filter(has=page.locator("[data-slo=uptime]"))
+    assert "exhausted" not in (uptime.get_attribute("class") or "")
+    rows = page.locator("#alerts-h ~ .scroll table tbody tr")
+    later = []
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator("td").all_inner_texts()
+        since = datetime.fromisoformat(cells[4]).replace(tzinfo=UTC)
+        if since > EARLIER:
+            later.append(f"{cells[0]} {cells[1]} {cells[3]} since {cells[4]}")
+    assert later == [], f"shown as of {EARLIER:%Y-%m-%d %H:%M}: {later}"
 
 
 def test_time_travel_with_an_unencoded_utc_offset(context, site, watch):

@@ -329,7 +329,7 @@ def test_alertmanager_delivers_mlslo_alerts_firing_then_resolved(
         "window": "30d",
     }
     notes = alert["annotations"]
-    assert notes["summary"] == f"fraud: uptime is burning its error budget {rate_1h:.1f}× (page)"
+    assert notes["summary"] == f"fraud: uptime is burning its error budget {rate_1h:.1f}×"
     description = notes["description"]
     assert description.startswith("SLO uptime (availability: availability >= 99.9% over 30d)")
     assert f"burning its error budget {rate_1h:.1f}× over the last 1h" in description

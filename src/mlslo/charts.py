@@ -21,7 +21,8 @@ GREEN = "#009E73"
 SKY = "#56B4E9"
 GREY = "#767676"
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 36
+LEFT, RIGHT, TOP, BOTTOM = 72, 16, 18, 38
+FONT = 13
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _axes(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{py:.1f}" y2="{py:.1f}" stroke="#e3e3e3"/>'
         )
         out.append(
-            f'<text x="{LEFT - 6}" y="{py + 4:.1f}" text-anchor="end" font-size="11" '
+            f'<text x="{LEFT - 6}" y="{py + 4:.1f}" text-anchor="end" font-size="{FONT}" '
             f'fill="#444">{escape(y_label(tick))}</text>'
         )
     out.append(f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" stroke="#999"/>')
@@ -100,8 +101,8 @@ def _reference(lines: Sequence[Line], y: Callable[[float], float]) -> list[str]:
             f'stroke-width="1.5"/>'
         )
         out.append(
-            f'<text x="{WIDTH - RIGHT - 2}" y="{py - 4:.1f}" text-anchor="end" '
-            f'font-size="11" fill="{line.colour}">{escape(line.label)}</text>'
+            f'<text x="{LEFT + 6}" y="{py - 5:.1f}" text-anchor="start" '
+            f'font-size="{FONT}" fill="{line.colour}">{escape(line.label)}</text>'
         )
     return out
 
@@ -163,10 +164,15 @@ def time_series(
             f'<circle class="point" cx="{x(t.timestamp()):.1f}" cy="{y(v):.1f}" r="3" '
             f'fill="{colour}"><title>{escape(label)}</title></circle>'
         )
-    for tick_time in (points[0][0], points[len(points) // 2][0], points[-1][0]):
+    ticks = (
+        (points[0][0], "start"),
+        (points[len(points) // 2][0], "middle"),
+        (points[-1][0], "end"),
+    )
+    for tick_time, anchor in ticks:
         body.append(
             f'<text x="{x(tick_time.timestamp()):.1f}" y="{HEIGHT - 12}" '
-            f'text-anchor="middle" font-size="11" fill="#444">'
+            f'text-anchor="{anchor}" font-size="{FONT}" fill="#444">'
             f"{tick_time:%b %d %H:%M}</text>"
         )
     first, last = (known[0], known[-1]) if known else (None, None)
@@ -244,10 +250,12 @@ def bars(
                 f'stroke="{VERMILLION}" stroke-width="2" stroke-dasharray="5 3"/>'
             )
             parts[-1] += f" (alert threshold {y_label(threshold)}{unit})"
-        body.append(
-            f'<text x="{cx:.1f}" y="{HEIGHT - 12}" text-anchor="middle" font-size="11" '
-            f'fill="#444">{escape(label)}</text>'
-        )
+        every = max(1, math.ceil(len(labels) / 10))
+        if i % every == 0:
+            body.append(
+                f'<text x="{cx:.1f}" y="{HEIGHT - 12}" text-anchor="middle" '
+                f'font-size="{FONT}" fill="#444">{escape(label)}</text>'
+            )
     body += _reference(lines, y)
     refs = "; ".join(f"{line.label} at {y_label(line.y)}{unit}" for line in lines)
     description = f"{title}: " + "; ".join(parts) + "." + (f" Reference: {refs}." if refs else "")
@@ -262,7 +270,8 @@ def gauge(chart_id: str, remaining: float | None, status: str) -> str:
         text = f"{title}: unknown ({status.replace('_', ' ')})."
         return (
             f'<svg class="gauge" role="img" viewBox="0 0 {width} {height}" '
-            f'aria-label="{escape(text)}"><title>{escape(text)}</title>'
+            f'preserveAspectRatio="xMinYMid meet" aria-label="{escape(text)}">'
+            f"<title>{escape(text)}</title>"
             f'<rect x="0" y="6" width="{width}" height="16" rx="3" fill="#eee"/></svg>'
         )
     share = max(0.0, min(1.0, remaining))
@@ -270,7 +279,8 @@ def gauge(chart_id: str, remaining: float | None, status: str) -> str:
     text = f"{title}: {remaining * 100:.1f}% ({status.replace('_', ' ')})."
     return (
         f'<svg class="gauge" role="img" viewBox="0 0 {width} {height}" id="{chart_id}" '
-        f'aria-label="{escape(text)}"><title>{escape(text)}</title>'
+        f'preserveAspectRatio="xMinYMid meet" aria-label="{escape(text)}">'
+        f"<title>{escape(text)}</title>"
         f'<rect x="0" y="6" width="{width}" height="16" rx="3" fill="#eee"/>'
         f'<rect class="point" x="0" y="6" width="{share * width:.1f}" height="16" rx="3" '
         f'fill="{colour}"/></svg>'

@@ -380,4 +380,6 @@ def _burndown(
             out.append((point.end, None))
         else:
             out.append((point.end, budgeting.snap(1 - consumed * m.n / total)))
+    if len(out) > 1 and out[1][1] is None:
+        out = out[1:]
     return tuple(out)

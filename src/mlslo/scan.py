@@ -60,6 +60,9 @@ class Check:
 
 @dataclass
 class _Plan:
+    """``aggregates`` by alias; ``names`` maps each statistic column to the alias that
+    computes it (identical statistics of different SLOs share one aggregate)."""
+
     aggregates: dict[str, Expr]
     names: dict[str, str]
     checks: list[Check]
@@ -192,7 +195,7 @@ def _timestamp(raw: Expr, column: str, *, required_value: bool) -> tuple[Expr, E
     value = raw[column]
     dtype = value.type()
     if dtype.is_string():
-        parsed = value.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+        parsed = value.try_cast(dt.Timestamp(timezone="UTC"))
         invalid = value.notnull() & parsed.isnull()
         message = "'{value}' is not a timestamp; write ISO-8601 such as 2026-01-31T12:00:00Z"
     elif dtype.is_date():
@@ -200,7 +203,7 @@ def _timestamp(raw: Expr, column: str, *, required_value: bool) -> tuple[Expr, E
         invalid = ibis.literal(False)
         message = ""
     else:
-        parsed = value.cast(dt.Timestamp()) if dtype.timezone is not None else value
+        parsed = value
         invalid = ibis.literal(False)
         message = ""
     if required_value:
@@ -231,7 +234,7 @@ def _join_labels(spec: Spec, table: Expr, labels: Expr, source: str, end: dateti
         prepared["label_ts"] = label_ts
     lab = labels.select(**prepared)
     if "label_ts" in prepared:
-        lab = lab.filter(lab.label_ts.isnull() | (lab.label_ts < _literal_ts(end)))
+        lab = lab.filter(lab.label_ts.isnull() | (lab.label_ts < _literal_ts(end, lab.label_ts)))
         latest = lab.group_by("id").aggregate(joined_label=lab.label.argmax(lab.label_ts))
     else:
         latest = lab.group_by("id").aggregate(joined_label=lab.label.max())
@@ -251,17 +254,44 @@ def _join_labels(spec: Spec, table: Expr, labels: Expr, source: str, end: dateti
     return joined.select(*keep, label=label)
 
 
-def _literal_ts(moment: datetime) -> Expr:
+def _literal_ts(moment: datetime, column: Expr) -> Expr:
+    """A time literal of the column's kind: comparing like with like lets the engine skip
+    whole row groups outside the window instead of converting every value."""
+    if column.type().timezone is not None:
+        return ibis.literal(moment.astimezone(UTC), type=dt.Timestamp(timezone="UTC"))
     naive = moment.astimezone(UTC).replace(tzinfo=None)
     return ibis.literal(naive, type=dt.Timestamp())
 
 
 def _in_window(table: Expr, start: datetime, end: datetime) -> Expr:
-    return (table.ts >= _literal_ts(start)) & (table.ts < _literal_ts(end))
+    return (table.ts >= _literal_ts(start, table.ts)) & (table.ts < _literal_ts(end, table.ts))
+
+
+_EPOCH_FUNCTIONS = {"pyspark": "unix_micros"}
+_epoch_udfs: dict[tuple[str, Any], Any] = {}
+
+
+def _epoch_us(value: Expr) -> Expr:
+    """Microseconds since the epoch, with the engine's own function (DuckDB ``epoch_us``,
+    Spark ``unix_micros``): exact, and far cheaper than a difference of intervals."""
+    try:
+        backend = value._find_backend().name
+    except Exception:
+        backend = "duckdb"
+    name = _EPOCH_FUNCTIONS.get(backend, "epoch_us")
+    kind = value.type()
+    key = (name, kind)
+    if key not in _epoch_udfs:
+
+        def epoch(x: Any) -> Any:
+            """Compiled to the engine's function; never called in Python."""
+
+        _epoch_udfs[key] = ibis.udf.scalar.builtin(epoch, name=name, signature=((kind,), dt.int64))
+    return _epoch_udfs[key](value)
 
 
 def _bucket(table: Expr, seconds: int) -> Expr:
-    return (table.ts.epoch_seconds() // seconds).cast("int64")
+    return (_epoch_us(table.ts) // (seconds * 1_000_000)).cast("int64")
 
 
 def _literal(dtype: Any, value: Scalar) -> Expr:
@@ -282,14 +312,41 @@ def _literal(dtype: Any, value: Scalar) -> Expr:
     return ibis.literal(value)
 
 
-def _filter(table: Expr, slo: AnySLO, spec: Spec) -> Expr:
-    condition = ibis.literal(True)
+def _filter(table: Expr, slo: AnySLO, spec: Spec) -> Expr | None:
+    """The SLO's ``filter:`` as a condition (None when it has none)."""
+    condition = None
     for column, wanted in slo.filter.items():
         col = table[column]
         values = wanted if isinstance(wanted, list) else [wanted]
         literals = [_literal(col.type(), v) for v in values]
-        condition = condition & (col.isin(literals) if len(literals) > 1 else col == literals[0])
+        match = col.isin(literals) if len(literals) > 1 else col == literals[0]
+        condition = match if condition is None else condition & match
     return condition
+
+
+def _both(*conditions: Expr | None) -> Expr | None:
+    out = None
+    for condition in conditions:
+        if condition is not None:
+            out = condition if out is None else out & condition
+    return out
+
+
+def _count(t: Expr, *conditions: Expr | None) -> Expr:
+    """Rows meeting every condition. A comparison with a null is not true, so
+    ``prediction == 1`` needs no separate null test."""
+    condition = _both(*conditions)
+    return t.count() if condition is None else t.count(where=condition)
+
+
+def _count_known(t: Expr, value: Expr, where: Expr | None) -> Expr:
+    """Rows where ``value`` is known (``count(value)`` when there is no filter)."""
+    return value.count() if where is None else t.count(where=where & value.notnull())
+
+
+def _sum(value: Expr, *conditions: Expr | None) -> Expr:
+    condition = _both(*conditions)
+    return value.sum() if condition is None else value.sum(where=condition)
 
 
 # --- the plan: aggregates per SLO -------------------------------------------------------------
@@ -317,11 +374,16 @@ def _classes(spec: Spec, table: Expr) -> dict[str, list[Any]]:
 def _plan(spec: Spec, table: Expr, classes: Mapping[str, list[Any]], checks: list[Check]) -> _Plan:
     aggregates: dict[str, Expr] = {}
     names: dict[str, str] = {}
+    seen: dict[Any, str] = {}
 
     def add(slo: AnySLO, stat: str, expr: Expr) -> None:
-        alias = f"c{len(aggregates)}"
-        aggregates[alias] = expr
-        names[alias] = stat_column(slo.name, stat)
+        key = expr.op()
+        alias = seen.get(key)
+        if alias is None:
+            alias = f"c{len(aggregates)}"
+            aggregates[alias] = expr
+            seen[key] = alias
+        names[stat_column(slo.name, stat)] = alias
 
     plan_checks = list(checks)
     for slo in spec.slos:
@@ -339,32 +401,26 @@ def _plan(spec: Spec, table: Expr, classes: Mapping[str, list[Any]], checks: lis
 
 
 def _statistics(
-    slo: AnySLO, t: Expr, where: Expr, classes: Sequence[Any] | None
+    slo: AnySLO, t: Expr, where: Expr | None, classes: Sequence[Any] | None
 ) -> list[tuple[str, Expr]]:
     if isinstance(slo, AvailabilitySLO):
         if "status" not in t.columns:
             return []
         ok = t.status if t.status.type().is_boolean() else t.status == "ok"
-        return [
-            ("total", t.count(where=where & t.status.notnull())),
-            ("ok", t.count(where=where & ok)),
-        ]
+        return [("total", _count_known(t, t.status, where)), ("ok", _count(t, where, ok))]
     if isinstance(slo, LatencySLO):
-        valid = where & t.latency_ms.notnull()
+        total = ("total", _count_known(t, t.latency_ms, where))
         if slo.sli.latency_threshold is None:
-            return [("total", t.count(where=valid))]
+            return [total]
         limit = slo.sli.latency_threshold.total_seconds() * 1000
-        return [
-            ("total", t.count(where=valid)),
-            ("good", t.count(where=valid & (t.latency_ms <= limit))),
-        ]
+        return [total, ("good", _count(t, where, t.latency_ms <= limit))]
     if isinstance(slo, FreshnessSLO):
         lag = _lag_micros(t)
-        valid = where & lag.notnull()
+        total = ("total", _count_known(t, lag, where))
         if slo.sli.lag_threshold is None:
-            return [("total", t.count(where=valid))]
+            return [total]
         limit = round(slo.sli.lag_threshold.total_seconds() * 1_000_000)
-        return [("total", t.count(where=valid)), ("good", t.count(where=valid & (lag <= limit)))]
+        return [total, ("good", _count(t, where, lag <= limit))]
     if isinstance(slo, AccuracySLO):
         return _accuracy(slo, t, where, classes)
     if isinstance(slo, FairnessSLO):
@@ -373,81 +429,79 @@ def _statistics(
 
 
 def _lag_micros(t: Expr) -> Expr:
-    return t.ts.delta(t.event_ts, unit="microsecond")
+    return _epoch_us(t.ts) - _epoch_us(t.event_ts)
+
+
+def _confusion(t: Expr, where: Expr | None, positive: Expr, actual: Expr) -> list[tuple[str, Expr]]:
+    return [
+        ("tp", _count(t, where, positive, actual)),
+        ("fp", _count(t, where, positive, ~actual)),
+        ("fn", _count(t, where, ~positive, actual)),
+        ("tn", _count(t, where, ~positive, ~actual)),
+    ]
 
 
 def _accuracy(
-    slo: AccuracySLO, t: Expr, where: Expr, classes: Sequence[Any] | None
+    slo: AccuracySLO, t: Expr, where: Expr | None, classes: Sequence[Any] | None
 ) -> list[tuple[str, Expr]]:
     sli = slo.sli
-    predicted = where & t.prediction.notnull()
-    labelled = predicted & t.label.notnull()
-    out = [("predictions", t.count(where=predicted)), ("labelled", t.count(where=labelled))]
+    labelled = t.label.notnull()
+    out = [
+        ("predictions", _count_known(t, t.prediction, where)),
+        ("labelled", _count(t, where, t.prediction.notnull(), labelled)),
+    ]
     if sli.regression:
         actual = t.label.cast("float64")
         error = t.prediction.cast("float64") - actual
-        nonzero = labelled & (actual != 0)
+        nonzero = _both(where, actual != 0, t.prediction.notnull())
         ape = error.abs() / actual.abs()
         return [
             *out,
-            ("sae", error.abs().sum(where=labelled)),
-            ("sse", (error * error).sum(where=labelled)),
-            ("sse2", (error * error * error * error).sum(where=labelled)),
-            ("n_ape", t.count(where=nonzero)),
-            ("sape", ape.sum(where=nonzero)),
-            ("sape2", (ape * ape).sum(where=nonzero)),
+            ("sae", _sum(error.abs(), where)),
+            ("sse", _sum(error * error, where)),
+            ("sse2", _sum(error * error * error * error, where)),
+            ("n_ape", _count(t, nonzero)),
+            ("sape", _sum(ape, nonzero)),
+            ("sape2", _sum(ape * ape, nonzero)),
         ]
     if sli.multiclass:
         assert classes is not None
-        out.append(("correct", t.count(where=labelled & (t.prediction == t.label))))
+        out.append(("correct", _count(t, where, t.prediction == t.label)))
         for index, value in enumerate(classes):
-            lp = _literal(t.prediction.type(), value)
-            ll = _literal(t.label.type(), value)
+            lp = t.prediction == _literal(t.prediction.type(), value)
+            ll = t.label == _literal(t.label.type(), value)
             out += [
-                (f"tp.{index}", t.count(where=labelled & (t.prediction == lp) & (t.label == ll))),
-                (f"pred.{index}", t.count(where=labelled & (t.prediction == lp))),
-                (f"true.{index}", t.count(where=labelled & (t.label == ll))),
+                (f"tp.{index}", _count(t, where, lp, ll)),
+                (f"pred.{index}", _count(t, where, lp, labelled)),
+                (f"true.{index}", _count(t, where, t.prediction.notnull(), ll)),
             ]
         return out
     positive = t.prediction == _literal(t.prediction.type(), sli.positive_label)
     actual = t.label == _literal(t.label.type(), sli.positive_label)
-    out += [
-        ("tp", t.count(where=labelled & positive & actual)),
-        ("fp", t.count(where=labelled & positive & ~actual)),
-        ("fn", t.count(where=labelled & ~positive & actual)),
-        ("tn", t.count(where=labelled & ~positive & ~actual)),
-    ]
+    out += _confusion(t, where, positive, actual)
     if sli.estimate == "cbpe":
-        pending = predicted & t.label.isnull() & t.score.notnull()
+        pending = _both(where, t.prediction.notnull(), t.label.isnull(), t.score.notnull())
         out += [
-            ("unlabelled", t.count(where=pending)),
-            ("etp", t.score.sum(where=pending & positive)),
-            ("efp", (1 - t.score).sum(where=pending & positive)),
-            ("efn", t.score.sum(where=pending & ~positive)),
-            ("etn", (1 - t.score).sum(where=pending & ~positive)),
+            ("unlabelled", _count(t, pending)),
+            ("etp", _sum(t.score, pending, positive)),
+            ("efp", _sum(1 - t.score, pending, positive)),
+            ("efn", _sum(t.score, pending, ~positive)),
+            ("etn", _sum(1 - t.score, pending, ~positive)),
         ]
     return out
 
 
-def _fairness(slo: FairnessSLO, t: Expr, where: Expr) -> list[tuple[str, Expr]]:
+def _fairness(slo: FairnessSLO, t: Expr, where: Expr | None) -> list[tuple[str, Expr]]:
     sli = slo.sli
-    predicted = where & t.prediction.notnull()
     positive = t.prediction == _literal(t.prediction.type(), sli.positive_label)
     out = [
-        ("predictions", t.count(where=predicted)),
-        ("selected", t.count(where=predicted & positive)),
+        ("predictions", _count_known(t, t.prediction, where)),
+        ("selected", _count(t, where, positive)),
     ]
     if "label" not in t.columns:
         return out
-    labelled = predicted & t.label.notnull()
     actual = t.label == _literal(t.label.type(), sli.positive_label)
-    return [
-        *out,
-        ("tp", t.count(where=labelled & positive & actual)),
-        ("fp", t.count(where=labelled & positive & ~actual)),
-        ("fn", t.count(where=labelled & ~positive & actual)),
-        ("tn", t.count(where=labelled & ~positive & ~actual)),
-    ]
+    return [*out, *_confusion(t, where, positive, actual)]
 
 
 def _value_checks(slo: AnySLO, t: Expr) -> list[Check]:
@@ -497,8 +551,18 @@ def _not_finite(field: str) -> Callable[[Expr], Expr]:
 
 
 def _execute(expr: Expr, source: str) -> pa.Table:
+    """Run a query. On DuckDB the compiled SQL goes straight to the connection and comes back
+    as Arrow (ibis's own path converts through pandas)."""
     try:
-        return expr.to_pyarrow()
+        try:
+            backend = expr._find_backend()
+        except Exception:
+            backend = None
+        if backend is not None and backend.name == "duckdb":
+            table: pa.Table = backend.con.sql(str(backend.compile(expr))).to_arrow_table()
+            return table
+        result: pa.Table = expr.to_pyarrow()
+        return result
     except DataError:
         raise
     except Exception as exc:
@@ -511,10 +575,21 @@ def _validated(result: pa.Table, plan: _Plan, table: Expr, source: str) -> pa.Ta
         column = f"x{index}"
         if pc.sum(result[column]).as_py():
             raise _locate(table, check, source)
-    result = result.drop_columns([f"x{i}" for i in range(len(plan.checks))])
     result = result.filter(pc.is_valid(result[BUCKET]))
-    result = result.rename_columns([plan.names.get(c, c) for c in result.column_names])
-    return _as_float(result, [plan.names[a] for a in plan.names])
+    checks = {f"x{i}" for i in range(len(plan.checks))}
+    return _stat_table(result, plan.names, checks)
+
+
+def _stat_table(
+    result: pa.Table, names: Mapping[str, str], checks: frozenset[str] | set[str] = frozenset()
+) -> pa.Table:
+    """Keys, then one float column per statistic (from the alias that computed it)."""
+    aliases = set(names.values())
+    keys = [c for c in result.column_names if c not in aliases and c not in checks]
+    columns = {c: result[c] for c in keys}
+    for stat, alias in names.items():
+        columns[stat] = pc.fill_null(result[alias].cast(pa.float64()), 0.0)
+    return pa.table(columns)
 
 
 def _locate(table: Expr, check: Check, source: str) -> DataError:
@@ -568,7 +643,7 @@ def _histogram_queries(
             value > 0, (safe.ln() / histogram.LOG_GAMMA).floor(), histogram.ZERO_BIN
         ).cast("int64")
         counts = {
-            f"h{i}": windowed.count(where=_filter(windowed, slo, spec) & value.notnull())
+            f"h{i}": _count_known(windowed, value, _filter(windowed, slo, spec))
             for i, slo in enumerate(slos)
         }
         grouped = windowed.group_by(
@@ -666,7 +741,7 @@ def _outcome_rollup(
         for stat, column in (("total", filtered.total), ("ok", filtered.ok)):
             alias = f"c{len(aggregates)}"
             aggregates[alias] = column.sum(where=where)
-            names[alias] = stat_column(slo.name, stat)
+            names[stat_column(slo.name, stat)] = alias
     for index, check in enumerate(checks):
         aggregates[f"x{index}"] = filtered.count(where=check.predicate(filtered))
     grouped = filtered.group_by(_bucket(filtered, bucket_seconds).name(BUCKET)).aggregate(
@@ -710,6 +785,10 @@ class BatchScan:
     names: Mapping[str, str]
     histogram_sql: tuple[tuple[str, tuple[str, ...]], ...]
 
+    @property
+    def stat_columns(self) -> list[str]:
+        return list(self.names)
+
     def run(self, con: Any, batch: pa.Table) -> Rollup:
         """The rollup of ``batch`` (a DuckDB connection runs the compiled SQL over it)."""
         con.register(BATCH_TABLE, batch)
@@ -720,10 +799,9 @@ class BatchScan:
                 histograms.update(_histogram_tables(_arrow(con, sql), names))
         finally:
             con.unregister(BATCH_TABLE)
-        keep = [c for c in rows.column_names if c in self.names or c == BUCKET or c in self.slices]
-        rows = rows.select(keep)
-        rows = rows.rename_columns([self.names.get(c, c) for c in rows.column_names])
-        rows = _as_float(rows, list(self.names.values()))
+        rows = _stat_table(
+            rows.select([BUCKET, *self.slices, *set(self.names.values())]), self.names
+        )
         return Rollup(self.bucket_seconds, self.slices, rows, histograms)
 
 

@@ -39,6 +39,7 @@ def connect_duckdb(database: str = ":memory:", *, threads: int | None = None) ->
         kwargs["threads"] = threads
     con = ibis.duckdb.connect(database, **kwargs)
     con.raw_sql("SET TimeZone='UTC'")
+    con.raw_sql("SET enable_progress_bar = false")
     return con
 
 

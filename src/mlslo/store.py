@@ -306,7 +306,7 @@ class Store:
             self._scan = scan
             self._outcome_columns = [
                 c
-                for c in scan.names.values()
+                for c in scan.stat_columns
                 if any(
                     c.startswith(f"{s.name}/") for s in spec.slos if isinstance(s, AvailabilitySLO)
                 )
@@ -335,7 +335,7 @@ class Store:
         return (
             [(BUCKET, "BIGINT")]
             + [(c, "VARCHAR") for c in self._scan.slices]
-            + [(c, "DOUBLE") for c in self._scan.names.values()]
+            + [(c, "DOUBLE") for c in self._scan.stat_columns]
         )
 
     def _rebuild(self, fingerprint: str, progress: Callable[[int, int], None] | None) -> None:
@@ -417,7 +417,7 @@ class Store:
         start, _ = scan_range(self._spec, self.clock())
         cutoff = to_micros(start) // 1_000_000 // self._scan.bucket_seconds - 1
         keys = [BUCKET, *self._scan.slices]
-        stats = list(self._scan.names.values())
+        stats = list(self._scan.stat_columns)
         key_sql = ", ".join(_q(k) for k in keys)
         sums = ", ".join(f"sum({_q(s)}) AS {_q(s)}" for s in stats)
         table = _fetch(
@@ -490,7 +490,7 @@ class Store:
         assert self._scan is not None
         keys = [BUCKET, *self._scan.slices]
         key_sql = ", ".join(_q(k) for k in keys)
-        sums = ", ".join(f"sum({_q(s)}) AS {_q(s)}" for s in self._scan.names.values())
+        sums = ", ".join(f"sum({_q(s)}) AS {_q(s)}" for s in self._scan.stat_columns)
         with self._lock:
             table = _fetch(
                 self.con,
@@ -876,7 +876,7 @@ class Store:
         """Rewrite the rollup delta rows as one row per bucket and slice."""
         assert self._scan is not None
         keys = ", ".join(_q(k) for k in [BUCKET, *self._scan.slices])
-        sums = ", ".join(f"sum({_q(s)}) AS {_q(s)}" for s in self._scan.names.values())
+        sums = ", ".join(f"sum({_q(s)}) AS {_q(s)}" for s in self._scan.stat_columns)
         with self._lock:
             self._run("BEGIN TRANSACTION")
             try:

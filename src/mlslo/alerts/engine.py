@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -116,12 +117,20 @@ class AlertEngine:
         self._dirty = set()
 
     def _dispatch(self, alerts: Sequence[Alert], at: datetime) -> None:
-        for name, sender in self.senders.items():
-            due: list[tuple[Kind, Alert]] = []
-            notifier = sender.notifier
-            for alert in alerts:
-                if not sender.wants(alert):
-                    continue
+        """Send what is due, judged from the states as they are now (a delivery may have
+        been recorded since the evaluation read them), under the lock that records them."""
+        with self._lock:
+            fresh = [replace(a, state=self.states.get(a.rule.key, a.state)) for a in alerts]
+            for name, sender in self.senders.items():
+                self._dispatch_to(name, sender, fresh, at)
+
+    def _dispatch_to(
+        self, name: str, sender: Sender, alerts: Sequence[Alert], at: datetime
+    ) -> None:
+        due: list[tuple[Kind, Alert]] = []
+        notifier = sender.notifier
+        for alert in alerts:
+            if sender.wants(alert):
                 kind = _due(
                     alert,
                     name,
@@ -132,8 +141,8 @@ class AlertEngine:
                 )
                 if kind is not None and not sender.busy(alert.rule.key, kind):
                     due.append((kind, alert))
-            if due:
-                sender.submit(due, at)
+        if due:
+            sender.submit(due, at)
 
     def _delivered(self, notifier: str, notifications: Sequence[tuple[Kind, Alert]]) -> None:
         with self._lock:

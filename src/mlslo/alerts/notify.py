@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,33 +49,49 @@ class Alert:
         return f"{self.dashboard_url.rstrip('/')}/slo/{self.slo.name}"
 
     def summary(self) -> str:
+        resolved = self.state.status == "resolved"
+        name = f"{self.service}: {self.slo.name}"
         if self.rule.kind == "exhausted":
-            return f"{self.service}: {self.slo.name} error budget is exhausted"
-        rate = _rate(self.check.long_rate)
-        return (
-            f"{self.service}: {self.slo.name} is burning its error budget {rate} "
-            f"({self.rule.severity})"
-        )
+            return f"{name} error budget is {'no longer ' if resolved else ''}exhausted"
+        if resolved:
+            return f"{name} no longer burns its error budget faster than {self.rule.burn_rate:g}×"
+        return f"{name} is burning its error budget {_rate(self.check.long_rate)}"
 
     def description(self) -> str:
         slo = self.slo
+        resolved = self.state.status == "resolved"
         parts = [
             f"SLO {slo.name} ({slo.dimension}: {slo.metric} {format_target(slo)} over {slo.window})"
         ]
         if self.rule.kind == "burn":
             assert self.rule.long is not None and self.rule.short is not None
-            parts.append(
-                f"is burning its error budget {_rate(self.check.long_rate)} over the last "
-                f"{format_duration(self.rule.long)} and {_rate(self.check.short_rate)} over "
-                f"the last {format_duration(self.rule.short)} (threshold "
-                f"{self.rule.burn_rate:g}×; 1× spends the budget in exactly one window)"
+            rates = (
+                f"{_rate(self.check.long_rate)} over the last {format_duration(self.rule.long)} "
+                f"and {_rate(self.check.short_rate)} over the last "
+                f"{format_duration(self.rule.short)} (threshold {self.rule.burn_rate:g}×"
             )
+            if resolved:
+                parts.append(f"has recovered: its burn rate is now {rates})")
+            else:
+                parts.append(
+                    f"is burning its error budget {rates}; 1× spends the budget in exactly one "
+                    "window)"
+                )
         else:
-            parts.append("has spent its whole error budget")
+            parts.append(
+                "has budget left again" if resolved else "has spent its whole error budget"
+            )
         remaining = self.check.remaining
-        if remaining is not None:
+        if remaining is not None and remaining >= 0:
             parts.append(f"{remaining * 100:.1f}% of the budget is left")
-        if self.check.hours_left is not None and remaining is not None and remaining > 0:
+        elif remaining is not None:
+            parts.append(f"the budget is overspent by {-remaining * 100:.1f}%")
+        if (
+            not resolved
+            and self.check.hours_left is not None
+            and remaining is not None
+            and remaining > 0
+        ):
             parts.append(f"at the recent rate it is gone in {_hours(self.check.hours_left)}")
         text = f"{parts[0]} {parts[1]}"
         if len(parts) > 2:
@@ -164,7 +179,7 @@ def slack_payload(
         title = (
             "RESOLVED" if kind == "resolved" else ("STILL FIRING" if kind == "repeat" else "FIRING")
         )
-        header = f"{icon} *{title}* ({alert.rule.severity}) {alert.summary()}"
+        header = f"{icon} *{title}* · {alert.rule.severity} · {alert.summary()}"
         link = f"\n<{alert.link}|Open the dashboard>" if alert.link else ""
         blocks.append(
             {
@@ -245,6 +260,7 @@ class Sender:
         self.failed = 0
         self.in_flight: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self.thread = threading.Thread(
             target=self._run, name=f"mlslo-notify-{notifier.name}", daemon=True
         )
@@ -265,8 +281,11 @@ class Sender:
             return (key, kind) in self.in_flight
 
     def stop(self) -> None:
+        """Stop promptly: a delivery waiting to retry gives up (it stays due, so the next
+        engine sends it again); the client closes only after the thread is done."""
+        self._stopping.set()
         self.queue.put(None)
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=15)
         self.http.close()
 
     def payload(self, notifications: Sequence[tuple[Kind, Alert]], at: datetime) -> Any:
@@ -289,18 +308,20 @@ class Sender:
                 return
             notifications, at = item
             ok = self._post(self.payload(notifications, at))
-            with self._lock:
-                for kind, alert in notifications:
-                    self.in_flight.discard((alert.rule.key, kind))
             if ok:
                 self.sent += 1
                 self.delivered(self.notifier.name, notifications)
             else:
                 self.failed += 1
+            with self._lock:
+                for kind, alert in notifications:
+                    self.in_flight.discard((alert.rule.key, kind))
 
     def _post(self, payload: Any) -> bool:
         delay = self.backoff
         for attempt in range(self.attempts):
+            if self._stopping.is_set():
+                return False
             try:
                 response = self.http.post(self.url(), json=payload)
                 if response.status_code < 300:
@@ -309,13 +330,14 @@ class Sender:
                 if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
                     log.error("notifier %s rejected a notification: %s", self.notifier.name, reason)
                     return False
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, RuntimeError) as exc:
                 reason = str(exc)
             if attempt < self.attempts - 1:
                 log.warning(
                     "notifier %s failed (%s); retrying in %.1fs", self.notifier.name, reason, delay
                 )
-                time.sleep(delay)
+                if self._stopping.wait(delay):
+                    return False
                 delay = min(delay * 2, 60.0)
         log.error("notifier %s gave up after %d attempts", self.notifier.name, self.attempts)
         return False

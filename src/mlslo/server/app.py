@@ -8,7 +8,6 @@ status that fits: 400 unreadable body, 401 no or bad token, 403 wrong scope, 413
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -25,6 +24,7 @@ from mlslo.errors import MlsloError, NotFoundError
 from mlslo.records import normalize_labels, normalize_outcomes, normalize_predictions
 from mlslo.render import evaluation_json, override_json
 from mlslo.server.dashboard import add_dashboard
+from mlslo.server.errors import ApiError, parse_moment, parse_step
 from mlslo.server.metrics import Metrics
 from mlslo.server.service import Service
 from mlslo.store import Kind, Scope, Token
@@ -76,21 +76,6 @@ def token_json(token: Token) -> dict[str, Any]:
         if token.revoked_at is None
         else token.revoked_at.isoformat().replace("+00:00", "Z"),
     }
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        field: str | None = None,
-        row: int | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.errors = [FieldError(row, field, message)]
-        self.headers = headers
 
 
 def _envelope(
@@ -288,7 +273,7 @@ def create_app(service: Service) -> FastAPI:
         series: Annotated[str | None, Query(description="add the SLI per step, e.g. 1d")] = None,
     ) -> dict[str, Any]:
         """Every SLO: SLI, budget, burn rates: the JSON of mlslo evaluate --format json."""
-        moment = parse_moment(at, service)
+        moment = parse_moment(at, service.clock)
         step = parse_step(series)
         evaluation = await run_in_threadpool(service.store.evaluate, moment, series_step=step)
         return evaluation_json(evaluation)
@@ -363,7 +348,7 @@ def create_app(service: Service) -> FastAPI:
     ) -> dict[str, Any]:
         """allow / warn / block with every reason: the JSON of mlslo gate --format json.
         Every decision is recorded in the audit log."""
-        moment = parse_moment(at, service)
+        moment = parse_moment(at, service.clock)
         return await run_in_threadpool(
             service.gate, policy=policy, candidate=candidate, caller=caller(token), at=moment
         )
@@ -420,24 +405,3 @@ def create_app(service: Service) -> FastAPI:
 
     add_dashboard(app, service)
     return app
-
-
-def parse_moment(text: str | None, service: Service) -> datetime:
-    if text is None:
-        return service.clock()
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
-        raise ApiError(
-            422, f"'{text}' is not an ISO-8601 time; e.g. 2026-11-30T00:00:00Z", "at"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def parse_step(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise ApiError(422, str(exc), "series") from None

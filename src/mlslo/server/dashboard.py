@@ -9,7 +9,7 @@ printed by ``mlslo demo``.
 from __future__ import annotations
 
 import urllib.parse
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -19,8 +19,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from mlslo import charts
+from mlslo.alerts.engine import checks
 from mlslo.errors import MlsloError
-from mlslo.render import evaluation_json
+from mlslo.render import alerts_json, evaluation_json
+from mlslo.server.errors import ApiError, parse_moment
 from mlslo.server.service import Service
 from mlslo.views import (
     STATUS_WORDS,
@@ -56,16 +58,15 @@ def add_dashboard(app: FastAPI, service: Service) -> None:
         return token is not None and token.allows("read")
 
     def moment(request: Request) -> tuple[datetime, bool]:
+        """``?at=`` (time travel), or now. A malformed time is an error, never silently
+        the live page."""
         text = request.query_params.get("at")
         if not text:
             return service.clock(), True
         try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return service.clock(), True
-        return (
-            parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-        ), False
+            return parse_moment(text, service.clock), False
+        except ApiError as error:
+            raise BadMoment(str(error)) from None
 
     def base(request: Request, at: datetime, live: bool) -> dict[str, Any]:
         query = "" if live else "?" + urllib.parse.urlencode({"at": at.isoformat()})
@@ -147,19 +148,29 @@ def add_dashboard(app: FastAPI, service: Service) -> None:
         response.delete_cookie(COOKIE, path="/")
         return response
 
+    def bad_moment(request: Request, error: BadMoment) -> HTMLResponse:
+        context = {**base(request, service.clock(), True), "refresh": None, "message": str(error)}
+        return page("error.html", context, status=400)
+
     @app.get("/", include_in_schema=False)
     async def overview(request: Request) -> Response:
         if not signed_in(request) or request.query_params.get("token"):
             return login_redirect(request)
-        at, live = moment(request)
-        context = await run_in_threadpool(_overview, service, at)
+        try:
+            at, live = moment(request)
+        except BadMoment as error:
+            return bad_moment(request, error)
+        context = await run_in_threadpool(_overview, service, at, live)
         return page("overview.html", {**base(request, at, live), **context})
 
     @app.get("/slo/{name}", include_in_schema=False)
     async def slo_page(request: Request, name: str) -> Response:
         if not signed_in(request) or request.query_params.get("token"):
             return login_redirect(request)
-        at, live = moment(request)
+        try:
+            at, live = moment(request)
+        except BadMoment as error:
+            return bad_moment(request, error)
         if name not in {s.name for s in service.spec.slos}:
             return page(
                 "login.html",
@@ -187,8 +198,13 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _overview(service: Service, at: datetime) -> dict[str, Any]:
-    document = evaluation_json(service.store.evaluate(at))
+class BadMoment(Exception):
+    """``?at=`` could not be read."""
+
+
+def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
+    evaluation = service.store.evaluate(at)
+    document = evaluation_json(evaluation)
     cards = []
     for entry in document["slos"]:
         status = entry["budget"]["status"]
@@ -232,9 +248,15 @@ def _overview(service: Service, at: datetime) -> dict[str, Any]:
         except MlsloError:
             gate = None
     alerts = None
-    if service.alerts is not None:
+    if service.alerts is not None and live:
         alerts = [
             a.as_dict() for a in service.alerts.current if a.state.status in ("pending", "firing")
+        ]
+    elif service.alerts is not None:
+        alerts = [
+            _would_fire(row, document["evaluated_at"])
+            for row in alerts_json(evaluation, checks(service.spec, evaluation))["alerts"]
+            if row["status"] == "firing"
         ]
     return {
         "cards": cards,
@@ -242,6 +264,18 @@ def _overview(service: Service, at: datetime) -> dict[str, Any]:
         "gate_icon": GATE_ICON.get(gate["decision"], "") if gate else "",
         "alerts": alerts,
     }
+
+
+def _would_fire(row: dict[str, Any], at: str) -> dict[str, Any]:
+    """A stateless check shown in the alerts panel of a past moment."""
+    if row["long_window"]:
+        summary = (
+            f"burning {row['long_burn_rate']:.1f}× over {row['long_window']} and "
+            f"{row['short_burn_rate']:.1f}× over {row['short_window']}"
+        )
+    else:
+        summary = "budget exhausted"
+    return {**row, "summary": summary, "fired_at": None, "since": at}
 
 
 def _slo(service: Service, at: datetime, name: str) -> dict[str, Any]:
