@@ -134,3 +134,27 @@ def test_series_covers_the_window(cli, write_spec, write_records):
     bad = cli("evaluate", "--spec", spec, "--data", _records(write_records), "--series", "daily")
     assert bad.exit_code == 2
     assert "--series" in bad.stderr
+
+
+def test_dedupe_counts_a_repeated_id_once(cli, write_spec, write_records):
+    spec = write_spec(SPEC)
+    rows = {
+        "id": ["a", "b", "a", "c"],
+        "ts": [BASE] * 4,
+        "status": ["ok", "error", "ok", "ok"],
+        "prediction": [1, 0, 1, 1],
+        "label": [1, 0, 1, 0],
+    }
+    data = write_records(rows)
+    plain = cli("evaluate", "--spec", spec, "--data", data, "--at", AT, "-f", "json").json()
+    once = cli(
+        "evaluate", "--spec", spec, "--data", data, "--at", AT, "-f", "json", "--dedupe"
+    ).json()
+    assert plain["slos"][0]["sli"]["valid"] == 4
+    assert once["slos"][0]["sli"]["valid"] == 3
+    assert once["slos"][0]["sli"]["good"] == 2
+    assert once["slos"][1]["sli"]["n"] == 3
+    no_id = write_records({k: v for k, v in rows.items() if k != "id"})
+    run = cli("evaluate", "--spec", spec, "--data", no_id, "--dedupe")
+    assert run.exit_code == 2
+    assert "--dedupe counts each prediction id once" in run.stderr

@@ -187,3 +187,23 @@ def test_separate_labels_join_agrees(spark: Any, tmp_path: Path) -> None:
             )
         )
     _assert_same(*results)
+    doubled = tmp_path / "doubled.parquet"
+    pq.write_table(pa.concat_tables([log, log.slice(0, 500)]), doubled)
+    once = [
+        scan(spec, open_table(con, str(doubled)), start=start, end=AT, dedupe=True)
+        for con in (connect_duckdb(), ibis.pyspark.connect(spark))
+    ]
+    _assert_same(*once)
+    assert _same_totals(
+        once[0], scan(spec, open_table(connect_duckdb(), str(path)), start=start, end=AT)
+    )
+
+
+def _same_totals(a: Rollup, b: Rollup) -> bool:
+    left, right = _sorted(a.table), _sorted(b.table)
+    return all(
+        np.allclose(left[c].to_numpy(), right[c].to_numpy())
+        if "/" in c
+        else left[c].to_pylist() == right[c].to_pylist()
+        for c in left.column_names
+    )

@@ -162,6 +162,14 @@ AtOption = Annotated[
     typer.Option("--at", help="Evaluate as of this time (ISO-8601, UTC if no zone). Default: now."),
 ]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+DedupeOption = Annotated[
+    bool,
+    typer.Option(
+        "--dedupe",
+        help="Count a repeated prediction id once (costs a hash of every id; the server "
+        "always does it at ingest).",
+    ),
+]
 EngineOption = Annotated[
     Engine,
     typer.Option(
@@ -205,6 +213,7 @@ def evaluate(
         str | None,
         typer.Option("--series", help="Add the SLI per step across each window (e.g. 1d, 6h)."),
     ] = None,
+    dedupe: DedupeOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Evaluate every SLO from prediction logs: SLIs, budgets, burn rates."""
@@ -215,7 +224,7 @@ def evaluate(
     loaded = load_spec(spec)
     moment = parse_at(at)
     step = parse_step(series, "--series")
-    sources = Sources(data, labels, outcomes)
+    sources = Sources(data, labels, outcomes, dedupe)
     with _progress(f"Scanning {data}"):
         con = _connect(engine)
         result = evaluate_files(loaded, sources, moment, series_step=step, con=con)
@@ -278,6 +287,7 @@ def gate(
     warn_ok: Annotated[
         bool, typer.Option("--warn-ok", help="Exit 0 on warn (default: 3).")
     ] = False,
+    dedupe: DedupeOption = False,
     engine: EngineOption = Engine.duckdb,
     url: Annotated[
         str | None, typer.Option("--url", help="Ask a running server instead of reading files.")
@@ -312,7 +322,7 @@ def gate(
         with _progress(f"Scanning {data}"):
             run = gate_files(
                 loaded,
-                Sources(data, labels, outcomes),
+                Sources(data, labels, outcomes, dedupe),
                 moment,
                 policy=policy,
                 candidate=selector,
@@ -372,6 +382,7 @@ def alerts(
     all_rules: Annotated[
         bool, typer.Option("--all", help="Show every rule, not only those firing or held back.")
     ] = False,
+    dedupe: DedupeOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Check the burn-rate alert rules once, from files: which would fire at --at."""
@@ -384,7 +395,7 @@ def alerts(
     moment = parse_at(at)
     with _progress(f"Scanning {data}"):
         evaluation = evaluate_files(
-            loaded, Sources(data, labels, outcomes), moment, con=_connect(engine)
+            loaded, Sources(data, labels, outcomes, dedupe), moment, con=_connect(engine)
         )
     results = checks(loaded, evaluation)
     if output is GateFormat.json:
@@ -499,6 +510,7 @@ def report(
         str | None,
         typer.Option("--policy", help="Show this policy's gate decision (default: the spec's)."),
     ] = None,
+    dedupe: DedupeOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Write a self-contained SLO review report (charts inline) for a reliability review."""
@@ -518,7 +530,11 @@ def report(
     step = min((series_step(str(s.window)) for s in loaded.slos), default=None)
     with _progress(f"Scanning {data}"):
         evaluation = evaluate_files(
-            loaded, Sources(data, labels, outcomes), moment, series_step=step, con=_connect(engine)
+            loaded,
+            Sources(data, labels, outcomes, dedupe),
+            moment,
+            series_step=step,
+            con=_connect(engine),
         )
     document = evaluation_json(evaluation)
     gate_document = None

@@ -30,6 +30,7 @@ class Sources:
     predictions: str
     labels: str | None = None
     outcomes: str | None = None
+    dedupe: bool = False
 
 
 def scan_files(
@@ -57,6 +58,7 @@ def scan_files(
         source=sources.predictions,
         labels_source=sources.labels or "labels",
         outcomes_source=sources.outcomes or "outcomes",
+        dedupe=sources.dedupe,
     )
 
 

@@ -80,11 +80,13 @@ def scan(
     source: str = "data",
     labels_source: str = "labels",
     outcomes_source: str = "outcomes",
+    dedupe: bool = False,
 ) -> Rollup:
     """Reduce the records with ``start <= ts < end`` to a :class:`Rollup`.
 
     ``slice_columns`` adds attributes to slice by beyond those the fairness SLOs need (the
-    candidate check slices by ``model_version``).
+    candidate check slices by ``model_version``). ``dedupe`` counts a repeated prediction id
+    once (the service always does, at ingest; on files it costs a hash of every id).
     """
     bucket_seconds = int(spec.bucket.total_seconds())
     slices = _slice_columns(spec, slice_columns)
@@ -97,6 +99,15 @@ def scan(
         labels_separate=labels is not None,
     )
     table = base
+    if dedupe:
+        if "id" not in base.columns:
+            raise DataError(
+                "is missing; --dedupe counts each prediction id once, so it needs "
+                "the id column (map it with columns: {id: <your column>})",
+                source=source,
+                column=spec.columns.id,
+            )
+        table = base.distinct(on="id", keep="first")
     if labels is not None and _uses_labels(spec):
         table = _join_labels(spec, base, labels, labels_source, end)
     window = _in_window(table, start, end)
