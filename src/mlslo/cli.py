@@ -638,6 +638,12 @@ def serve(
     memory_limit: Annotated[
         str, typer.Option("--memory-limit", help="DuckDB's memory limit (the store's cache).")
     ] = "512MB",
+    label_horizon: Annotated[
+        str,
+        typer.Option(
+            "--label-horizon", help="How long a label waits for its prediction to arrive."
+        ),
+    ] = "30d",
 ) -> None:
     """Run the service: ingestion API, status, gate, alerts, /metrics and the dashboard."""
     from mlslo.server.run import run_server
@@ -655,6 +661,7 @@ def serve(
         log_level=log_level,
         console=_stderr(),
         memory_limit=memory_limit,
+        label_horizon=parse_step(label_horizon, "--label-horizon") or parse_duration("30d"),
     )
 
 

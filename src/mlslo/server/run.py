@@ -59,9 +59,17 @@ def run_server(
     log_level: str,
     console: Console,
     memory_limit: str = "512MB",
+    label_horizon: timedelta = timedelta(days=30),
 ) -> None:
     check_port(host, port)
-    store = open_store(spec_path, db, console, retention=retention, memory_limit=memory_limit)
+    store = open_store(
+        spec_path,
+        db,
+        console,
+        retention=retention,
+        memory_limit=memory_limit,
+        label_horizon=label_horizon,
+    )
     if not auth:
         console.print(
             "[bold yellow]warning:[/] --no-auth: anyone who can reach "
