@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -45,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR_VERSION = 1
@@ -702,35 +703,18 @@ def mlslo_phases(spec: Path, data: Path) -> tuple[list[tuple[str, float, float]]
 
 
 def versions() -> dict[str, str]:
-    import duckdb
-    import numpy
-    import pandas
-    import pyarrow
-
-    out = {
-        "nproc": str(os.cpu_count()),
-        "RAM": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
-        "Python": platform.python_version(),
-        "DuckDB": duckdb.__version__,
-        "numpy": numpy.__version__,
-        "pyarrow": pyarrow.__version__,
-        "pandas": pandas.__version__,
-    }
-    for module in ("ibis", "sklearn", "fairlearn", "mlslo"):
-        try:
-            out[module] = __import__(module).__version__
-        except ImportError:
-            out[module] = "not installed"
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    out["CPU"] = cpu or "unknown"
-    return out
+    return describe(
+        [
+            ("DuckDB", "duckdb"),
+            ("numpy", "numpy"),
+            ("pyarrow", "pyarrow"),
+            ("pandas", "pandas"),
+            ("ibis", "ibis"),
+            ("sklearn", "sklearn"),
+            ("fairlearn", "fairlearn"),
+            ("mlslo", "mlslo"),
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -380,6 +380,8 @@ def test_a_batch_is_all_or_nothing_and_reports_every_column(live_server):
         {"id": f"p{i}", "ts": "2026-11-20T10:00:00Z", "status": "ok", "latency_ms": 10.0}
         for i in range(50)
     ]
+    rows[5]["status"] = None
+    rows[6]["latency_ms"] = None
     rows[17]["status"] = "maybe"
     rows[30]["latency_ms"] = -1.0
     with live.client() as http:
@@ -456,7 +458,14 @@ def test_metrics_exposition(live_server):
         if s.name.endswith("_total")
     }
     assert records == {"predictions": 500.0, "labels": labels.num_rows}
-    assert "mlslo_http_request_duration_seconds" in families
+    timed = {
+        (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+        for s in families["mlslo_http_request_duration_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    assert timed[("POST", "/api/v1/predictions", "200")] == 1
+    assert timed[("POST", "/api/v1/labels", "200")] == 1
+    assert timed[("GET", "/api/v1/slos", "200")] == 1
     assert families["mlslo_objective_target"].samples[0].labels["op"] == ">="
 
 

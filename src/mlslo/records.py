@@ -192,6 +192,8 @@ class _Errors:
 
     def first_row(self, mask: pa.Array | pa.ChunkedArray, field: str, message: str) -> bool:
         """Record the first row where ``mask`` is true; return whether there was one."""
+        if not pc.any(mask).as_py():
+            return False
         index = pc.index(pc.fill_null(mask, False), True).as_py()
         if index is None or index < 0:
             return False
@@ -420,6 +422,9 @@ def _text(table: pa.Table, field: str, errors: _Errors) -> pa.Array:
     return pa.nulls(table.num_rows, pa.string())
 
 
+_STATUSES = pa.array(["ok", "error"])
+
+
 def _status(table: pa.Table, errors: _Errors) -> pa.Array:
     if "status" not in table.column_names:
         return pa.nulls(table.num_rows, pa.string())
@@ -427,7 +432,9 @@ def _status(table: pa.Table, errors: _Errors) -> pa.Array:
     if pa.types.is_boolean(column.type):
         return pc.if_else(column, "ok", "error").combine_chunks()
     values = _text(table, "status", errors)
-    bad = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array(["ok", "error"]))))
+    bad = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, _STATUSES)))
+    if not pc.any(bad).as_py():
+        return values
     index = pc.index(pc.fill_null(bad, False), True).as_py()
     if index is not None and index >= 0:
         errors.add(

@@ -37,7 +37,7 @@ from mlslo.errors import MlsloError, NotFoundError, UsageError
 from mlslo.evaluate import Evaluation, evaluate, scan_range, slo_needs_histogram, to_micros
 from mlslo.policy import Override
 from mlslo.records import CANONICAL_TYPES, attribute_columns
-from mlslo.rollup import BUCKET, Rollup, Timeline, build_timeline, merge_all
+from mlslo.rollup import BUCKET, Rollup, Timeline, build_timeline
 from mlslo.scan import BatchScan, compile_batch_scan
 from mlslo.spec import AvailabilitySLO, FairnessSLO, Spec
 
@@ -126,8 +126,7 @@ class Store:
         self._slices: tuple[str, ...] = ()
         self._scan: BatchScan | None = None
         self._outcome_columns: list[str] = []
-        self._rollup: Rollup | None = None
-        self._pending: list[Rollup] = []
+        self._ready = False
         self._timelines: dict[str, Timeline] = {}
         self._held = True
         self._grid_first = 0
@@ -183,6 +182,7 @@ class Store:
             label_horizon=label_horizon,
         )
         store._create_tables()
+        store._load_tokens()
         store.configure(spec, progress=progress)
         return store
 
@@ -452,20 +452,17 @@ class Store:
             for slo in self._spec.slos
         }
         with self._cache_lock:
-            self._rollup = rollup
-            self._pending = []
+            self._ready = True
             self._timelines = timelines
             self._grid_first = cutoff
+        self._held = bool(self._one("SELECT count(*) FROM held_labels")[0])
 
     def rollup(self) -> Rollup:
-        """The current rollups (merged with what was ingested since the last call)."""
-        with self._cache_lock:
-            if self._rollup is None:
-                raise StoreError("the store is not ready (rollups are being rebuilt)")
-            if self._pending:
-                self._rollup = merge_all([self._rollup, *self._pending])
-                self._pending = []
-            return self._rollup
+        """The rollups of the kept range, read from disk (only the candidate check needs
+        them whole; evaluation uses the timelines)."""
+        if not self._ready:
+            raise StoreError("the store is not ready (rollups are being rebuilt)")
+        return self._rollup_between(self._grid_first)
 
     def evaluate(
         self,
@@ -621,7 +618,6 @@ class Store:
                 job.future.set_exception(exc)
             return
         with self._cache_lock:
-            self._pending.extend(deltas)
             for delta in deltas:
                 for timeline in self._timelines.values():
                     timeline.add(delta)
@@ -817,7 +813,6 @@ class Store:
                     "bulk_load needs an empty store; send records through the "
                     "API (or mlslo ingest) to add to one"
                 )
-            received = pa.scalar(_naive(now), pa.timestamp("us"))
             self._run("BEGIN TRANSACTION")
             try:
                 for kind, table, normalize in (
@@ -831,8 +826,7 @@ class Store:
                             table.slice(start, 500_000), self._spec, now=now, max_skew=max_skew
                         )
                         chunk = chunk.append_column(
-                            "received_at",
-                            pa.array([received.as_py()] * chunk.num_rows, pa.timestamp("us")),
+                            "received_at", _constant_time(now, chunk.num_rows)
                         )
                         self.con.register("mlslo_rows", chunk)
                         self._run(f"INSERT INTO {kind} BY NAME SELECT * FROM mlslo_rows")
@@ -918,7 +912,7 @@ class Store:
                 "INSERT INTO tokens VALUES (nextval('token_ids'), ?, ?, ?, ?, NULL) RETURNING id",
                 [name, scope, _hash(secret), now],
             )
-            self._tokens = None
+            self._load_tokens()
         assert row is not None
         return Token(int(row[0]), name, scope, now.replace(tzinfo=UTC), None), secret
 
@@ -929,7 +923,7 @@ class Store:
                 "RETURNING id, name, scope, created_at, revoked_at",
                 [_naive(self.clock()), token_id],
             )
-            self._tokens = None
+            self._load_tokens()
         if row is None:
             raise NotFoundError(f"no token with id {token_id}; see mlslo token list")
         return Token(int(row[0]), row[1], row[2], row[3].replace(tzinfo=UTC), _aware(row[4]))
@@ -943,21 +937,26 @@ class Store:
 
     def verify(self, secret: str) -> Token | None:
         """The token for ``secret`` if it exists (revoked tokens are returned, to tell 401
-        from 403 honestly: a revoked token is not valid). Constant-time comparison."""
-        with self._lock:
-            if self._tokens is None:
-                rows = self._run("SELECT hash, id, name, scope, created_at, revoked_at FROM tokens")
-                self._tokens = [
-                    (r[0], Token(int(r[1]), r[2], r[3], r[4].replace(tzinfo=UTC), _aware(r[5])))
-                    for r in rows
-                ]
-            tokens = self._tokens
+        from 403 honestly: a revoked token is not valid). Constant-time comparison against
+        the tokens kept in memory, so the check never waits for the writer."""
+        tokens = self._tokens
+        if tokens is None:
+            with self._lock:
+                tokens = self._load_tokens()
         digest = _hash(secret)
         found = None
         for stored, token in tokens:
             if hmac.compare_digest(stored, digest):
                 found = token
         return found
+
+    def _load_tokens(self) -> list[tuple[str, Token]]:
+        rows = self._run("SELECT hash, id, name, scope, created_at, revoked_at FROM tokens")
+        self._tokens = [
+            (r[0], Token(int(r[1]), r[2], r[3], r[4].replace(tzinfo=UTC), _aware(r[5])))
+            for r in rows
+        ]
+        return self._tokens
 
     def has_tokens(self) -> bool:
         return any(t.revoked_at is None for t in self.tokens())

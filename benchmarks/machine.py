@@ -1,0 +1,50 @@
+"""What a benchmark ran on: cores, memory, versions, the commit and the CPU model."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def describe(modules: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """``modules`` are (label, import name) pairs whose ``__version__`` is reported."""
+    out = {
+        "nproc": str(os.cpu_count()),
+        "RAM": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
+        "Python": platform.python_version(),
+    }
+    for label, name in modules:
+        try:
+            out[label] = importlib.import_module(name).__version__
+        except ImportError:
+            out[label] = "not installed"
+    try:
+        commit = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--", "src")
+        out["commit"] = commit + (" (src modified)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    out["CPU"] = _cpu_model()
+    return out
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
