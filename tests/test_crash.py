@@ -140,3 +140,38 @@ def test_sigkill_during_ingest_loses_no_acknowledged_record(tmp_path):
     assert stored == distinct
     assert uptime["sli"]["valid"] == stored
     assert stored - len(expected) <= 500
+
+
+def test_sighup_reloads_the_spec_and_rebuilds_from_raw_records(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    db = tmp_path / "reload.duckdb"
+    port = _free_port()
+    server = _start(spec, db, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            accepted = http.post(
+                "/api/v1/predictions",
+                content=arrow_bytes(_batch(0, 1000)),
+                headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+            ).json()["accepted"]
+            spec.write_text(
+                SPEC + "  - {name: strict, dimension: availability, objective: {target: 0.999}}\n"
+            )
+            server.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            names: list[str] = []
+            while time.monotonic() < deadline:
+                slos = http.get("/api/v1/slos").json()["slos"]
+                names = [s["name"] for s in slos]
+                if "strict" in names:
+                    break
+                time.sleep(0.1)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert accepted == 1000
+    assert names == ["uptime", "strict"]
+    strict = slos[1]
+    assert (strict["sli"]["good"], strict["sli"]["valid"]) == (980, 1000)
+    assert server.returncode == 0

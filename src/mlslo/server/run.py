@@ -149,6 +149,9 @@ def serve_store(
         f"http://{host}:{port}/ (API docs at /docs, metrics at /metrics); "
         "Ctrl-C stops it"
     )
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; without a handler of our
+    # own that would end the process before the store is closed and checkpointed.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run()
     finally:
