@@ -698,3 +698,17 @@ def test_links_between_the_docs_resolve(doc):
         if anchor:
             assert linked.suffix == ".md", f"{doc}: anchor into a non-Markdown file: {target}"
             assert anchor in anchors(linked.name), f"{doc}: no heading for {target}"
+
+
+def _fenced_after(text: str, marker: str) -> str:
+    after = text.split(marker, 1)[1]
+    return after.split("```", 2)[1].split("\n", 1)[1].strip()
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = _fenced_after(readme, "<!-- test-command -->")
+    ci = [line.strip() for line in (ROOT / ".ci/run").read_text(encoding="utf-8").splitlines()]
+    assert command.count("\n") == 0
+    assert command in ci
+    assert ci[-1] == command
