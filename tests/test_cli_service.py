@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pyarrow as pa
@@ -74,6 +75,17 @@ def test_tokens_and_ingest_through_a_running_server(cli, live_server, write_reco
     assert rejected.exit_code == 2
     assert "records 1-1 were rejected (422)" in rejected.stderr
     assert "row 1, field 'status'" in rejected.stderr
+    mixed = Path(bad).with_name("mixed.ndjson")
+    mixed.write_text(
+        '{"id": "m1", "ts": "2026-11-20T10:00:00Z", "latency_ms": 12}\n'
+        '{"id": "m2", "ts": "2026-11-20T10:00:00Z", "latency_ms": "slow"}\n'
+    )
+    unreadable = cli("ingest", str(mixed), "--url", live.url, "--token", sender)
+    assert unreadable.exit_code == 2
+    assert unreadable.stderr.strip().splitlines() == [
+        f"error: {mixed}, row 2, column 'latency_ms': is a string here but a number in "
+        "earlier rows; send one type per field"
+    ]
     unreachable = cli("ingest", path, "--url", "http://127.0.0.1:9", "--token", sender)
     assert unreachable.exit_code == 2
     assert "cannot reach http://127.0.0.1:9" in unreachable.stderr

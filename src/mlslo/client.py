@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from mlslo.bodies import table_from_records
-from mlslo.errors import MlsloError, UsageError
+from mlslo.errors import DataError, MlsloError, UsageError
 
 log = logging.getLogger("mlslo.client")
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -110,29 +110,32 @@ def api_request(url: str, token: str | None, method: str, path: str, **kwargs: A
 
 
 def _batches(path: str, batch_size: int) -> tuple[Iterator[pa.Table], int | None]:
-    import pyarrow.csv as pacsv
-    import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
+    from mlslo.bodies import BatchError, parse_body
     from mlslo.sources import format_of
 
     kind = format_of(path)
     if not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
+    if kind is None:
+        raise UsageError(f"{path}: unknown file type; use .parquet, .csv, .ndjson or .arrow")
     if kind == "parquet":
         handle = pq.ParquetFile(path)
         total = handle.metadata.num_rows
         return (pa.Table.from_batches([b]) for b in handle.iter_batches(batch_size)), total
-    if kind == "csv":
-        table = pacsv.read_csv(path)
-    elif kind == "json":
-        table = pajson.read_json(path)
-    elif kind == "arrow":
-        from mlslo.sources import _read_arrow
-
-        table = _read_arrow([path])
-    else:
-        raise UsageError(f"{path}: unknown file type; use .parquet, .csv, .ndjson or .arrow")
+    with pa.input_stream(path, compression="detect") as stream:
+        data = stream.read()
+    if kind == "json":
+        kind = "json" if data.lstrip()[:1] == b"[" else "ndjson"
+    try:
+        table = parse_body(data, kind)
+    except BatchError as exc:
+        first = exc.errors[0]
+        more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+        raise DataError(
+            first.message + more, source=path, column=first.field, row=first.row
+        ) from None
     return (
         table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)
     ), table.num_rows
