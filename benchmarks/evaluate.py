@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from machine import describe
+from common import describe, log, mlslo_command
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR_VERSION = 1
@@ -482,10 +482,6 @@ class Run:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def gnu_time() -> str | None:
     """``/usr/bin/time`` if it is GNU time (``-f %M`` gives the child's own peak RSS)."""
     path = shutil.which("time") or "/usr/bin/time"
@@ -530,14 +526,6 @@ def measured(command: Sequence[str], what: str) -> tuple[float, float, float, st
             f"command: {' '.join(command)}\n{stderr[-4000:]}"
         )
     return wall, usage.ru_utime + usage.ru_stime, rss_kb / 1024, stdout
-
-
-def mlslo_command() -> list[str]:
-    script = Path(sys.executable).with_name("mlslo")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mlslo")
-    return [found] if found else [sys.executable, "-m", "mlslo.cli"]
 
 
 def run_mlslo(spec: Path, data: Path) -> Run:

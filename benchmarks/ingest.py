@@ -41,7 +41,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -54,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from machine import describe
+from common import describe, log, mlslo_command
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -112,10 +111,6 @@ QUICK = {
     "gets": 50,
     "big_ingest_rows": 100_000,
 }
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- the records ------------------------------------------------------------------------------
@@ -202,14 +197,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
-
-
-def mlslo_command() -> list[str]:
-    script = Path(sys.executable).with_name("mlslo")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mlslo")
-    return [found] if found else [sys.executable, "-m", "mlslo.cli"]
 
 
 def proc_status(pid: int) -> dict[str, int]:

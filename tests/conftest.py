@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
+import socket
 import textwrap
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 
 from mlslo.cli import app
+from mlslo.server import Service, create_app
+from mlslo.spec import load_spec
+from mlslo.store import Store
 
 
 @dataclass
@@ -84,18 +93,12 @@ def _iso(value: Any) -> str:
 
 # --- a real server on loopback --------------------------------------------------------------
 
-import socket  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-
-from mlslo.server import Service, create_app  # noqa: E402
-from mlslo.spec import load_spec  # noqa: E402
-from mlslo.store import Store  # noqa: E402
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server to start on, or to be refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class Clock:

@@ -30,7 +30,6 @@ Workbook rules, and must reproduce the engine's alert history event for event.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conftest import Clock
+from conftest import Clock, free_port
 from mlslo.alerts.engine import AlertEngine, _due
 from mlslo.alerts.notify import Alert
 from mlslo.alerts.rules import WORKBOOK
@@ -356,13 +355,6 @@ class Receiver:
             if p == path
             for entry in body["alerts"]
         ]
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connections are refused at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def settle(engine: AlertEngine, notifiers: list[str], timeout: float = 10.0) -> None:
@@ -811,7 +803,7 @@ def test_restart_mid_incident_keeps_the_alert_and_does_not_notify_again(
     path = tmp_path / "mlslo.duckdb"
     clock = Clock(T0)
     with Receiver() as receiver:
-        down = f"http://127.0.0.1:{closed_port()}/hook"
+        down = f"http://127.0.0.1:{free_port()}/hook"
         spec = spec_with(hook=f"{receiver.url}/hook", down=down)
         store = Store.open(path, spec, clock=clock)
         engine = AlertEngine(store, clock, backoff=0.01)
@@ -941,7 +933,7 @@ def test_stopping_with_a_notifier_down_is_prompt(short_log: pa.Table, tmp_path: 
     its sender sleeping for 15 s; stopping the engine (as Service.stop does) should not."""
     start = SHORT.at(SHORT.outage)
     clock = Clock(T0)
-    spec = spec_with(down=f"http://127.0.0.1:{closed_port()}/hook")
+    spec = spec_with(down=f"http://127.0.0.1:{free_port()}/hook")
     store = Store.open(tmp_path / "mlslo.duckdb", spec, clock=clock)
     engine = AlertEngine(store, clock)
     sender = engine.senders["down"]

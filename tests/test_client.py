@@ -4,7 +4,6 @@ records while the server is down, exactly-once delivery after restarts, the ASGI
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import Clock, ThreadedServer
+from conftest import Clock, ThreadedServer, free_port
 from mlslo.client import Client
 from mlslo.integrations.asgi import MlsloMiddleware
 from mlslo.server import Service, create_app
@@ -69,10 +68,7 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    running = Server(tmp_path / "sdk.duckdb", port)
+    running = Server(tmp_path / "sdk.duckdb", free_port())
     running.start()
     yield running
     if running.running is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from conftest import free_port
 from mlslo.client import arrow_bytes
 
 pytestmark = pytest.mark.integration
@@ -24,12 +24,6 @@ SPEC = """service: crash
 slos:
   - {name: uptime, dimension: availability, objective: {target: 0.99}}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _start(spec: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
@@ -82,7 +76,7 @@ def test_sigkill_during_ingest_loses_no_acknowledged_record(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
     db = tmp_path / "crash.duckdb"
-    port = _free_port()
+    port = free_port()
     server = _start(spec, db, port)
     acknowledged: list[tuple[int, int]] = []
     stop = threading.Event()
@@ -146,7 +140,7 @@ def test_sighup_reloads_the_spec_and_rebuilds_from_raw_records(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
     db = tmp_path / "reload.duckdb"
-    port = _free_port()
+    port = free_port()
     server = _start(spec, db, port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:

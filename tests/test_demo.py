@@ -11,7 +11,6 @@ import itertools
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import free_port
 from mlslo.demo import DEMO_SPEC, Incident, Scenario
 from mlslo.spec import load_spec
 
@@ -219,12 +219,6 @@ def test_healthy_slos_stay_healthy(slos):
 # --- the served demo ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _mlslo() -> str:
     script = Path(sys.executable).with_name("mlslo")
     if not script.exists():
@@ -241,7 +235,7 @@ def _reader(stream: Any, lines: list[str]) -> Callable[[], None]:
 
 
 def test_demo_serves_its_dashboard(tmp_path):
-    port = _free_port()
+    port = free_port()
     at = "2026-11-20T12:00:00Z"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "TERM": "dumb"}
     lines: list[str] = []

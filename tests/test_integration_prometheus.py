@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import socket
 import subprocess
 import textwrap
 import threading
@@ -27,6 +26,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import free_port
 from mlslo.alerts.engine import checks
 from mlslo.alerts.rules import slo_rules
 from mlslo.spec import parse_spec
@@ -46,12 +46,6 @@ def _binary(name: str) -> str:
     if path is None:
         pytest.fail(f"`{name}` is not on PATH: {INSTALL}", pytrace=False)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _poll(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
@@ -104,7 +98,7 @@ def start_binary(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     def start(name: str, args: Callable[[int], list[str]], ready: str = "/-/ready") -> Proc:
         binary = _binary(name)
         for attempt in range(3):
-            port = _free_port()
+            port = free_port()
             log_path = tmp_path / f"{name}-{len(started)}.log"
             log = log_path.open("wb")
             process = subprocess.Popen(

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -15,11 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlslo.client import arrow_bytes
 from mlslo.pipeline import Sources, evaluate_files
 from mlslo.render import evaluation_json
 from mlslo.spec import parse_spec
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
+STREAM = {"Content-Type": "application/vnd.apache.arrow.stream"}
 SPEC = """
     service: fraud
     attributes: [region]
@@ -84,12 +87,16 @@ def _log(n: int = 3000, seed: int = 3, start: datetime = NOW - timedelta(days=2)
     )
 
 
-def _arrow(table: pa.Table, file: bool = False) -> bytes:
+def _arrow_file(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    opener = ipc.new_file if file else ipc.new_stream
-    with opener(sink, table.schema) as writer:
+    with ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue())
+
+
+def _post_log(http: httpx.Client, predictions: pa.Table, labels: pa.Table) -> None:
+    http.post("/api/v1/predictions", content=arrow_bytes(predictions), headers=STREAM)
+    http.post("/api/v1/labels", content=arrow_bytes(labels), headers=STREAM)
 
 
 def _body(table: pa.Table, media: str) -> bytes:
@@ -107,7 +114,7 @@ def _body(table: pa.Table, media: str) -> bytes:
         out = io.BytesIO()
         pq.write_table(table, out)
         return out.getvalue()
-    return _arrow(table, file=media.endswith("file"))
+    return _arrow_file(table) if media.endswith("file") else arrow_bytes(table)
 
 
 MEDIA = [
@@ -162,21 +169,14 @@ def test_every_content_type_and_parity_with_evaluate(live_server, tmp_path, medi
 def test_duplicates_are_counted_once(live_server):
     live = live_server(SPEC, now=NOW)
     predictions, labels = _log(n=400)
-    body = _arrow(predictions)
-    stream = "application/vnd.apache.arrow.stream"
+    body = arrow_bytes(predictions)
     with live.client() as http:
-        first = http.post("/api/v1/predictions", content=body, headers={"Content-Type": stream})
-        again = http.post("/api/v1/predictions", content=body, headers={"Content-Type": stream})
+        first = http.post("/api/v1/predictions", content=body, headers=STREAM)
+        again = http.post("/api/v1/predictions", content=body, headers=STREAM)
         doubled = pa.concat_tables([predictions.slice(0, 10), predictions.slice(0, 10)])
-        within = http.post(
-            "/api/v1/predictions", content=_arrow(doubled), headers={"Content-Type": stream}
-        )
-        labelled = http.post(
-            "/api/v1/labels", content=_arrow(labels), headers={"Content-Type": stream}
-        )
-        relabelled = http.post(
-            "/api/v1/labels", content=_arrow(labels), headers={"Content-Type": stream}
-        )
+        within = http.post("/api/v1/predictions", content=arrow_bytes(doubled), headers=STREAM)
+        labelled = http.post("/api/v1/labels", content=arrow_bytes(labels), headers=STREAM)
+        relabelled = http.post("/api/v1/labels", content=arrow_bytes(labels), headers=STREAM)
         status = http.get("/api/v1/slos").json()
     assert first.json() == {"accepted": 400, "duplicates": 0}
     assert again.json() == {"accepted": 0, "duplicates": 400}
@@ -198,8 +198,8 @@ def test_idempotency_key_replays_the_first_result(live_server):
     )
     headers = {"Content-Type": "application/vnd.apache.arrow.stream", "Idempotency-Key": "b-1"}
     with live.client() as http:
-        one = http.post("/api/v1/outcomes", content=_arrow(outcomes), headers=headers)
-        two = http.post("/api/v1/outcomes", content=_arrow(outcomes), headers=headers)
+        one = http.post("/api/v1/outcomes", content=arrow_bytes(outcomes), headers=headers)
+        two = http.post("/api/v1/outcomes", content=arrow_bytes(outcomes), headers=headers)
         uptime = http.get("/api/v1/slos").json()["slos"][0]
     assert one.json() == two.json() == {"accepted": 1, "duplicates": 0}
     assert uptime["sli"]["valid"] == 1000
@@ -210,17 +210,14 @@ def test_late_and_early_labels_land_in_the_predictions_bucket(live_server, tmp_p
     live = live_server(SPEC, now=NOW)
     predictions, labels = _log(n=600, seed=9)
     early, late = labels.slice(0, 200), labels.slice(200)
-    stream = {"Content-Type": "application/vnd.apache.arrow.stream"}
     with live.client() as http:
-        assert (
-            http.post("/api/v1/labels", content=_arrow(early), headers=stream).json()["accepted"]
-            == 200
-        )
+        sent = http.post("/api/v1/labels", content=arrow_bytes(early), headers=STREAM)
+        assert sent.json()["accepted"] == 200
         assert live.service.store.counts()["held_labels"] == 200
-        http.post("/api/v1/predictions", content=_arrow(predictions), headers=stream)
+        http.post("/api/v1/predictions", content=arrow_bytes(predictions), headers=STREAM)
         assert live.service.store.counts()["held_labels"] == 0
         partial = http.get("/api/v1/slos").json()
-        http.post("/api/v1/labels", content=_arrow(late), headers=stream)
+        http.post("/api/v1/labels", content=arrow_bytes(late), headers=STREAM)
         full = http.get("/api/v1/slos").json()
     assert partial["slos"][3]["sli"]["n"] == 200
     assert full == _evaluate_files(tmp_path, SPEC, predictions, labels, NOW)
@@ -229,10 +226,8 @@ def test_late_and_early_labels_land_in_the_predictions_bucket(live_server, tmp_p
     )
     corrected = corrected.set_column(2, "label", pa.compute.subtract(1, corrected["label"]))
     with live.client() as http:
-        assert http.post("/api/v1/labels", content=_arrow(corrected), headers=stream).json() == {
-            "accepted": 50,
-            "duplicates": 0,
-        }
+        sent = http.post("/api/v1/labels", content=arrow_bytes(corrected), headers=STREAM)
+        assert sent.json() == {"accepted": 50, "duplicates": 0}
         after = http.get("/api/v1/slos").json()
     relabelled = pa.concat_tables([labels, corrected])
     assert after == _evaluate_files(tmp_path, SPEC, predictions, relabelled, NOW)
@@ -241,8 +236,7 @@ def test_late_and_early_labels_land_in_the_predictions_bucket(live_server, tmp_p
 def test_auth_scopes_and_revocation(live_server):
     live = live_server(SPEC, now=NOW)
     ingest, read = live.token("ingest"), live.token("read")
-    body = _arrow(_log(n=20)[0])
-    stream = {"Content-Type": "application/vnd.apache.arrow.stream"}
+    body = arrow_bytes(_log(n=20)[0])
     with live.client(None) as anonymous:
         missing = anonymous.get("/api/v1/slos")
         assert missing.status_code == 401
@@ -254,12 +248,12 @@ def test_auth_scopes_and_revocation(live_server):
     with live.client(read) as reader:
         assert reader.get("/api/v1/slos").status_code == 200
         assert reader.get("/metrics").status_code == 200
-        denied = reader.post("/api/v1/predictions", content=body, headers=stream)
+        denied = reader.post("/api/v1/predictions", content=body, headers=STREAM)
         assert denied.status_code == 403
         assert "needs 'ingest'" in denied.json()["errors"][0]["message"]
         assert reader.post("/api/v1/reload").status_code == 403
     with live.client(ingest) as sender:
-        assert sender.post("/api/v1/predictions", content=body, headers=stream).status_code == 200
+        assert sender.post("/api/v1/predictions", content=body, headers=STREAM).status_code == 200
         assert sender.get("/api/v1/slos").status_code == 403
     with live.client() as admin:
         created = admin.post("/api/v1/tokens", json={"scope": "read", "name": "grafana"})
@@ -427,10 +421,8 @@ def test_sql_looking_attribute_values_are_stored_verbatim(live_server):
 def test_metrics_exposition(live_server):
     live = live_server(SPEC, now=NOW)
     predictions, labels = _log(n=500)
-    stream = {"Content-Type": "application/vnd.apache.arrow.stream"}
     with live.client() as http:
-        http.post("/api/v1/predictions", content=_arrow(predictions), headers=stream)
-        http.post("/api/v1/labels", content=_arrow(labels), headers=stream)
+        _post_log(http, predictions, labels)
         status = http.get("/api/v1/slos").json()
         text = http.get("/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -481,10 +473,8 @@ def test_health_and_readiness(live_server):
 def test_reload_rebuilds_rollups_for_a_changed_spec(live_server, tmp_path):
     live = live_server(SPEC, now=NOW)
     predictions, labels = _log(n=800, seed=5)
-    stream = {"Content-Type": "application/vnd.apache.arrow.stream"}
     with live.client() as http:
-        http.post("/api/v1/predictions", content=_arrow(predictions), headers=stream)
-        http.post("/api/v1/labels", content=_arrow(labels), headers=stream)
+        _post_log(http, predictions, labels)
     changed = (
         SPEC.replace("latency_threshold: 200ms", "latency_threshold: 120ms")
         + """
@@ -512,10 +502,8 @@ def test_reload_rebuilds_rollups_for_a_changed_spec(live_server, tmp_path):
 def test_status_at_a_past_moment_and_series(live_server, tmp_path):
     live = live_server(SPEC, now=NOW)
     predictions, labels = _log(n=500)
-    stream = {"Content-Type": "application/vnd.apache.arrow.stream"}
     with live.client() as http:
-        http.post("/api/v1/predictions", content=_arrow(predictions), headers=stream)
-        http.post("/api/v1/labels", content=_arrow(labels), headers=stream)
+        _post_log(http, predictions, labels)
         past = http.get(
             "/api/v1/slos", params={"at": "2026-11-20T06:00:00Z", "series": "6h"}
         ).json()

@@ -1,15 +1,30 @@
-"""What a benchmark ran on: cores, memory, versions, the commit and the CPU model."""
+"""What both benchmarks share: progress lines, the ``mlslo`` command, and what they ran on."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import platform
+import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def mlslo_command() -> list[str]:
+    """The installed ``mlslo`` next to this interpreter, else on PATH, else ``-m``."""
+    script = Path(sys.executable).with_name("mlslo")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("mlslo")
+    return [found] if found else [sys.executable, "-m", "mlslo.cli"]
 
 
 def describe(modules: Sequence[tuple[str, str]]) -> dict[str, str]:
