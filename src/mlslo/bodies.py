@@ -20,7 +20,7 @@ import pyarrow.ipc as ipc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from mlslo.errors import MlsloError
+from mlslo.errors import MlsloError, first_line
 
 CONTENT_TYPES = {
     "application/json": "json",
@@ -45,6 +45,18 @@ class FieldError:
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row, "field": self.field, "message": self.message}
 
+    def describe(self) -> str:
+        """``row 17, field 'ts': message`` (the parts that are known)."""
+        where = ", ".join(
+            p
+            for p in (
+                f"row {self.row}" if self.row is not None else "",
+                f"field '{self.field}'" if self.field else "",
+            )
+            if p
+        )
+        return f"{where + ': ' if where else ''}{self.message}"
+
 
 class BatchError(MlsloError):
     """A batch was rejected as a whole; ``errors`` locate each problem (1-based rows)."""
@@ -52,17 +64,8 @@ class BatchError(MlsloError):
     def __init__(self, errors: Sequence[FieldError], status: int = 422) -> None:
         self.errors = list(errors)
         self.status = status
-        first = self.errors[0]
-        where = ", ".join(
-            p
-            for p in (
-                f"row {first.row}" if first.row is not None else "",
-                f"field '{first.field}'" if first.field else "",
-            )
-            if p
-        )
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-        super().__init__(f"{where + ': ' if where else ''}{first.message}{more}")
+        super().__init__(f"{self.errors[0].describe()}{more}")
 
 
 def body_format(content_type: str | None) -> str:
@@ -134,8 +137,7 @@ def _locate_arrow_error(message: str) -> tuple[int | None, str | None, str]:
             f"is a {match.group(3)} here but a {match.group(2)} in earlier rows; send one "
             "type per field",
         )
-    text = message.strip().splitlines()[0] if message.strip() else "unreadable body"
-    return None, None, f"cannot parse the body: {text}"
+    return None, None, f"cannot parse the body: {first_line(message, 'unreadable body')}"
 
 
 def _json_records(rows: Any, *, what: str) -> list[dict[str, Any]]:

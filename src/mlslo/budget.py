@@ -68,13 +68,23 @@ def snap(value: float | None) -> float | None:
 
 
 def budget(
-    consumed: float | None, *, n: int, min_samples: int, defined: bool, low_share: float
+    consumed: float | None,
+    *,
+    n: int,
+    min_samples: int,
+    defined: bool,
+    low_share: float,
+    has_data: bool = False,
 ) -> Budget:
-    """The budget and its status: no_data, insufficient_data, exhausted, low or healthy."""
+    """The budget and its status: no_data, insufficient_data, exhausted, low or healthy.
+
+    ``has_data`` says the window holds records even when ``n`` is 0 (predictions still
+    awaiting their labels): the status is then insufficient_data, not no_data.
+    """
     remaining = snap(None if consumed is None else 1 - consumed)
     consumed = None if remaining is None else 1 - remaining
     if n <= 0:
-        return Budget(None, None, "no_data")
+        return Budget(None, None, "insufficient_data" if has_data else "no_data")
     if not defined or n < min_samples or remaining is None:
         return Budget(consumed, remaining, "insufficient_data")
     if remaining <= 0:
@@ -87,14 +97,7 @@ def budget(
 def burn_windows(window: Window, bucket: timedelta) -> list[timedelta]:
     """The SRE Workbook's burn windows (5m .. 3d for 30 days), scaled to the SLO window and
     rounded to whole buckets."""
-    scale = window.nominal_length / REFERENCE_WINDOW
-    out: list[timedelta] = []
-    for standard in STANDARD_BURN_WINDOWS:
-        buckets = max(1, round(standard * scale / bucket))
-        scaled = buckets * bucket
-        if scaled not in out:
-            out.append(scaled)
-    return out
+    return list(dict.fromkeys(scaled(s, window, bucket) for s in STANDARD_BURN_WINDOWS))
 
 
 def scaled(duration: timedelta, window: Window, bucket: timedelta) -> timedelta:

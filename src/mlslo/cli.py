@@ -10,11 +10,12 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +25,12 @@ from typer.core import TyperGroup
 from mlslo import __version__
 from mlslo.durations import parse_duration
 from mlslo.errors import MlsloError, UsageError
+
+if TYPE_CHECKING:
+    from mlslo.demo import DemoData
+    from mlslo.evaluate import Evaluation
+    from mlslo.pipeline import Sources
+    from mlslo.spec import Spec
 
 
 class _OneLineErrors(TyperGroup):
@@ -127,8 +134,11 @@ def parse_at(text: str | None, *, now: Callable[[], datetime] | None = None) -> 
 
 
 def parse_step(text: str | None, option: str) -> timedelta | None:
-    if text is None:
-        return None
+    return None if text is None else _duration(text, option)
+
+
+def _duration(text: str, option: str) -> timedelta:
+    """A duration option (never zero: parse_duration refuses it)."""
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -162,6 +172,7 @@ AtOption = Annotated[
     typer.Option("--at", help="Evaluate as of this time (ISO-8601, UTC if no zone). Default: now."),
 ]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+GateFormatOption = Annotated[GateFormat, typer.Option("--format", "-f", help="Output format.")]
 DedupeOption = Annotated[
     bool,
     typer.Option(
@@ -217,26 +228,21 @@ def evaluate(
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Evaluate every SLO from prediction logs: SLIs, budgets, burn rates."""
-    from mlslo.pipeline import Sources, evaluate_files
-    from mlslo.render import evaluation_json, evaluation_markdown, evaluation_table, reasons
+    from mlslo.pipeline import Sources
+    from mlslo.render import evaluation_json, evaluation_markdown
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
     moment = parse_at(at)
     step = parse_step(series, "--series")
     sources = Sources(data, labels, outcomes, dedupe)
-    with _progress(f"Scanning {data}"):
-        con = _connect(engine)
-        result = evaluate_files(loaded, sources, moment, series_step=step, con=con)
+    result = _evaluate_local(loaded, sources, moment, engine, series_step=step)
     if output is OutputFormat.json:
         typer.echo(json.dumps(evaluation_json(result), indent=2))
     elif output is OutputFormat.markdown:
         typer.echo(evaluation_markdown(result), nl=False)
     else:
-        console = _stdout()
-        console.print(evaluation_table(result))
-        for line in reasons(result):
-            console.print(f"  • {line}", markup=False, highlight=False)
+        _print_evaluation(_stdout(), result)
 
 
 gate_app = typer.Typer(
@@ -281,9 +287,7 @@ def gate(
             "model_version=v2 (accuracy and fairness SLOs).",
         ),
     ] = None,
-    output: Annotated[
-        GateFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = GateFormat.table,
+    output: GateFormatOption = GateFormat.table,
     warn_ok: Annotated[
         bool, typer.Option("--warn-ok", help="Exit 0 on warn (default: 3).")
     ] = False,
@@ -376,9 +380,7 @@ def alerts(
     labels: LabelsOption = None,
     outcomes: OutcomesOption = None,
     at: AtOption = None,
-    output: Annotated[
-        GateFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = GateFormat.table,
+    output: GateFormatOption = GateFormat.table,
     all_rules: Annotated[
         bool, typer.Option("--all", help="Show every rule, not only those firing or held back.")
     ] = False,
@@ -387,16 +389,13 @@ def alerts(
 ) -> None:
     """Check the burn-rate alert rules once, from files: which would fire at --at."""
     from mlslo.alerts.engine import checks
-    from mlslo.pipeline import Sources, evaluate_files
+    from mlslo.pipeline import Sources
     from mlslo.render import alerts_json, alerts_table
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
     moment = parse_at(at)
-    with _progress(f"Scanning {data}"):
-        evaluation = evaluate_files(
-            loaded, Sources(data, labels, outcomes, dedupe), moment, con=_connect(engine)
-        )
+    evaluation = _evaluate_local(loaded, Sources(data, labels, outcomes, dedupe), moment, engine)
     results = checks(loaded, evaluation)
     if output is GateFormat.json:
         typer.echo(json.dumps(alerts_json(evaluation, results), indent=2))
@@ -449,9 +448,8 @@ def demo(
     """A realistic fraud-scoring scenario with incidents: files, a store, the dashboard."""
     from rich.progress import Progress
 
-    from mlslo.demo import Scenario, write_demo
+    from mlslo.demo import Scenario, generate, write_files
     from mlslo.pipeline import Sources, evaluate_files
-    from mlslo.render import evaluation_table, reasons
     from mlslo.spec import load_spec
 
     end = parse_at(at).replace(second=0, microsecond=0)
@@ -462,7 +460,8 @@ def demo(
         check_port(host, port)
     with Progress(console=_stderr(), transient=True) as bar:
         task = bar.add_task("Generating traffic", total=days)
-        paths = write_demo(out, scenario, lambda done, total: bar.update(task, completed=done))
+        data = generate(scenario, lambda done, total: bar.update(task, completed=done))
+        paths = write_files(out, data)
     console = _stdout()
     console.print(
         f"Wrote {paths['spec']}, {paths['predictions']} and {paths['labels']}.",
@@ -478,9 +477,7 @@ def demo(
     spec = load_spec(paths["spec"])
     if no_serve:
         result = evaluate_files(spec, Sources(str(paths["predictions"]), str(paths["labels"])), end)
-        console.print(evaluation_table(result))
-        for line in reasons(result):
-            console.print(f"  • {line}", markup=False, highlight=False)
+        _print_evaluation(console, result)
         console.print(
             f"\nTry: mlslo evaluate --spec {paths['spec']} --data "
             f"{paths['predictions']} --labels {paths['labels']} --at "
@@ -489,7 +486,7 @@ def demo(
             highlight=False,
         )
         return
-    _serve_demo(spec, paths, out, scenario, host, port, console)
+    _serve_demo(spec, paths, data, out, scenario, host, port, console)
 
 
 @app.command()
@@ -515,7 +512,7 @@ def report(
 ) -> None:
     """Write a self-contained SLO review report (charts inline) for a reliability review."""
     from mlslo.alerts.engine import checks
-    from mlslo.pipeline import Sources, evaluate_files
+    from mlslo.pipeline import Sources
     from mlslo.policy import gate as decide_gate
     from mlslo.render import alerts_json, evaluation_json, gate_json
     from mlslo.report import report_html, report_markdown
@@ -528,14 +525,8 @@ def report(
     loaded = load_spec(spec)
     moment = parse_at(at)
     step = min((series_step(str(s.window)) for s in loaded.slos), default=None)
-    with _progress(f"Scanning {data}"):
-        evaluation = evaluate_files(
-            loaded,
-            Sources(data, labels, outcomes, dedupe),
-            moment,
-            series_step=step,
-            con=_connect(engine),
-        )
+    sources = Sources(data, labels, outcomes, dedupe)
+    evaluation = _evaluate_local(loaded, sources, moment, engine, series_step=step)
     document = evaluation_json(evaluation)
     gate_document = None
     if loaded.all_policies():
@@ -550,13 +541,13 @@ def report(
 def _serve_demo(
     spec: Any,
     paths: dict[str, Path],
+    data: DemoData,
     out: Path,
     scenario: Any,
     host: str,
     port: int,
     console: Console,
 ) -> None:
-    import pyarrow.parquet as pq
     from rich.progress import Progress
 
     from mlslo.render import evaluation_table
@@ -575,8 +566,8 @@ def _serve_demo(
     with Progress(console=_stderr(), transient=True) as bar:
         task = bar.add_task("Loading the store", total=scenario.days)
         store.bulk_load(
-            pq.read_table(paths["predictions"]),
-            pq.read_table(paths["labels"]),
+            data.predictions,
+            data.labels,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(evaluation_table(store.evaluate(clock())))
@@ -606,7 +597,7 @@ def parse_size(text: str, option: str) -> int:
 
 
 DbOption = Annotated[
-    Path, typer.Option("--db", help="The service's DuckDB file.", show_default=False)
+    Path | None, typer.Option("--db", help="The service's DuckDB file.", show_default=False)
 ]
 
 
@@ -654,14 +645,14 @@ def serve(
         host=host,
         port=port,
         auth=not no_auth,
-        retention=parse_step(retention, "--retention") or parse_duration("35d"),
+        retention=_duration(retention, "--retention"),
         max_body=parse_size(max_body, "--max-body"),
-        max_skew=parse_step(max_skew, "--max-skew") or parse_duration("5m"),
-        eval_interval=parse_step(eval_interval, "--eval-interval") or parse_duration("30s"),
+        max_skew=_duration(max_skew, "--max-skew"),
+        eval_interval=_duration(eval_interval, "--eval-interval"),
         log_level=log_level,
         console=_stderr(),
         memory_limit=memory_limit,
-        label_horizon=parse_step(label_horizon, "--label-horizon") or parse_duration("30d"),
+        label_horizon=_duration(label_horizon, "--label-horizon"),
     )
 
 
@@ -719,7 +710,7 @@ def token_create(
 @token_app.command("list")
 @user_errors
 def token_list(
-    db: Annotated[Path | None, typer.Option("--db", help="The service's DuckDB file.")] = None,
+    db: DbOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -746,7 +737,7 @@ def token_list(
 @user_errors
 def token_revoke(
     token_id: Annotated[int, typer.Argument(help="The token's id (see mlslo token list).")],
-    db: Annotated[Path | None, typer.Option("--db", help="The service's DuckDB file.")] = None,
+    db: DbOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -835,23 +826,39 @@ def _connect(engine: Engine) -> Any:
     return ibis.pyspark.connect(builder.getOrCreate())
 
 
-class _progress:
+@contextmanager
+def _progress(message: str) -> Iterator[None]:
     """A spinner on stderr while a long step runs (only on a terminal)."""
+    console = _stderr()
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(message):
+        yield
 
-    def __init__(self, message: str) -> None:
-        self.message = message
-        self.status: Any = None
 
-    def __enter__(self) -> _progress:
-        console = _stderr()
-        if console.is_terminal:
-            self.status = console.status(self.message)
-            self.status.__enter__()
-        return self
+def _evaluate_local(
+    spec: Spec,
+    sources: Sources,
+    at: datetime,
+    engine: Engine,
+    *,
+    series_step: timedelta | None = None,
+) -> Evaluation:
+    """Evaluate from files with the chosen engine, under a spinner."""
+    from mlslo.pipeline import evaluate_files
 
-    def __exit__(self, *exc: object) -> None:
-        if self.status is not None:
-            self.status.__exit__(*exc)
+    with _progress(f"Scanning {sources.predictions}"):
+        return evaluate_files(spec, sources, at, series_step=series_step, con=_connect(engine))
+
+
+def _print_evaluation(console: Console, evaluation: Evaluation) -> None:
+    """The evaluation table, then a bullet for each reason."""
+    from mlslo.render import evaluation_table, reasons
+
+    console.print(evaluation_table(evaluation))
+    for line in reasons(evaluation):
+        console.print(f"  • {line}", markup=False, highlight=False)
 
 
 def main() -> None:

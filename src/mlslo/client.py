@@ -26,7 +26,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from mlslo.bodies import table_from_records
+from mlslo.bodies import FieldError, table_from_records
 from mlslo.errors import DataError, MlsloError, UsageError
 
 log = logging.getLogger("mlslo.client")
@@ -82,17 +82,9 @@ def _server_message(response: httpx.Response) -> str:
         errors = response.json().get("errors", [])
     except ValueError:
         return response.text[:300] or response.reason_phrase
-    parts = []
-    for error in errors[:3]:
-        where = ", ".join(
-            p
-            for p in (
-                f"row {error['row']}" if error.get("row") is not None else "",
-                f"field '{error['field']}'" if error.get("field") else "",
-            )
-            if p
-        )
-        parts.append(f"{where + ': ' if where else ''}{error.get('message')}")
+    parts = [
+        FieldError(e.get("row"), e.get("field"), e.get("message")).describe() for e in errors[:3]
+    ]
     return "; ".join(parts) or response.reason_phrase
 
 

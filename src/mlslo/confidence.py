@@ -105,6 +105,9 @@ def mean_interval(
 
 
 def clamp(interval: Interval | None, low: float = 0.0, high: float = 1.0) -> Interval | None:
+    """``interval`` cut to ``[low, high]`` (None stays None); ``high=math.inf`` leaves the
+    upper end as it is."""
     if interval is None:
         return None
-    return max(low, interval[0]), min(high, interval[1])
+    upper = interval[1] if high == math.inf else min(high, interval[1])
+    return max(low, interval[0]), upper

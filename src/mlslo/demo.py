@@ -4,13 +4,13 @@ Traffic follows a daily cycle; labels (chargebacks) arrive days later and some n
 two customer groups; model v2 replaces v1 near the end. Four incidents are planted so that
 every dimension has something to show: a serving outage, a feature-pipeline stall, a slow
 accuracy drift and a fairness regression that ships with v2. Generation is pure and seeded;
-:func:`write_demo` does the file I/O.
+:func:`write_files` does the file I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,7 +90,6 @@ class Scenario:
 class DemoData:
     predictions: pa.Table
     labels: pa.Table
-    incidents: list[Incident] = field(default_factory=list)
 
 
 def _micros(moment: datetime) -> int:
@@ -115,7 +114,7 @@ def generate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
         label_chunks.append(labels)
         if progress is not None:
             progress(day + 1, scenario.days)
-    return DemoData(pa.concat_tables(chunks), pa.concat_tables(label_chunks), scenario.incidents())
+    return DemoData(pa.concat_tables(chunks), pa.concat_tables(label_chunks))
 
 
 def _timestamps(rng: np.random.Generator, lo: int, hi: int, scenario: Scenario) -> np.ndarray:
@@ -263,8 +262,12 @@ default_policy: production
 def write_demo(
     out: Path, scenario: Scenario, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, Path]:
-    """Generate the scenario and write spec.yaml, predictions.parquet and labels.parquet."""
-    data = generate(scenario, progress)
+    """Generate the scenario and write its files (see :func:`write_files`)."""
+    return write_files(out, generate(scenario, progress))
+
+
+def write_files(out: Path, data: DemoData) -> dict[str, Path]:
+    """Write spec.yaml, predictions.parquet and labels.parquet into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "spec": out / "spec.yaml",

@@ -7,6 +7,15 @@ it. The CLI prints ``str(error)`` as one line and exits 2; the HTTP layer return
 from __future__ import annotations
 
 
+def first_line(error: BaseException | str, empty: str | None = None) -> str:
+    """The first line of an error's message, for one-line reports. An empty message gives
+    ``empty`` (by default, the exception's type name)."""
+    text = str(error).strip()
+    if not text:
+        return empty if empty is not None else type(error).__name__
+    return text.splitlines()[0]
+
+
 class MlsloError(Exception):
     """Base class: a problem in the user's input, configuration or request."""
 

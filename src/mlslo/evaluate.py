@@ -18,7 +18,7 @@ from mlslo.alerts.rules import rule_windows
 from mlslo.confidence import wilson
 from mlslo.rollup import Rollup, Timeline, WindowStats, build_timeline
 from mlslo.sli import Measurement, measure
-from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, FreshnessSLO, LatencySLO, Spec
+from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, needs_histogram
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -97,6 +97,11 @@ def bucket_ceil(moment: datetime, bucket: timedelta) -> int:
     return -(-to_micros(moment) // size)
 
 
+def bucket_floor(moment: datetime, bucket_seconds: int) -> int:
+    """The bucket that holds ``moment`` (the last one starting at or before it)."""
+    return to_micros(moment) // 1_000_000 // bucket_seconds
+
+
 def bucket_start(index: int, bucket: timedelta) -> datetime:
     return EPOCH + index * bucket
 
@@ -151,16 +156,12 @@ def timelines_for(
             first,
             size,
             group_by=slo.sli.attributes if isinstance(slo, FairnessSLO) else (),
-            histogram=slo_needs_histogram(slo),
+            histogram=needs_histogram(slo),
             where=where,
         )
         for slo in spec.slos
         if slos is None or slo.name in slos
     }
-
-
-def slo_needs_histogram(slo: AnySLO) -> bool:
-    return isinstance(slo, LatencySLO | FreshnessSLO) and slo.sli.percentile is not None
 
 
 def evaluate(
@@ -199,10 +200,8 @@ def _excluded(spec: Spec, name: str, bucket: timedelta) -> list[tuple[int, int]]
     out = []
     for correction in spec.corrections:
         if correction.slos is None or name in correction.slos:
-            size = int(bucket.total_seconds() * 1_000_000)
-            lo = to_micros(correction.start) // size
-            hi = bucket_ceil(correction.end, bucket)
-            out.append((lo, hi))
+            lo = bucket_floor(correction.start, int(bucket.total_seconds()))
+            out.append((lo, bucket_ceil(correction.end, bucket)))
     return out
 
 
@@ -227,17 +226,15 @@ def _evaluate_slo(
     if isinstance(slo, AccuracySLO) and slo.sli.estimate and slo.sli.label_delay:
         m = _estimate_recent(slo, timeline, at, bucket, m)
     consumed = _consumed(slo, m)
-    has_data = m.n > 0 or m.label_coverage is not None
     sliced = slo.effective_budgeting == "timeslices"
     result_budget = budgeting.budget(
         consumed,
-        n=m.n if has_data else 0,
+        n=m.n,
         min_samples=1 if sliced else slo.min_samples,
         defined=m.value is not None and not _too_uncertain(slo, m),
         low_share=spec.budget_low,
+        has_data=m.label_coverage is not None,
     )
-    if has_data and m.n == 0:
-        result_budget = budgeting.Budget(None, None, "insufficient_data")
     met = None
     if result_budget.status not in ("no_data", "insufficient_data"):
         met = budgeting.is_met(m.value, slo.target, slo.op)
@@ -281,11 +278,8 @@ def _measure_window(
     if b - a < span:
         return Measurement(None, 0, reason="the window is shorter than one slice")
     verdicts = []
-    coverage = None
     for hi in range(b, a + span - 1, -span):
         sliced = measure(slo, timeline.window(hi - span, hi))
-        if sliced.label_coverage is not None and coverage is None:
-            coverage = sliced.label_coverage
         if sliced.value is None or sliced.n < slo.min_samples:
             continue
         verdicts.append(bool(budgeting.is_met(sliced.value, slo.timeslice_target, slo.slice_op)))

@@ -9,10 +9,12 @@ Zero and negative values (a clock skew making lag negative) share the bin ``ZERO
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from mlslo.confidence import z_value
 
 GAMMA = 1.02
 LOG_GAMMA = math.log(GAMMA)
@@ -44,42 +46,62 @@ def _value_at_ranks(
     return representative(bins[position])
 
 
-def percentile(bins: npt.ArrayLike, counts: npt.ArrayLike, q: float) -> float | None:
-    """The q-th percentile (0-100) as numpy's default linear interpolation would give it.
+@dataclass(frozen=True)
+class Compacted:
+    """A histogram as sorted, unique, non-empty bins with their summed counts. Compact once
+    (:func:`compact`), then read any number of percentiles and chart points from it."""
 
-    ``bins`` need not be sorted or unique. Returns None for an empty histogram.
-    """
-    b, c = _compact(bins, counts)
-    total = float(c.sum())
-    if total <= 0:
-        return None
-    rank = q / 100.0 * (total - 1)
-    low, high = math.floor(rank), math.ceil(rank)
-    lo_value, hi_value = _value_at_ranks(b, c, np.array([low, high], dtype=np.float64))
-    return float(lo_value + (hi_value - lo_value) * (rank - low))
+    bins: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.float64]
+
+    def percentile(self, q: float) -> float | None:
+        """The q-th percentile (0-100) as numpy's default linear interpolation would give it.
+        Returns None for an empty histogram."""
+        total = float(self.counts.sum())
+        if total <= 0:
+            return None
+        rank = q / 100.0 * (total - 1)
+        low, high = math.floor(rank), math.ceil(rank)
+        lo_value, hi_value = _value_at_ranks(
+            self.bins, self.counts, np.array([low, high], dtype=np.float64)
+        )
+        return float(lo_value + (hi_value - lo_value) * (rank - low))
+
+    def percentile_interval(self, q: float, confidence: float = 0.95) -> tuple[float, float] | None:
+        """A distribution-free interval for the q-th percentile from binomial order
+        statistics."""
+        n = float(self.counts.sum())
+        if n <= 0:
+            return None
+        p = q / 100.0
+        spread = z_value(confidence) * math.sqrt(n * p * (1 - p))
+        low_rank = max(0.0, math.floor(n * p - spread) - 1)
+        high_rank = min(n - 1, math.ceil(n * p + spread))
+        low, high = _value_at_ranks(
+            self.bins, self.counts, np.array([low_rank, high_rank], dtype=np.float64)
+        )
+        return float(low), float(high)
+
+    def points(self, most: int = 120) -> list[list[float]]:
+        """The histogram as ``[value, count]`` pairs for charts, merging neighbouring bins so
+        there are at most ``most`` of them."""
+        b, c = self.bins, self.counts
+        if b.size == 0:
+            return []
+        values = representative(b)
+        group = max(1, -(-b.size // most))
+        out = []
+        for start in range(0, b.size, group):
+            chunk = slice(start, start + group)
+            weight = float(c[chunk].sum())
+            centre = float(np.average(values[chunk], weights=c[chunk]))
+            out.append([centre, weight])
+        return out
 
 
-def percentile_interval(
-    bins: npt.ArrayLike, counts: npt.ArrayLike, q: float, confidence: float = 0.95
-) -> tuple[float, float] | None:
-    """A distribution-free interval for the q-th percentile from binomial order statistics."""
-    b, c = _compact(bins, counts)
-    n = float(c.sum())
-    if n <= 0:
-        return None
-    p = q / 100.0
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    spread = z * math.sqrt(n * p * (1 - p))
-    low_rank = max(0.0, math.floor(n * p - spread) - 1)
-    high_rank = min(n - 1, math.ceil(n * p + spread))
-    low, high = _value_at_ranks(b, c, np.array([low_rank, high_rank], dtype=np.float64))
-    return float(low), float(high)
-
-
-def _compact(
-    bins: npt.ArrayLike, counts: npt.ArrayLike
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Sorted, unique, non-empty bins with their summed counts (linear time)."""
+def compact(bins: npt.ArrayLike, counts: npt.ArrayLike) -> Compacted:
+    """Sorted, unique, non-empty bins with their summed counts (linear time). ``bins`` need
+    not be sorted or unique; compacting a compacted histogram changes nothing."""
     b = np.asarray(bins, dtype=np.int64)
     c = np.asarray(counts, dtype=np.float64)
     zero = b == ZERO_BIN
@@ -97,8 +119,23 @@ def _compact(
         out_bins.append(keep.astype(np.int64) + low)
         out_counts.append(summed[keep].astype(np.float64))
     if not out_bins:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    return np.concatenate(out_bins), np.concatenate(out_counts)
+        return Compacted(np.zeros(0, dtype=np.int64), np.zeros(0))
+    return Compacted(np.concatenate(out_bins), np.concatenate(out_counts))
+
+
+def percentile(bins: npt.ArrayLike, counts: npt.ArrayLike, q: float) -> float | None:
+    """The q-th percentile (0-100) as numpy's default linear interpolation would give it.
+
+    ``bins`` need not be sorted or unique. Returns None for an empty histogram.
+    """
+    return compact(bins, counts).percentile(q)
+
+
+def percentile_interval(
+    bins: npt.ArrayLike, counts: npt.ArrayLike, q: float, confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """A distribution-free interval for the q-th percentile from binomial order statistics."""
+    return compact(bins, counts).percentile_interval(q, confidence)
 
 
 def histogram_points(
@@ -106,15 +143,4 @@ def histogram_points(
 ) -> list[list[float]]:
     """The histogram as ``[value, count]`` pairs for charts, merging neighbouring bins so
     there are at most ``most`` of them."""
-    b, c = _compact(bins, counts)
-    if b.size == 0:
-        return []
-    values = representative(b)
-    group = max(1, -(-b.size // most))
-    out = []
-    for start in range(0, b.size, group):
-        chunk = slice(start, start + group)
-        weight = float(c[chunk].sum())
-        centre = float(np.average(values[chunk], weights=c[chunk]))
-        out.append([centre, weight])
-    return out
+    return compact(bins, counts).points(most)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from mlslo.errors import UsageError
 from mlslo.evaluate import Evaluation, evaluate, scan_range
-from mlslo.policy import CANDIDATE_DIMENSIONS, CandidateCheck, GateDecision, Override, gate
+from mlslo.policy import CANDIDATE_DIMENSIONS, CandidateCheck, GateDecision, gate
 from mlslo.rollup import Rollup
 from mlslo.scan import scan
 from mlslo.sources import connect_duckdb, open_table
@@ -131,7 +131,6 @@ def gate_files(
     policy: str | None = None,
     candidate: tuple[str, str] | None = None,
     con: Any | None = None,
-    override: Override | None = None,
 ) -> GateRun:
     """Evaluate from files and decide; with a candidate, also check its own predictions."""
     start, end = scan_range(spec, at)
@@ -139,5 +138,5 @@ def gate_files(
     rollup = scan_files(spec, sources, start=start, end=end, con=con, slice_columns=slices)
     evaluation = evaluate(spec, rollup, at)
     check = candidate_check(spec, rollup, at, candidate) if candidate else None
-    decision = gate(spec, evaluation, policy=policy, candidate=check, override=override)
+    decision = gate(spec, evaluation, policy=policy, candidate=check)
     return GateRun(evaluation, decision, check)

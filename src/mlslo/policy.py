@@ -8,7 +8,7 @@ explanation do not depend on the order of SLOs in the spec.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -84,7 +84,6 @@ class GateDecision:
     reasons: tuple[Reason, ...]
     override: Override | None = None
     blocked_before_override: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def choose_policy(spec: Spec, name: str | None) -> tuple[str, Policy]:

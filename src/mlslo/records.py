@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -95,8 +95,7 @@ def _slo_needs(slo: AnySLO, *, labels_separate: bool, outcomes: bool) -> Iterabl
             )
     elif isinstance(slo, FairnessSLO):
         yield Need("prediction", "value", slo.name, "group rates count positive predictions")
-        label_free = slo.sli.metric in ("demographic_parity_difference", "disparate_impact_ratio")
-        if not label_free and not labels_separate:
+        if slo.sli.needs_labels and not labels_separate:
             yield Need(
                 "label",
                 "value",
@@ -304,6 +303,20 @@ def normalize_outcomes(
         out[field] = _text(table, field, errors)
     errors.raise_if_any()
     return pa.table(out)
+
+
+class Normalizer(Protocol):
+    def __call__(
+        self, table: pa.Table, spec: Spec, *, now: datetime, max_skew: timedelta
+    ) -> pa.Table: ...
+
+
+NORMALIZERS: dict[str, Normalizer] = {
+    "predictions": normalize_predictions,
+    "labels": normalize_labels,
+    "outcomes": normalize_outcomes,
+}
+"""The normalizer of each kind of batch."""
 
 
 def _rename(

@@ -14,7 +14,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from mlslo.alerts.rules import AlertRule, Check
+from mlslo.alerts.rules import AlertRule, Check, check_fields
 from mlslo.budget import scaled
 from mlslo.durations import format_duration
 from mlslo.evaluate import Evaluation, SLOEvaluation
@@ -230,6 +230,25 @@ def _headline_rates(result: SLOEvaluation, bucket: timedelta) -> list[str]:
     return out
 
 
+def _cells(result: SLOEvaluation, bucket: timedelta, gap: str) -> list[str]:
+    """One SLO's row of the table and of the Markdown (``gap`` before the sample count);
+    the status is the plain word."""
+    slo = result.slo
+    m = result.measurement
+    sli = format_value(slo, m.value) + (f"{gap}(n={m.n:,})" if m.n else "")
+    return [
+        slo.name,
+        slo.dimension,
+        sli,
+        format_target(slo),
+        _met(result.met),
+        _share(result.budget.remaining),
+        result.budget.status,
+        ", ".join(_headline_rates(result, bucket)),
+        _hours(result.time_to_exhaustion.get("1h")),
+    ]
+
+
 def evaluation_table(evaluation: Evaluation) -> Table:
     table = Table(
         title=f"{evaluation.service} — SLOs at {iso(evaluation.evaluated_at)}", title_justify="left"
@@ -247,23 +266,8 @@ def evaluation_table(evaluation: Evaluation) -> Table:
     ):
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for result in evaluation.slos:
-        slo = result.slo
-        m = result.measurement
-        status = result.budget.status
-        sli = format_value(slo, m.value)
-        if m.n:
-            sli += f"  (n={m.n:,})"
-        table.add_row(
-            slo.name,
-            slo.dimension,
-            sli,
-            format_target(slo),
-            _met(result.met),
-            _share(result.budget.remaining),
-            Text(status, style=STATUS_STYLE[status]),
-            ", ".join(_headline_rates(result, evaluation.bucket)),
-            _hours(result.time_to_exhaustion.get("1h")),
-        )
+        *before, status, rates, hours = _cells(result, evaluation.bucket, "  ")
+        table.add_row(*before, Text(status, style=STATUS_STYLE[status]), rates, hours)
     return table
 
 
@@ -300,20 +304,7 @@ def evaluation_markdown(evaluation: Evaluation) -> str:
         "|---|---|---:|---|:-:|---:|---|---|---:|",
     ]
     for result in evaluation.slos:
-        slo = result.slo
-        m = result.measurement
-        sli = format_value(slo, m.value) + (f" (n={m.n:,})" if m.n else "")
-        cells = [
-            slo.name,
-            slo.dimension,
-            sli,
-            format_target(slo),
-            _met(result.met),
-            _share(result.budget.remaining),
-            result.budget.status,
-            ", ".join(_headline_rates(result, evaluation.bucket)),
-            _hours(result.time_to_exhaustion.get("1h")),
-        ]
+        cells = _cells(result, evaluation.bucket, " ")
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     notes = reasons(evaluation)
     if notes:
@@ -460,16 +451,7 @@ def alerts_json(
                     "status": "firing"
                     if result.active
                     else ("suppressed" if result.suppressed else "ok"),
-                    "long_window": format_duration(rule.long) if rule.long else None,
-                    "short_window": format_duration(rule.short) if rule.short else None,
-                    "threshold": rule.burn_rate,
-                    "long_burn_rate": result.long_rate,
-                    "short_burn_rate": result.short_rate,
-                    "long_samples": result.long_samples,
-                    "short_samples": result.short_samples,
-                    "suppressed": result.suppressed,
-                    "budget_remaining": result.remaining,
-                    "time_to_exhaustion_hours": result.hours_left,
+                    **check_fields(rule, result),
                 }
             )
         )

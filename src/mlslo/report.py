@@ -12,7 +12,15 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mlslo import __version__
-from mlslo.views import STATUS_WORDS, facts, headline_rates, slo_charts, target_text, value_text
+from mlslo.views import (
+    STATUS_WORDS,
+    burn_cells,
+    facts,
+    headline_rates,
+    slo_charts,
+    target_text,
+    value_text,
+)
 
 _templates = Environment(
     loader=PackageLoader("mlslo", "templates"), autoescape=select_autoescape(["html"])
@@ -26,17 +34,12 @@ def _alert_rows(alerts: Mapping[str, Any] | None) -> list[dict[str, str]] | None
     for alert in alerts["alerts"]:
         if alert["status"] != "firing":
             continue
-        long, short = alert["long_burn_rate"], alert["short_burn_rate"]
         rows.append(
             {
                 "slo": alert["slo"],
                 "rule": alert["rule"],
                 "severity": alert["severity"],
-                "burn": "—"
-                if alert["threshold"] is None
-                else f"{'—' if long is None else f'{long:.2f}×'} / "
-                f"{'—' if short is None else f'{short:.2f}×'}",
-                "threshold": "—" if alert["threshold"] is None else f"{alert['threshold']:g}×",
+                **burn_cells(alert),
             }
         )
     return rows

@@ -40,10 +40,6 @@ class Rollup:
     table: pa.Table
     histograms: Mapping[str, pa.Table] = field(default_factory=dict)
 
-    def columns_of(self, slo: str) -> list[str]:
-        prefix = slo + SEP
-        return [c for c in self.table.column_names if c.startswith(prefix)]
-
     def merge(self, other: Rollup) -> Rollup:
         """The rollup of the union of both inputs (statistics add up)."""
         return merge_all([self, other])
@@ -323,11 +319,10 @@ def build_timeline(
     size: int,
     *,
     group_by: Sequence[str] = (),
-    histogram: bool | None = None,
+    histogram: bool = False,
     where: Mapping[str, Sequence[Any]] | None = None,
 ) -> Timeline:
     """Lay ``slo``'s statistics of ``rollup`` on a grid starting at bucket ``first``."""
-    with_histogram = slo in rollup.histograms if histogram is None else histogram
-    timeline = Timeline(slo, first, size, group_by=group_by, histogram=with_histogram)
+    timeline = Timeline(slo, first, size, group_by=group_by, histogram=histogram)
     timeline.add(rollup, where=where)
     return timeline

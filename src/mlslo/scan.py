@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo import histogram
-from mlslo.errors import DataError
+from mlslo.errors import DataError, first_line
 from mlslo.records import (
     Need,
     check_kind,
@@ -41,6 +41,7 @@ from mlslo.spec import (
     LatencySLO,
     Scalar,
     Spec,
+    needs_histogram,
 )
 
 Expr = Any  # ibis expressions are dynamically typed
@@ -189,11 +190,7 @@ def _prepare(
 
 def _uses_labels(spec: Spec) -> bool:
     return any(
-        isinstance(slo, AccuracySLO)
-        or (
-            isinstance(slo, FairnessSLO)
-            and slo.sli.metric not in ("demographic_parity_difference", "disparate_impact_ratio")
-        )
+        isinstance(slo, AccuracySLO) or (isinstance(slo, FairnessSLO) and slo.sli.needs_labels)
         for slo in spec.slos
     )
 
@@ -323,7 +320,7 @@ def _literal(dtype: Any, value: Scalar) -> Expr:
     return ibis.literal(value)
 
 
-def _filter(table: Expr, slo: AnySLO, spec: Spec) -> Expr | None:
+def _filter(table: Expr, slo: AnySLO) -> Expr | None:
     """The SLO's ``filter:`` as a condition (None when it has none)."""
     condition = None
     for column, wanted in slo.filter.items():
@@ -382,7 +379,16 @@ def _classes(spec: Spec, table: Expr) -> dict[str, list[Any]]:
     return out
 
 
-def _plan(spec: Spec, table: Expr, classes: Mapping[str, list[Any]], checks: list[Check]) -> _Plan:
+def _plan(
+    spec: Spec,
+    table: Expr,
+    classes: Mapping[str, list[Any]],
+    checks: list[Check],
+    *,
+    with_checks: bool = True,
+) -> _Plan:
+    """The aggregates of every SLO's statistics, and (``with_checks``) a count ``x<i>`` of the
+    rows failing each value check."""
     aggregates: dict[str, Expr] = {}
     names: dict[str, str] = {}
     seen: dict[Any, str] = {}
@@ -398,10 +404,13 @@ def _plan(spec: Spec, table: Expr, classes: Mapping[str, list[Any]], checks: lis
 
     plan_checks = list(checks)
     for slo in spec.slos:
-        where = _filter(table, slo, spec)
+        where = _filter(table, slo)
         for stat, expr in _statistics(slo, table, where, classes.get(slo.name)):
             add(slo, stat, expr)
-        plan_checks.extend(_value_checks(slo, table))
+        if with_checks:
+            plan_checks.extend(_value_checks(slo, table))
+    if not with_checks:
+        return _Plan(aggregates, names, [])
     unique_checks: dict[str, Check] = {}
     for check in plan_checks:
         unique_checks.setdefault(f"{check.column}:{check.message}", check)
@@ -577,8 +586,7 @@ def _execute(expr: Expr, source: str) -> pa.Table:
     except DataError:
         raise
     except Exception as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"the scan failed: {message}", source=source) from None
+        raise DataError(f"the scan failed: {first_line(exc)}", source=source) from None
 
 
 def _validated(result: pa.Table, plan: _Plan, table: Expr, source: str) -> pa.Table:
@@ -620,16 +628,6 @@ def _locate(table: Expr, check: Check, source: str) -> DataError:
     return DataError(check.message.format(value=value), source=source, column=check.column, row=row)
 
 
-def _as_float(table: pa.Table, stats: Sequence[str]) -> pa.Table:
-    columns = []
-    for name in table.column_names:
-        column = table[name]
-        if name in stats:
-            column = pc.fill_null(column.cast(pa.float64()), 0.0)
-        columns.append(column)
-    return pa.table(columns, names=table.column_names)
-
-
 # --- histograms and outcome counts ------------------------------------------------------------
 
 
@@ -640,7 +638,7 @@ def _histogram_queries(
     percentile SLO (``h0``, ``h1``, ...)."""
     wanted: dict[str, list[AnySLO]] = {}
     for slo in spec.slos:
-        if isinstance(slo, LatencySLO | FreshnessSLO) and slo.sli.percentile is not None:
+        if needs_histogram(slo):
             wanted.setdefault(slo.dimension, []).append(slo)
     out = []
     windowed = table.filter(table.ts.notnull())
@@ -654,7 +652,7 @@ def _histogram_queries(
             value > 0, (safe.ln() / histogram.LOG_GAMMA).floor(), histogram.ZERO_BIN
         ).cast("int64")
         counts = {
-            f"h{i}": _count_known(windowed, value, _filter(windowed, slo, spec))
+            f"h{i}": _count_known(windowed, value, _filter(windowed, slo))
             for i, slo in enumerate(slos)
         }
         grouped = windowed.group_by(
@@ -748,7 +746,7 @@ def _outcome_rollup(
                 source=source,
                 column=missing[0],
             )
-        where = _filter(filtered, slo, spec)
+        where = _filter(filtered, slo)
         for stat, column in (("total", filtered.total), ("ok", filtered.ok)):
             alias = f"c{len(aggregates)}"
             aggregates[alias] = column.sum(where=where)
@@ -765,19 +763,6 @@ def _outcome_rollup(
         [BUCKET, *slices, *(c for c in result.column_names if c != BUCKET and c not in slices)]
     )
     return Rollup(bucket_seconds, tuple(slices), result, {})
-
-
-def empty_rollup(spec: Spec, slice_columns: Sequence[str] = ()) -> Rollup:
-    """A rollup with no rows (what a fresh store starts from)."""
-    slices = _slice_columns(spec, slice_columns)
-    return Rollup(
-        int(spec.bucket.total_seconds()),
-        tuple(slices),
-        pa.table(
-            {BUCKET: pa.array([], pa.int64()), **{c: pa.array([], pa.string()) for c in slices}}
-        ),
-        {},
-    )
 
 
 # --- the scan compiled once, for the store's incremental rollups ------------------------------
@@ -837,7 +822,7 @@ def compile_batch_scan(spec: Spec, schema: Mapping[str, Any], slices: Sequence[s
     table = raw.filter(raw.ts.notnull())
     bucket_seconds = int(spec.bucket.total_seconds())
     all_slices = _slice_columns(spec, slices)
-    plan = _plan(spec, table, classes, [])
+    plan = _plan(spec, table, classes, [], with_checks=False)
     keys = [_bucket(table, bucket_seconds).name(BUCKET), *(table[c] for c in all_slices)]
     query = table.group_by(keys).aggregate(**plan.aggregates)
     histogram_sql = tuple(

@@ -16,7 +16,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from mlslo.errors import DataError
+from mlslo.errors import DataError, first_line
 
 FORMATS = {
     ".parquet": "parquet",
@@ -107,7 +107,7 @@ def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"cannot be read as {kind}: {_first_line(exc)}", source=location) from None
+        raise DataError(f"cannot be read as {kind}: {first_line(exc)}", source=location) from None
     return flatten_attributes(table)
 
 
@@ -135,8 +135,3 @@ def _read_arrow(files: Sequence[str]) -> pa.Table:
             with pa.OSFile(file) as stream:
                 tables.append(ipc.open_stream(stream).read_all())
     return pa.concat_tables(tables, promote_options="permissive")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

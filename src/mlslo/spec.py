@@ -182,22 +182,7 @@ class FreshnessSLI(_DistributionSLI):
         return self
 
 
-CLASSIFICATION_METRICS = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "specificity",
-    "balanced_accuracy",
-)
 REGRESSION_METRICS = ("mae", "rmse", "mape")
-FAIRNESS_METRICS = (
-    "true_positive_rate_difference",
-    "false_positive_rate_difference",
-    "equalized_odds_difference",
-    "demographic_parity_difference",
-    "disparate_impact_ratio",
-)
 
 
 class AccuracySLI(Strict):
@@ -276,17 +261,11 @@ class FairnessSLI(Strict):
             raise ValueError("method: reference needs reference_group (e.g. reference_group: A)")
         if self.method == "between_groups" and self.reference_group is not None:
             raise ValueError("reference_group is only used with method: reference")
-        if self.reference_group is not None:
-            ref = (
-                self.reference_group
-                if isinstance(self.reference_group, list)
-                else [self.reference_group]
+        if self.reference is not None and len(self.reference) != len(self.attributes):
+            raise ValueError(
+                f"reference_group needs one value per attribute "
+                f"{self.attributes}, found {self.reference_group!r}"
             )
-            if len(ref) != len(self.attributes):
-                raise ValueError(
-                    f"reference_group needs one value per attribute "
-                    f"{self.attributes}, found {self.reference_group!r}"
-                )
         return self
 
     @property
@@ -300,6 +279,12 @@ class FairnessSLI(Strict):
         if isinstance(self.reference_group, list):
             return tuple(self.reference_group)
         return (self.reference_group,)
+
+    @property
+    def needs_labels(self) -> bool:
+        """Whether the metric compares rates that need labels (true/false positive rates);
+        selection rates (demographic parity, disparate impact) need predictions only."""
+        return self.metric not in ("demographic_parity_difference", "disparate_impact_ratio")
 
 
 # --- SLOs -------------------------------------------------------------------------------------
@@ -533,6 +518,12 @@ SLO = Annotated[
     Field(discriminator="dimension"),
 ]
 AnySLO = AvailabilitySLO | LatencySLO | FreshnessSLO | AccuracySLO | FairnessSLO
+
+
+def needs_histogram(slo: AnySLO) -> bool:
+    """Whether ``slo`` is a percentile SLO, read from a histogram (the scan builds one for it
+    and its timeline keeps one)."""
+    return isinstance(slo, LatencySLO | FreshnessSLO) and slo.sli.percentile is not None
 
 
 # --- data mapping, corrections, policy --------------------------------------------------------

@@ -34,12 +34,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.errors import MlsloError, NotFoundError, UsageError
-from mlslo.evaluate import Evaluation, evaluate, scan_range, slo_needs_histogram, to_micros
+from mlslo.evaluate import Evaluation, bucket_floor, evaluate, scan_range
 from mlslo.policy import Override
-from mlslo.records import CANONICAL_TYPES, attribute_columns
+from mlslo.records import CANONICAL_TYPES, NORMALIZERS, attribute_columns
 from mlslo.rollup import BUCKET, Rollup, Timeline, build_timeline
 from mlslo.scan import BatchScan, compile_batch_scan
-from mlslo.spec import AvailabilitySLO, FairnessSLO, Spec
+from mlslo.spec import AvailabilitySLO, FairnessSLO, Spec, needs_histogram
 
 Kind = Literal["predictions", "labels", "outcomes"]
 Scope = Literal["ingest", "read", "admin"]
@@ -125,8 +125,6 @@ class Store:
         self._spec = spec
         self._slices: tuple[str, ...] = ()
         self._scan: BatchScan | None = None
-        self._outcome_columns: list[str] = []
-        self._ready = False
         self._timelines: dict[str, Timeline] = {}
         self._held = True
         self._grid_first = 0
@@ -304,13 +302,6 @@ class Store:
             self._spec = spec
             self._slices = scan.slices
             self._scan = scan
-            self._outcome_columns = [
-                c
-                for c in scan.stat_columns
-                if any(
-                    c.startswith(f"{s.name}/") for s in spec.slos if isinstance(s, AvailabilitySLO)
-                )
-            ]
             if stored == fingerprint and self._table_exists("rollup_rows"):
                 self._load_rollup()
                 return False
@@ -415,31 +406,8 @@ class Store:
         """Read the compacted rollups of the longest window back into memory."""
         assert self._scan is not None
         start, _ = scan_range(self._spec, self.clock())
-        cutoff = to_micros(start) // 1_000_000 // self._scan.bucket_seconds - 1
-        keys = [BUCKET, *self._scan.slices]
-        stats = list(self._scan.stat_columns)
-        key_sql = ", ".join(_q(k) for k in keys)
-        sums = ", ".join(f"sum({_q(s)}) AS {_q(s)}" for s in stats)
-        table = _fetch(
-            self.con,
-            f"SELECT {key_sql}{', ' if sums else ''}{sums} FROM rollup_rows "
-            f"WHERE bucket >= ? GROUP BY {key_sql}",
-            [cutoff],
-        )
-        histograms = {}
-        for (name,) in self._run("SELECT DISTINCT slo FROM histogram_rows"):
-            histograms[name] = _fetch(
-                self.con,
-                "SELECT bucket, bin, sum(count) AS count FROM histogram_rows "
-                "WHERE slo = ? AND bucket >= ? GROUP BY bucket, bin ORDER BY bucket",
-                [name, cutoff],
-            )
-        rollup = Rollup(
-            self._scan.bucket_seconds,
-            self._scan.slices,
-            _cast_rollup(table, self._scan),
-            histograms,
-        )
+        cutoff = bucket_floor(start, self._scan.bucket_seconds) - 1
+        rollup = self._rollup_between(cutoff)
         timelines = {
             slo.name: build_timeline(
                 rollup,
@@ -447,12 +415,11 @@ class Store:
                 cutoff,
                 0,
                 group_by=slo.sli.attributes if isinstance(slo, FairnessSLO) else (),
-                histogram=slo_needs_histogram(slo),
+                histogram=needs_histogram(slo),
             )
             for slo in self._spec.slos
         }
         with self._cache_lock:
-            self._ready = True
             self._timelines = timelines
             self._grid_first = cutoff
         self._held = bool(self._one("SELECT count(*) FROM held_labels")[0])
@@ -460,8 +427,6 @@ class Store:
     def rollup(self) -> Rollup:
         """The rollups of the kept range, read from disk (only the candidate check needs
         them whole; evaluation uses the timelines)."""
-        if not self._ready:
-            raise StoreError("the store is not ready (rollups are being rebuilt)")
         return self._rollup_between(self._grid_first)
 
     def evaluate(
@@ -475,7 +440,7 @@ class Store:
         a moment older than the kept rollups is answered from the rollup rows on disk."""
         start, _ = scan_range(self._spec, at)
         assert self._scan is not None
-        first = to_micros(start) // 1_000_000 // self._scan.bucket_seconds
+        first = bucket_floor(start, self._scan.bucket_seconds)
         if first >= self._grid_first:
             with self._cache_lock:
                 return evaluate(self._spec, self._timelines, at, series_step=series_step, slos=slos)
@@ -483,17 +448,17 @@ class Store:
             self._spec, self._rollup_between(first), at, series_step=series_step, slos=slos
         )
 
+    def _summed_rollup_rows(self, where: str = "") -> str:
+        """SQL summing the rollup delta rows to one row per bucket and slice."""
+        assert self._scan is not None
+        keys = ", ".join(_q(k) for k in [BUCKET, *self._scan.slices])
+        sums = "".join(f", sum({_q(s)}) AS {_q(s)}" for s in self._scan.stat_columns)
+        return f"SELECT {keys}{sums} FROM rollup_rows {where} GROUP BY {keys}"
+
     def _rollup_between(self, first: int) -> Rollup:
         assert self._scan is not None
-        keys = [BUCKET, *self._scan.slices]
-        key_sql = ", ".join(_q(k) for k in keys)
-        sums = ", ".join(f"sum({_q(s)}) AS {_q(s)}" for s in self._scan.stat_columns)
         with self._lock:
-            table = _fetch(
-                self.con,
-                f"SELECT {key_sql}, {sums} FROM rollup_rows WHERE bucket >= ? GROUP BY {key_sql}",
-                [first],
-            )
+            table = _fetch(self.con, self._summed_rollup_rows("WHERE bucket >= ?"), [first])
             histograms = {}
             for (name,) in self._run("SELECT DISTINCT slo FROM histogram_rows"):
                 histograms[name] = _fetch(
@@ -550,14 +515,7 @@ class Store:
         max_skew: timedelta = timedelta(minutes=5),
     ) -> IngestResult:
         """Validate records (as the API does) and write them; returns after the commit."""
-        from mlslo.records import normalize_labels, normalize_outcomes, normalize_predictions
-
-        normalize = {
-            "predictions": normalize_predictions,
-            "labels": normalize_labels,
-            "outcomes": normalize_outcomes,
-        }[kind]
-        batch = normalize(records, self._spec, now=self.clock(), max_skew=max_skew)
+        batch = NORMALIZERS[kind](records, self._spec, now=self.clock(), max_skew=max_skew)
         return self.submit(kind, batch, key).result()
 
     def _write_loop(self) -> None:
@@ -802,8 +760,6 @@ class Store:
     ) -> None:
         """Load a large history at once (the demo, a backfill into an empty store): validate,
         insert the raw records, then build the rollups from them a day at a time."""
-        from mlslo.records import normalize_labels, normalize_predictions
-
         assert self._scan is not None
         now = self.clock()
         with self._lock:
@@ -815,14 +771,11 @@ class Store:
                 )
             self._run("BEGIN TRANSACTION")
             try:
-                for kind, table, normalize in (
-                    ("predictions", predictions, normalize_predictions),
-                    ("labels", labels, normalize_labels),
-                ):
+                for kind, table in (("predictions", predictions), ("labels", labels)):
                     if table is None:
                         continue
                     for start in range(0, table.num_rows, 500_000):
-                        chunk = normalize(
+                        chunk = NORMALIZERS[kind](
                             table.slice(start, 500_000), self._spec, now=now, max_skew=max_skew
                         )
                         chunk = chunk.append_column(
@@ -847,7 +800,7 @@ class Store:
         now = self.clock()
         raw_cutoff = _naive(now - self.retention)
         start, _ = scan_range(self._spec, now)
-        bucket_cutoff = to_micros(start) // 1_000_000 // self._scan.bucket_seconds - 1
+        bucket_cutoff = bucket_floor(start, self._scan.bucket_seconds) - 1
         deleted = {}
         with self._lock:
             for table, column, cutoff in (
@@ -869,15 +822,10 @@ class Store:
     def compact(self) -> None:
         """Rewrite the rollup delta rows as one row per bucket and slice."""
         assert self._scan is not None
-        keys = ", ".join(_q(k) for k in [BUCKET, *self._scan.slices])
-        sums = ", ".join(f"sum({_q(s)}) AS {_q(s)}" for s in self._scan.stat_columns)
         with self._lock:
             self._run("BEGIN TRANSACTION")
             try:
-                self._run(
-                    f"CREATE TABLE rollup_compact AS SELECT {keys}, {sums} "
-                    f"FROM rollup_rows GROUP BY {keys}"
-                )
+                self._run(f"CREATE TABLE rollup_compact AS {self._summed_rollup_rows()}")
                 self._run("DROP TABLE rollup_rows")
                 self._run("ALTER TABLE rollup_compact RENAME TO rollup_rows")
                 self._run(

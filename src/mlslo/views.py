@@ -12,6 +12,7 @@ from mlslo import charts
 from mlslo.alerts.rules import WORKBOOK
 from mlslo.budget import REFERENCE_WINDOW
 from mlslo.durations import format_duration, parse_duration
+from mlslo.render import SHARE_METRICS
 
 STATUS_WORDS = {
     "healthy": ("✓", "healthy"),
@@ -20,7 +21,6 @@ STATUS_WORDS = {
     "no_data": ("∅", "no data"),
     "insufficient_data": ("?", "too little data"),
 }
-SHARE_METRICS = ("availability", "fast_share", "fresh_share")
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,6 @@ class Chart:
     title: str
     svg: str
     note: str | None = None
-
-
-def when(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _moment(text: str) -> datetime:
@@ -124,16 +120,14 @@ def slo_charts(entry: Mapping[str, Any], prefix: str = "c") -> list[Chart]:
     fmt, unit = formatter(entry)
     burndown = entry.get("burndown") or []
     if burndown:
-        start, end = when(entry["window_start"]), when(entry["window_end"])
-        assert start is not None and end is not None
-        points = [(when(p["t"]), p["remaining"]) for p in burndown]
+        start, end = _moment(entry["window_start"]), _moment(entry["window_end"])
         out.append(
             Chart(
                 "Error budget burn-down",
                 charts.time_series(
                     f"{prefix}-burndown",
                     f"{name}: error budget left over the window",
-                    [(t, v) for t, v in points if t is not None],
+                    [(_moment(p["t"]), p["remaining"]) for p in burndown],
                     ideal=[(start, 1.0), (end, 0.0)],
                     y_label=lambda v: f"{v * 100:.0f}%",
                     lines=[charts.Line(0.0, "budget gone")],
@@ -308,9 +302,7 @@ def facts(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     out.append(("met", "—" if met is None else ("yes" if met else "no")))
     hours = entry.get("time_to_exhaustion_hours")
     if hours is not None:
-        out.append(
-            ("budget gone in", f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours")
-        )
+        out.append(("budget gone in", hours_text(hours)))
     if sli.get("label_coverage") is not None:
         out.append(("labelled", f"{sli['label_coverage'] * 100:.1f}% of predictions"))
     estimate = sli.get("estimated")
@@ -324,6 +316,23 @@ def facts(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     if sli.get("reason"):
         out.append(("note", sli["reason"]))
     return out
+
+
+def hours_text(hours: float) -> str:
+    """A time to exhaustion in words: ``30.0 hours``, ``3.5 days`` (from 48 hours on)."""
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+
+
+def burn_cells(alert: Mapping[str, Any]) -> dict[str, str]:
+    """An alert's long / short burn rates and threshold as table cells (from its JSON)."""
+    if alert["threshold"] is None:
+        return {"burn": "—", "threshold": "—"}
+    long, short = alert["long_burn_rate"], alert["short_burn_rate"]
+    return {
+        "burn": f"{'—' if long is None else f'{long:.2f}×'} / "
+        f"{'—' if short is None else f'{short:.2f}×'}",
+        "threshold": f"{alert['threshold']:g}×",
+    }
 
 
 def series_step(window: str) -> timedelta:

@@ -1,5 +1,6 @@
-"""Alert evaluation: checks from an evaluation (pure), and the service's engine, which keeps
-alert states in the store, sends what is due to each notifier and records the history."""
+"""The service's alert engine: it checks the rules on each evaluation (the pure checks live
+in :mod:`mlslo.alerts.rules`), keeps alert states in the store, sends what is due to each
+notifier and records the history."""
 
 from __future__ import annotations
 
@@ -13,24 +14,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mlslo.alerts.notify import Alert, Kind, Sender
-from mlslo.alerts.rules import AlertRule, Check, check, slo_rules
+from mlslo.alerts.rules import checks as checks  # re-exported: callers import it from here
 from mlslo.alerts.state import AlertState, advance
-from mlslo.evaluate import Evaluation
-from mlslo.spec import AnySLO, Spec
+from mlslo.render import iso
+from mlslo.spec import Spec
 
 if TYPE_CHECKING:
     from mlslo.store import Store
 
 log = logging.getLogger("mlslo.alerts")
-
-
-def checks(spec: Spec, evaluation: Evaluation) -> list[tuple[AnySLO, AlertRule, Check]]:
-    """Every rule of every SLO checked against one evaluation."""
-    out = []
-    for result in evaluation.slos:
-        for rule in slo_rules(result.slo, spec.bucket):
-            out.append((result.slo, rule, check(rule, result, result.slo.min_samples)))
-    return out
 
 
 class AlertEngine:
@@ -155,7 +147,7 @@ class AlertEngine:
 
     def history(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = self.store.alert_events(limit)
-        return [{**r, "at": r["at"].isoformat().replace("+00:00", "Z")} for r in rows]
+        return [{**r, "at": iso(r["at"])} for r in rows]
 
     def counts(self) -> dict[tuple[str, str], int]:
         out: dict[tuple[str, str], int] = {}

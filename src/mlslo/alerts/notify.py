@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 import httpx
 
-from mlslo.alerts.rules import AlertRule, Check
+from mlslo.alerts.rules import AlertRule, Check, check_fields, slo_title
 from mlslo.alerts.state import AlertState
 from mlslo.durations import format_duration
-from mlslo.render import format_target
+from mlslo.render import iso
 from mlslo.spec import AnySLO, Notifier
+from mlslo.views import hours_text
 
 log = logging.getLogger("mlslo.alerts")
 Kind = Literal["firing", "resolved", "repeat"]
@@ -38,9 +39,7 @@ class Alert:
 
     @property
     def alertname(self) -> str:
-        return (
-            "MlsloErrorBudgetExhausted" if self.rule.kind == "exhausted" else "MlsloErrorBudgetBurn"
-        )
+        return self.rule.alertname
 
     @property
     def link(self) -> str | None:
@@ -60,9 +59,7 @@ class Alert:
     def description(self) -> str:
         slo = self.slo
         resolved = self.state.status == "resolved"
-        parts = [
-            f"SLO {slo.name} ({slo.dimension}: {slo.metric} {format_target(slo)} over {slo.window})"
-        ]
+        parts = [slo_title(slo)]
         if self.rule.kind == "burn":
             assert self.rule.long is not None and self.rule.short is not None
             rates = (
@@ -92,7 +89,7 @@ class Alert:
             and remaining is not None
             and remaining > 0
         ):
-            parts.append(f"at the recent rate it is gone in {_hours(self.check.hours_left)}")
+            parts.append(f"at the recent rate it is gone in {hours_text(self.check.hours_left)}")
         text = f"{parts[0]} {parts[1]}"
         if len(parts) > 2:
             text += "; " + "; ".join(parts[2:])
@@ -104,8 +101,8 @@ class Alert:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        def iso(moment: datetime | None) -> str | None:
-            return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+        def optional_iso(moment: datetime | None) -> str | None:
+            return None if moment is None else iso(moment)
 
         rule = self.rule
         return {
@@ -117,19 +114,10 @@ class Alert:
             "rule": rule.name,
             "severity": rule.severity,
             "status": self.state.status,
-            "since": iso(self.state.since),
-            "fired_at": iso(self.state.fired_at),
-            "resolved_at": iso(self.state.resolved_at),
-            "long_window": format_duration(rule.long) if rule.long else None,
-            "short_window": format_duration(rule.short) if rule.short else None,
-            "threshold": rule.burn_rate,
-            "long_burn_rate": self.check.long_rate,
-            "short_burn_rate": self.check.short_rate,
-            "long_samples": self.check.long_samples,
-            "short_samples": self.check.short_samples,
-            "suppressed": self.check.suppressed,
-            "budget_remaining": self.check.remaining,
-            "time_to_exhaustion_hours": self.check.hours_left,
+            "since": optional_iso(self.state.since),
+            "fired_at": optional_iso(self.state.fired_at),
+            "resolved_at": optional_iso(self.state.resolved_at),
+            **check_fields(rule, self.check),
             "summary": self.summary(),
             "description": self.description(),
             "runbook_url": self.slo.runbook_url,
@@ -139,14 +127,6 @@ class Alert:
 
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}×"
-
-
-def _hours(value: float) -> str:
-    return f"{value / 24:.1f} days" if value >= 48 else f"{value:.1f} hours"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 # --- payloads --------------------------------------------------------------------------------
@@ -159,7 +139,7 @@ def webhook_payload(
     return {
         "version": "1",
         "service": service,
-        "sent_at": _iso(at),
+        "sent_at": iso(at),
         "alerts": [{"event": kind, **alert.as_dict()} for kind, alert in notifications],
     }
 
@@ -214,14 +194,14 @@ def alertmanager_payload(alerts: Sequence[tuple[Kind, Alert]]) -> list[dict[str,
         if alert.check.remaining is not None:
             annotations["budget_remaining"] = f"{alert.check.remaining:.4f}"
         if alert.check.hours_left is not None:
-            annotations["time_to_exhaustion"] = _hours(alert.check.hours_left)
+            annotations["time_to_exhaustion"] = hours_text(alert.check.hours_left)
         entry: dict[str, Any] = {
             "labels": labels,
             "annotations": annotations,
-            "startsAt": _iso(alert.state.fired_at or alert.at),
+            "startsAt": iso(alert.state.fired_at or alert.at),
         }
         if kind == "resolved" and alert.state.resolved_at is not None:
-            entry["endsAt"] = _iso(alert.state.resolved_at)
+            entry["endsAt"] = iso(alert.state.resolved_at)
         if alert.link:
             entry["generatorURL"] = alert.link
         out.append(entry)

@@ -13,9 +13,8 @@ from typing import Any
 
 import yaml
 
-from mlslo.alerts.rules import AlertRule, slo_rules
+from mlslo.alerts.rules import AlertRule, slo_rules, slo_title
 from mlslo.durations import format_duration
-from mlslo.render import format_target
 from mlslo.spec import AnySLO, Spec
 
 BURN = "slo:mlslo_burn_rate:min_long_short"
@@ -53,14 +52,13 @@ def _burn_rules(service: str, slo: AnySLO, rule: AlertRule) -> tuple[list[Any], 
         f"and on ({BY}) count by ({BY}) (mlslo_burn_rate{source}) == {len(keys)}"
     )
     alert: dict[str, Any] = {
-        "alert": "MlsloErrorBudgetBurn",
+        "alert": rule.alertname,
         "expr": expr,
         "labels": {"slo": slo.name, "severity": rule.severity, "rule": rule.name},
         "annotations": {
             "summary": f"{service}: {slo.name} is burning its error budget "
             '{{ $value | printf "%.1f" }}x (' + rule.severity + ")",
-            "description": f"SLO {slo.name} ({slo.dimension}: {slo.metric} "
-            f"{format_target(slo)} over {slo.window}) burns faster than "
+            "description": f"{slo_title(slo)} burns faster than "
             f"{rule.burn_rate:g}x over both {format_duration(rule.long)} and "
             f"{format_duration(rule.short)}.",
         },
@@ -85,7 +83,7 @@ def prometheus_rules(spec: Spec) -> dict[str, Any]:
                 continue
             selector = _selector({"service": spec.service, "slo": slo.name, "status": "exhausted"})
             exhausted: dict[str, Any] = {
-                "alert": "MlsloErrorBudgetExhausted",
+                "alert": rule.alertname,
                 "expr": f"max without (status) (mlslo_error_budget_status{selector}) == 1",
                 "labels": {"slo": slo.name, "severity": rule.severity, "rule": rule.name},
                 "annotations": {

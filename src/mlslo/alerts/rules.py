@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlslo.budget import scaled
 from mlslo.durations import format_duration
 from mlslo.spec import AnySLO, Spec
 
 if TYPE_CHECKING:
-    from mlslo.evaluate import SLOEvaluation
+    from mlslo.evaluate import Evaluation, SLOEvaluation
 
 Severity = Literal["page", "ticket"]
+BURN_ALERT = "MlsloErrorBudgetBurn"
+EXHAUSTED_ALERT = "MlsloErrorBudgetExhausted"
 WORKBOOK: tuple[tuple[timedelta, timedelta, float, Severity], ...] = (
     (timedelta(hours=1), timedelta(minutes=5), 14.4, "page"),
     (timedelta(hours=6), timedelta(minutes=30), 6.0, "page"),
@@ -52,6 +54,18 @@ class AlertRule:
     @property
     def key(self) -> str:
         return f"{self.slo}/{self.name}"
+
+    @property
+    def alertname(self) -> str:
+        """The alert's name in notifications and in Prometheus rules."""
+        return EXHAUSTED_ALERT if self.kind == "exhausted" else BURN_ALERT
+
+
+def slo_title(slo: AnySLO) -> str:
+    """``SLO name (dimension: metric objective over window)``: how alerts name their SLO."""
+    from mlslo.render import format_target  # render imports this module
+
+    return f"SLO {slo.name} ({slo.dimension}: {slo.metric} {format_target(slo)} over {slo.window})"
 
 
 def slo_rules(slo: AnySLO, bucket: timedelta) -> list[AlertRule]:
@@ -154,3 +168,29 @@ def check(rule: AlertRule, result: SLOEvaluation, min_samples: int) -> Check:
         remaining,
         hours,
     )
+
+
+def checks(spec: Spec, evaluation: Evaluation) -> list[tuple[AnySLO, AlertRule, Check]]:
+    """Every rule of every SLO checked against one evaluation."""
+    out = []
+    for result in evaluation.slos:
+        for rule in slo_rules(result.slo, spec.bucket):
+            out.append((result.slo, rule, check(rule, result, result.slo.min_samples)))
+    return out
+
+
+def check_fields(rule: AlertRule, check: Check) -> dict[str, Any]:
+    """The rule's windows and threshold with the check's numbers, as the alert JSON lists
+    them (in this order)."""
+    return {
+        "long_window": format_duration(rule.long) if rule.long else None,
+        "short_window": format_duration(rule.short) if rule.short else None,
+        "threshold": rule.burn_rate,
+        "long_burn_rate": check.long_rate,
+        "short_burn_rate": check.short_rate,
+        "long_samples": check.long_samples,
+        "short_samples": check.short_samples,
+        "suppressed": check.suppressed,
+        "budget_remaining": check.remaining,
+        "time_to_exhaustion_hours": check.hours_left,
+    }

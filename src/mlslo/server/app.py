@@ -23,19 +23,14 @@ from mlslo import __version__
 from mlslo.bodies import CONTENT_TYPES, BatchError, FieldError, body_format, parse_body
 from mlslo.durations import parse_duration
 from mlslo.errors import MlsloError, NotFoundError
-from mlslo.records import normalize_labels, normalize_outcomes, normalize_predictions
-from mlslo.render import evaluation_json, override_json
+from mlslo.records import NORMALIZERS
+from mlslo.render import evaluation_json, iso, override_json
 from mlslo.server.dashboard import add_dashboard
 from mlslo.server.errors import ApiError, parse_moment, parse_step
 from mlslo.server.metrics import Metrics
 from mlslo.server.service import Service
 from mlslo.store import Kind, Scope, Token
 
-NORMALIZERS = {
-    "predictions": normalize_predictions,
-    "labels": normalize_labels,
-    "outcomes": normalize_outcomes,
-}
 INLINE_BODY = 16_384
 """Bodies up to this size are parsed on the event loop: a thread hop costs more than the
 work, and many small parses racing in the thread pool slow each other down."""
@@ -76,10 +71,8 @@ def token_json(token: Token) -> dict[str, Any]:
         "id": token.id,
         "name": token.name,
         "scope": token.scope,
-        "created_at": token.created_at.isoformat().replace("+00:00", "Z"),
-        "revoked_at": None
-        if token.revoked_at is None
-        else token.revoked_at.isoformat().replace("+00:00", "Z"),
+        "created_at": iso(token.created_at),
+        "revoked_at": None if token.revoked_at is None else iso(token.revoked_at),
     }
 
 
@@ -384,7 +377,7 @@ def create_app(service: Service) -> FastAPI:
     ) -> list[dict[str, Any]]:
         """The audit log of gate decisions: time, policy, candidate, outcome, caller."""
         rows = service.store.decisions(limit)
-        return [{**r, "at": r["at"].isoformat().replace("+00:00", "Z")} for r in rows]
+        return [{**r, "at": iso(r["at"])} for r in rows]
 
     @app.post("/api/v1/gate/overrides", responses=ERRORS, tags=["gate"], status_code=201)
     async def post_override(
@@ -420,9 +413,7 @@ def create_app(service: Service) -> FastAPI:
         current = [a.as_dict() for a in engine.current if all_rules or a.state.status != "inactive"]
         evaluated = engine.evaluated_at
         return {
-            "evaluated_at": None
-            if evaluated is None
-            else evaluated.isoformat().replace("+00:00", "Z"),
+            "evaluated_at": None if evaluated is None else iso(evaluated),
             "alerts": current,
             "history": engine.history(history) if history else [],
         }

@@ -26,6 +26,7 @@ from mlslo.server.errors import ApiError, parse_moment
 from mlslo.server.service import Service
 from mlslo.views import (
     STATUS_WORDS,
+    burn_cells,
     by_name,
     facts,
     headline_rates,
@@ -244,7 +245,7 @@ def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
     gate = None
     if service.spec.all_policies():
         try:
-            gate = service.gate(at=at, record=False)
+            gate = service.gate(at=at, record=False, evaluation=evaluation)
         except MlsloError:
             gate = None
     alerts = None
@@ -291,17 +292,12 @@ def _slo(service: Service, at: datetime, name: str) -> dict[str, Any]:
             if alert.slo.name != name:
                 continue
             data = alert.as_dict()
-            long, short = data["long_burn_rate"], data["short_burn_rate"]
             slo_alerts.append(
                 {
                     "rule": data["rule"],
                     "severity": data["severity"],
                     "status": data["status"],
-                    "burn": "—"
-                    if data["threshold"] is None
-                    else f"{'—' if long is None else f'{long:.2f}×'} / "
-                    f"{'—' if short is None else f'{short:.2f}×'}",
-                    "threshold": "—" if data["threshold"] is None else f"{data['threshold']:g}×",
+                    **burn_cells(data),
                     "suppressed": data["suppressed"],
                 }
             )

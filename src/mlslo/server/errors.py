@@ -20,12 +20,11 @@ class ApiError(Exception):
         status: int,
         message: str,
         field: str | None = None,
-        row: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.errors = [FieldError(row, field, message)]
+        self.errors = [FieldError(None, field, message)]
         self.headers = headers
 
 

@@ -17,6 +17,7 @@ import httpx
 
 from mlslo.alerts.engine import AlertEngine
 from mlslo.errors import UsageError
+from mlslo.evaluate import Evaluation
 from mlslo.pipeline import candidate_check, parse_selector
 from mlslo.policy import Override, gate
 from mlslo.render import gate_json
@@ -95,13 +96,16 @@ class Service:
         caller: str | None = None,
         at: datetime | None = None,
         record: bool = True,
+        evaluation: Evaluation | None = None,
     ) -> dict[str, Any]:
         """Decide from the live budgets (and a candidate's own predictions), record the
         decision in the audit log (unless ``record`` is false: the dashboard only shows it),
-        and return the JSON of ``mlslo gate --format json``."""
+        and return the JSON of ``mlslo gate --format json``. A caller that has just
+        evaluated at ``at`` passes its ``evaluation`` so both show the same numbers."""
         moment = at or self.clock()
         selector = parse_selector(candidate) if candidate else None
-        evaluation = self.store.evaluate(moment)
+        if evaluation is None:
+            evaluation = self.store.evaluate(moment)
         check = None
         if selector is not None:
             check = candidate_check(self.spec, self.store.rollup(), moment, selector)
@@ -181,10 +185,6 @@ class Service:
                 self.log(f"alert evaluation failed: {exc}")
             if self._stop.wait(self.eval_interval.total_seconds()):
                 return
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep for ``seconds`` unless the service stops; True when stopping."""
-        return self._stop.wait(seconds)
 
     def stop(self) -> None:
         self._stop.set()

@@ -5,8 +5,6 @@ from __future__ import annotations
 from mlslo.rollup import WindowStats
 from mlslo.sli.base import Measurement, ratio
 
-STATISTICS = ("total", "ok")
-
 
 def measure(stats: WindowStats) -> Measurement:
     return ratio(stats.get("ok"), stats.get("total"), empty_reason="no responses in the window")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlslo.confidence import Interval, wilson
-from mlslo.histogram import histogram_points, percentile, percentile_interval
+from mlslo.histogram import compact
 from mlslo.rollup import WindowStats
 
 
@@ -43,13 +43,12 @@ def distribution_percentile(stats: WindowStats, q: float, *, what: str) -> Measu
     histogram = stats.histogram
     if histogram is None or histogram.total <= 0:
         return Measurement(None, 0, reason=f"no {what} recorded in the window")
-    value = percentile(histogram.bins, histogram.counts, q)
-    interval = percentile_interval(histogram.bins, histogram.counts, q)
+    compacted = compact(histogram.bins, histogram.counts)
+    value = compacted.percentile(q)
+    interval = compacted.percentile_interval(q)
     detail = {
-        "percentiles": {
-            f"p{p:g}": percentile(histogram.bins, histogram.counts, p) for p in (50, 90, 95, 99)
-        },
-        "histogram": histogram_points(histogram.bins, histogram.counts),
+        "percentiles": {f"p{p:g}": compacted.percentile(p) for p in (50, 90, 95, 99)},
+        "histogram": compacted.points(),
     }
     return Measurement(value, int(histogram.total), interval, detail=detail)
 

@@ -6,13 +6,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mlslo.confidence import Interval, delta_ratio, wilson, z_value
+from mlslo.confidence import Interval, clamp, delta_ratio, wilson, z_value
 from mlslo.rollup import WindowStats
 from mlslo.sli.base import Measurement, divide
 from mlslo.spec import AccuracySLI
-
-BINARY_STATISTICS = ("predictions", "labelled", "tp", "fp", "fn", "tn")
-MULTICLASS_STATISTICS = ("predictions", "labelled", "correct")
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ def binary_interval(metric: str, c: Confusion) -> Interval | None:
         interval = delta_ratio((2, 0, 0, 0), (2, 1, 1, 0), (c.tp, c.fp, c.fn, c.tn))
         if interval is None or interval[1] - interval[0] <= 0:
             return wilson(2 * c.tp, 2 * c.tp + c.fp + c.fn)
-        return max(0.0, interval[0]), min(1.0, interval[1])
+        return clamp(interval)
     if metric == "balanced_accuracy":
         positives, negatives = c.tp + c.fn, c.tn + c.fp
         if positives <= 0 or negatives <= 0:
@@ -77,7 +74,7 @@ def binary_interval(metric: str, c: Confusion) -> Interval | None:
         r, s = c.tp / positives, c.tn / negatives
         half = z_value() * math.sqrt(r * (1 - r) / positives + s * (1 - s) / negatives) / 2
         value = (r + s) / 2
-        return max(0.0, value - half), min(1.0, value + half)
+        return clamp((value - half, value + half))
     return None
 
 
@@ -181,7 +178,7 @@ def _multiclass(
     interval = None
     if all(v is not None for v in variances):
         half = z_value() * math.sqrt(sum(v for v in variances if v is not None)) / len(defined)
-        interval = (max(0.0, value - half), min(1.0, value + half))
+        interval = clamp((value - half, value + half))
     skipped = len(present) - len(defined)
     if skipped:
         detail = {**detail, "classes_without_a_defined_value": skipped}

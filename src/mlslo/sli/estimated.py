@@ -14,8 +14,6 @@ from typing import Any
 from mlslo.rollup import WindowStats
 from mlslo.sli.classification import Confusion, binary_value
 
-STATISTICS = ("unlabelled", "etp", "efp", "efn", "etn")
-
 
 def measure(metric: str, stats: WindowStats) -> dict[str, Any]:
     n = stats.get("unlabelled")

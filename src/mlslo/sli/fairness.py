@@ -9,18 +9,17 @@ Groups smaller than ``min_group_size`` are listed but left out of the comparison
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mlslo.confidence import Interval, katz_ratio, newcombe, wilson
+from mlslo.confidence import Interval, clamp, katz_ratio, newcombe, wilson
 from mlslo.rollup import WindowStats
 from mlslo.sli.base import Measurement, divide
 from mlslo.spec import FairnessSLI
-
-STATISTICS = ("predictions", "selected", "tp", "fp", "fn", "tn")
 
 _RATES = {
     "true_positive_rate_difference": ("true_positive_rate",),
@@ -133,8 +132,7 @@ def _compare(sli: FairnessSLI, rate: str, group_rates: Sequence[GroupRate]) -> _
 
 def _gap_ci(high: GroupRate, low: GroupRate) -> Interval | None:
     """Newcombe's interval of the difference, floored at 0: a gap is never negative."""
-    interval = newcombe(high.hits, high.size, low.hits, low.size)
-    return None if interval is None else (max(0.0, interval[0]), interval[1])
+    return clamp(newcombe(high.hits, high.size, low.hits, low.size), 0.0, math.inf)
 
 
 def _v(g: GroupRate) -> float:
@@ -151,8 +149,7 @@ def _symmetric_ratio(g: GroupRate, ref: GroupRate) -> float:
 
 
 def _ratio_ci(a: GroupRate, b: GroupRate) -> Interval | None:
-    interval = katz_ratio(a.hits, a.size, b.hits, b.size)
-    return None if interval is None else (max(0.0, interval[0]), interval[1])
+    return clamp(katz_ratio(a.hits, a.size, b.hits, b.size), 0.0, math.inf)
 
 
 def _label(sli: FairnessSLI, group: Sequence[Any]) -> str:
@@ -169,8 +166,7 @@ def measure(sli: FairnessSLI, stats: WindowStats) -> Measurement:
         else 0.0
     )
     coverage = divide(labelled, predictions)
-    needs_labels = sli.metric not in ("demographic_parity_difference", "disparate_impact_ratio")
-    n = int(labelled if needs_labels else predictions)
+    n = int(labelled if sli.needs_labels else predictions)
     detail = {"groups": _group_detail(sli, per_rate)}
     if not first:
         return Measurement(

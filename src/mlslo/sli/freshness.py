@@ -9,8 +9,6 @@ from mlslo.rollup import WindowStats
 from mlslo.sli.base import Measurement, distribution_percentile, ratio
 from mlslo.spec import FreshnessSLI
 
-STATISTICS = ("total", "good")
-
 
 def measure(sli: FreshnessSLI, stats: WindowStats) -> Measurement:
     if sli.percentile is not None:

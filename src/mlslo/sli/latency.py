@@ -6,8 +6,6 @@ from mlslo.rollup import WindowStats
 from mlslo.sli.base import Measurement, distribution_percentile, ratio
 from mlslo.spec import LatencySLI
 
-STATISTICS = ("total", "good")
-
 
 def measure(sli: LatencySLI, stats: WindowStats) -> Measurement:
     if sli.percentile is not None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import math
 
-from mlslo.confidence import mean_interval
+from mlslo.confidence import clamp, mean_interval
 from mlslo.rollup import WindowStats
 from mlslo.sli.base import Measurement, divide
-
-STATISTICS = ("predictions", "labelled", "sae", "sse", "sse2", "n_ape", "sape", "sape2")
 
 
 def measure(metric: str, stats: WindowStats) -> Measurement:
@@ -21,11 +19,11 @@ def measure(metric: str, stats: WindowStats) -> Measurement:
         )
     if metric == "mae":
         value = stats.get("sae") / n
-        interval = _non_negative(mean_interval(stats.get("sae"), stats.get("sse"), n))
+        interval = clamp(mean_interval(stats.get("sae"), stats.get("sse"), n), 0.0, math.inf)
         return Measurement(value, int(n), interval, label_coverage=coverage)
     if metric == "rmse":
         mse = stats.get("sse") / n
-        interval = _non_negative(mean_interval(stats.get("sse"), stats.get("sse2"), n))
+        interval = clamp(mean_interval(stats.get("sse"), stats.get("sse2"), n), 0.0, math.inf)
         root = None if interval is None else (math.sqrt(interval[0]), math.sqrt(interval[1]))
         return Measurement(math.sqrt(mse), int(n), root, label_coverage=coverage)
     if metric == "mape":
@@ -38,10 +36,6 @@ def measure(metric: str, stats: WindowStats) -> Measurement:
                 reason="every label is 0, so MAPE is undefined",
             )
         value = stats.get("sape") / count
-        interval = _non_negative(mean_interval(stats.get("sape"), stats.get("sape2"), count))
+        interval = clamp(mean_interval(stats.get("sape"), stats.get("sape2"), count), 0.0, math.inf)
         return Measurement(value, int(count), interval, label_coverage=coverage)
     raise ValueError(f"unknown regression metric {metric!r}")
-
-
-def _non_negative(interval: tuple[float, float] | None) -> tuple[float, float] | None:
-    return None if interval is None else (max(0.0, interval[0]), interval[1])
