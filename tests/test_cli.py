@@ -154,6 +154,23 @@ def test_dedupe_counts_a_repeated_id_once(cli, write_spec, write_records):
     assert once["slos"][0]["sli"]["valid"] == 3
     assert once["slos"][0]["sli"]["good"] == 2
     assert once["slos"][1]["sli"]["n"] == 3
+    separate = write_records({k: v for k, v in rows.items() if k != "label"})
+    labels = write_records({"id": ["a", "b", "c"], "ts": [BASE] * 3, "label": [1, 0, 0]})
+    joined = cli(
+        "evaluate",
+        "--spec",
+        spec,
+        "--data",
+        separate,
+        "--labels",
+        labels,
+        "--at",
+        AT,
+        "-f",
+        "json",
+        "--dedupe",
+    ).json()
+    assert [s["sli"] for s in joined["slos"]] == [s["sli"] for s in once["slos"]]
     no_id = write_records({k: v for k, v in rows.items() if k != "id"})
     run = cli("evaluate", "--spec", spec, "--data", no_id, "--dedupe")
     assert run.exit_code == 2

@@ -110,7 +110,7 @@ def scan(
             )
         table = base.distinct(on="id", keep="first")
     if labels is not None and _uses_labels(spec):
-        table = _join_labels(spec, base, labels, labels_source, end)
+        table = _join_labels(spec, table, labels, labels_source, end)
     window = _in_window(table, start, end)
     filtered = table.filter(window | table.ts.isnull())
     classes = _classes(spec, filtered)
