@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from conftest import Clock
+from mlslo.pipeline import Sources, evaluate_files
+from mlslo.render import evaluation_json
 from mlslo.spec import parse_spec
 from mlslo.store import Store
 
@@ -46,3 +49,42 @@ def test_labels_held_before_a_restart_meet_their_predictions_after_it(tmp_path):
         assert candidate.table.num_rows > 0
     finally:
         reopened.close()
+
+
+def test_outcome_counts_follow_the_slo_filter_as_a_file_scan_does(tmp_path):
+    spec = parse_spec("""
+service: outcomes
+slos:
+  - {name: canary, dimension: availability, objective: {target: 0.9}, window: 7d,
+     filter: {canary: true}}
+  - {name: all, dimension: availability, objective: {target: 0.9}, window: 7d}
+""")
+    ts = pa.array([NOW - timedelta(hours=h) for h in (1, 2, 3, 4)], pa.timestamp("us", tz="UTC"))
+    predictions = pa.table(
+        {
+            "id": ["a", "b", "c", "d"],
+            "ts": ts,
+            "status": ["ok", "error", "ok", "ok"],
+            "canary": [True, True, False, False],
+        }
+    )
+    outcomes = pa.table(
+        {"ts": ts.slice(0, 2), "total": [100, 50], "ok": [90, 50], "canary": [True, False]}
+    )
+    pq.write_table(predictions, tmp_path / "p.parquet")
+    pq.write_table(outcomes, tmp_path / "o.parquet")
+    sources = Sources(str(tmp_path / "p.parquet"), outcomes=str(tmp_path / "o.parquet"))
+    from_files = evaluation_json(evaluate_files(spec, sources, NOW))
+    store = Store.open(tmp_path / "outcomes.duckdb", spec, clock=Clock(NOW))
+    try:
+        store.ingest("predictions", predictions)
+        store.ingest("outcomes", outcomes)
+        live = evaluation_json(store.evaluate(NOW))
+        store.configure(spec.model_copy(update={"bucket": timedelta(minutes=5)}))
+        rebuilt = evaluation_json(store.evaluate(NOW))
+    finally:
+        store.close()
+    counts = {s["name"]: (s["sli"]["good"], s["sli"]["valid"]) for s in live["slos"]}
+    assert counts == {"canary": (91, 102), "all": (143, 154)}
+    assert live == from_files
+    assert {s["name"]: (s["sli"]["good"], s["sli"]["valid"]) for s in rebuilt["slos"]} == counts

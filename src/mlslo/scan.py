@@ -165,7 +165,7 @@ def _prepare(
             raise wrong_kind(source, spec, need, schema[column])
     optional = [
         f
-        for f in ("label", "score", "prediction", "id")
+        for f in ("label", "score", "prediction", "id", "status")
         if f not in seen and column_for(spec, f) in schema
     ]
     checks: list[Check] = []
@@ -734,23 +734,15 @@ def _outcome_rollup(
             "ok",
         ),
     ]
-    aggregates: dict[str, Expr] = {}
-    names: dict[str, str] = {}
     for slo in spec.slos:
-        if not isinstance(slo, AvailabilitySLO):
-            continue
         missing = [c for c in slo.filter if c not in schema]
-        if missing:
+        if isinstance(slo, AvailabilitySLO) and missing:
             raise DataError(
                 f"is missing; SLO '{slo.name}' filters on it, so outcome counts need it too",
                 source=source,
                 column=missing[0],
             )
-        where = _filter(filtered, slo)
-        for stat, column in (("total", filtered.total), ("ok", filtered.ok)):
-            alias = f"c{len(aggregates)}"
-            aggregates[alias] = column.sum(where=where)
-            names[stat_column(slo.name, stat)] = alias
+    aggregates, names = _outcome_aggregates(spec, filtered)
     for index, check in enumerate(checks):
         aggregates[f"x{index}"] = filtered.count(where=check.predicate(filtered))
     grouped = filtered.group_by(_bucket(filtered, bucket_seconds).name(BUCKET)).aggregate(
@@ -763,6 +755,21 @@ def _outcome_rollup(
         [BUCKET, *slices, *(c for c in result.column_names if c != BUCKET and c not in slices)]
     )
     return Rollup(bucket_seconds, tuple(slices), result, {})
+
+
+def _outcome_aggregates(spec: Spec, table: Expr) -> tuple[dict[str, Expr], dict[str, str]]:
+    """Outcome counts add to every availability SLO's total and ok, under its filter."""
+    aggregates: dict[str, Expr] = {}
+    names: dict[str, str] = {}
+    for slo in spec.slos:
+        if not isinstance(slo, AvailabilitySLO):
+            continue
+        where = _filter(table, slo)
+        for stat in ("total", "ok"):
+            alias = f"c{len(aggregates)}"
+            aggregates[alias] = table[stat].sum(where=where)
+            names[stat_column(slo.name, stat)] = alias
+    return aggregates, names
 
 
 # --- the scan compiled once, for the store's incremental rollups ------------------------------
@@ -780,6 +787,8 @@ class BatchScan:
     sql: str
     names: Mapping[str, str]
     histogram_sql: tuple[tuple[str, tuple[str, ...]], ...]
+    outcome_sql: str | None
+    outcome_names: Mapping[str, str]
 
     @property
     def stat_columns(self) -> list[str]:
@@ -800,14 +809,34 @@ class BatchScan:
         )
         return Rollup(self.bucket_seconds, self.slices, rows, histograms)
 
+    def run_outcomes(self, con: Any, batch: pa.Table) -> Rollup | None:
+        """The rollup of a batch of outcome counts (None when no SLO counts them)."""
+        if self.outcome_sql is None:
+            return None
+        con.register(BATCH_TABLE, batch)
+        try:
+            rows = _arrow(con, self.outcome_sql)
+        finally:
+            con.unregister(BATCH_TABLE)
+        rows = _stat_table(
+            rows.select([BUCKET, *self.slices, *self.outcome_names.values()]), self.outcome_names
+        )
+        return Rollup(self.bucket_seconds, self.slices, rows, {})
+
 
 def _arrow(con: Any, sql: str) -> pa.Table:
     table: pa.Table = con.sql(sql).to_arrow_table()
     return table
 
 
-def compile_batch_scan(spec: Spec, schema: Mapping[str, Any], slices: Sequence[str]) -> BatchScan:
-    """Compile the spec's scan for batches with the given (canonical) ibis schema."""
+def compile_batch_scan(
+    spec: Spec,
+    schema: Mapping[str, Any],
+    slices: Sequence[str],
+    outcome_schema: Mapping[str, Any],
+) -> BatchScan:
+    """Compile the spec's scan for batches with the given (canonical) ibis schemas of
+    predictions and of outcome counts."""
     classes: dict[str, list[Any]] = {}
     for slo in spec.slos:
         if isinstance(slo, AccuracySLO) and slo.sli.multiclass:
@@ -829,10 +858,20 @@ def compile_batch_scan(spec: Spec, schema: Mapping[str, Any], slices: Sequence[s
         (ibis.to_sql(q, dialect="duckdb"), tuple(names))
         for q, names in _histogram_queries(spec, table, bucket_seconds)
     )
+    outcomes = ibis.table(ibis.schema(dict(outcome_schema)), name=BATCH_TABLE)
+    outcomes = outcomes.filter(outcomes.ts.notnull())
+    outcome_aggregates, outcome_names = _outcome_aggregates(spec, outcomes)
+    outcome_keys = [
+        _bucket(outcomes, bucket_seconds).name(BUCKET),
+        *(outcomes[c] for c in all_slices),
+    ]
+    outcome_query = outcomes.group_by(outcome_keys).aggregate(**outcome_aggregates)
     return BatchScan(
         bucket_seconds,
         tuple(all_slices),
         ibis.to_sql(query, dialect="duckdb"),
         dict(plan.names),
         histogram_sql,
+        ibis.to_sql(outcome_query, dialect="duckdb") if outcome_aggregates else None,
+        outcome_names,
     )

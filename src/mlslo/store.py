@@ -36,10 +36,10 @@ import pyarrow.compute as pc
 from mlslo.errors import MlsloError, NotFoundError, UsageError
 from mlslo.evaluate import Evaluation, bucket_floor, evaluate, scan_range
 from mlslo.policy import Override
-from mlslo.records import CANONICAL_TYPES, NORMALIZERS, attribute_columns
+from mlslo.records import CANONICAL_TYPES, NORMALIZERS, OUTCOME_TYPES, attribute_columns
 from mlslo.rollup import BUCKET, Rollup, Timeline, build_timeline
 from mlslo.scan import BatchScan, compile_batch_scan
-from mlslo.spec import AvailabilitySLO, FairnessSLO, Spec, needs_histogram
+from mlslo.spec import FairnessSLO, Spec, needs_histogram
 
 Kind = Literal["predictions", "labels", "outcomes"]
 Scope = Literal["ingest", "read", "admin"]
@@ -296,7 +296,9 @@ class Store:
             slices = service_slices(spec)
             schema = {name: _ibis_type(kind) for name, kind in CANONICAL_TYPES.items()}
             schema.update({a: dt.string for a in attributes})
-            scan = compile_batch_scan(spec, schema, list(slices))
+            outcome_schema = {name: _ibis_type(kind) for name, kind in OUTCOME_TYPES.items()}
+            outcome_schema.update({a: dt.string for a in attributes})
+            scan = compile_batch_scan(spec, schema, list(slices), outcome_schema)
             fingerprint = rollup_fingerprint(spec, scan.slices)
             stored = self._meta("rollup_fingerprint")
             self._spec = spec
@@ -356,8 +358,9 @@ class Store:
                 if progress is not None:
                     progress(index + 1, len(days))
             outcomes = _fetch(self.con, "SELECT * EXCLUDE (received_at) FROM outcomes")
-            if outcomes.num_rows:
-                self._append_rollup(self._outcome_delta(outcomes))
+            delta = self._scan.run_outcomes(self.con, outcomes) if outcomes.num_rows else None
+            if delta is not None:
+                self._append_rollup(delta)
             self._set_meta("rollup_fingerprint", fingerprint)
             self._set_meta("store_version", STORE_VERSION)
             self._run("COMMIT")
@@ -709,46 +712,8 @@ class Store:
         self._run("INSERT INTO outcomes BY NAME SELECT * FROM mlslo_rows")
         self.con.unregister("mlslo_rows")
         results = [IngestResult(b.num_rows, 0) for b in batches]
-        return results, self._outcome_delta(combined)
-
-    def _outcome_delta(self, outcomes: pa.Table) -> Rollup:
-        """Outcome counts add to the availability SLOs' total and ok (filters apply)."""
         assert self._scan is not None
-        bucket = self._scan.bucket_seconds
-        epoch = pc.divide(
-            pc.cast(pc.cast(outcomes["ts"], pa.timestamp("us")), pa.int64()), 1_000_000
-        )
-        buckets = pc.cast(pc.floor(pc.divide(pc.cast(epoch, pa.float64()), bucket)), pa.int64())
-        columns: dict[str, pa.Array] = {BUCKET: buckets}
-        for column in self._scan.slices:
-            columns[column] = (
-                outcomes[column]
-                if column in outcomes.column_names
-                else pa.nulls(outcomes.num_rows, pa.string())
-            )
-        for slo in self._spec.slos:
-            if not isinstance(slo, AvailabilitySLO):
-                continue
-            mask = pa.array([True] * outcomes.num_rows)
-            for field, wanted in slo.filter.items():
-                values = wanted if isinstance(wanted, list) else [wanted]
-                column = (
-                    outcomes[field]
-                    if field in outcomes.column_names
-                    else pa.nulls(outcomes.num_rows, pa.string())
-                )
-                mask = pc.and_(
-                    mask, pc.fill_null(pc.is_in(column, pa.array([str(v) for v in values])), False)
-                )
-            for stat in ("total", "ok"):
-                values = pc.cast(outcomes[stat], pa.float64())
-                columns[f"{slo.name}/{stat}"] = pc.if_else(mask, values, 0.0)
-        table = pa.table(columns)
-        keys = [BUCKET, *self._scan.slices]
-        stats = [c for c in table.column_names if c not in keys]
-        if stats:
-            table = _group_sum(table, keys, stats)
-        return Rollup(bucket, self._scan.slices, table, {})
+        return results, self._scan.run_outcomes(self.con, combined)
 
     def bulk_load(
         self,
@@ -1113,11 +1078,6 @@ def _negated(rollup: Rollup) -> Rollup:
         for n, rows in rollup.histograms.items()
     }
     return Rollup(rollup.bucket_seconds, rollup.slice_columns, table, histograms)
-
-
-def _group_sum(table: pa.Table, keys: list[str], stats: list[str]) -> pa.Table:
-    grouped = table.group_by(keys, use_threads=False).aggregate([(c, "sum") for c in stats])
-    return grouped.select([*keys, *(f"{c}_sum" for c in stats)]).rename_columns([*keys, *stats])
 
 
 def _cast_rollup(table: pa.Table, scan: BatchScan) -> pa.Table:
