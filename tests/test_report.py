@@ -260,3 +260,47 @@ def test_report_html_suffix_is_case_insensitive(cli, demo, tmp_path):
     run = cli("report", *demo["common"], "--out", target)
     assert run.exit_code == 0, run.stderr
     assert target.read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
+COARSE_SPEC = """
+    service: coarse
+    bucket: 5m
+    slos:
+      - {name: uptime, dimension: availability, objective: {target: 0.99}, window: 7d}
+      - name: strict
+        dimension: availability
+        objective: {target: 0.99}
+        window: 7d
+        alerts: [{long: 2h, short: 10m, burn_rate: 10, severity: page}]
+"""
+
+
+def test_burn_windows_follow_the_bucket_and_the_slos_own_alerts(
+    cli, write_spec, write_records, tmp_path
+):
+    from datetime import timedelta
+
+    stamps = [END - timedelta(minutes=10 * i) for i in range(1, 7 * 144)]
+    data = write_records(
+        {
+            "id": [f"r{i}" for i in range(len(stamps))],
+            "ts": stamps,
+            "status": ["error" if i % 40 == 0 else "ok" for i in range(len(stamps))],
+        }
+    )
+    spec = write_spec(COARSE_SPEC)
+    common = ("--spec", spec, "--data", data, "--at", AT)
+    slos = {e["name"]: e for e in cli("evaluate", *common, "--format", "json").json()["slos"]}
+    assert cli("report", *common, "--out", tmp_path / "r.md").exit_code == 0
+    assert cli("report", *common, "--out", tmp_path / "r.html").exit_code == 0
+    markdown = (tmp_path / "r.md").read_text(encoding="utf-8")
+    page = html.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
+    # 1h, 6h and 1d of a 30-day window, scaled to 7 days and rounded to 5-minute buckets
+    rates = slos["uptime"]["burn_rates"]
+    headline = ", ".join(f"{k} {rates[k]:.2f}×" for k in ("15m", "1h25m", "5h35m"))
+    summary = next(line for line in markdown.splitlines() if line.startswith("| uptime |"))
+    assert summary.endswith(f"| {headline} |")
+    strict = slos["strict"]["burn_rates"]
+    for window in ("2h", "10m"):
+        shown = f"{window}: {strict[window]:.2g}× (alert threshold 10×)"
+        assert shown in page, shown

@@ -106,6 +106,15 @@ def scaled(duration: timedelta, window: Window, bucket: timedelta) -> timedelta:
     return buckets * bucket
 
 
+HEADLINE_WINDOWS = (timedelta(hours=1), timedelta(hours=6), timedelta(days=1))
+
+
+def headline_windows(window: Window, bucket: timedelta) -> list[timedelta]:
+    """The window's equivalents of 1h, 6h and 1d of a 30-day window: the burn rates worth a
+    glance."""
+    return list(dict.fromkeys(scaled(s, window, bucket) for s in HEADLINE_WINDOWS))
+
+
 def burn_key(duration: timedelta) -> str:
     return format_duration(duration)
 

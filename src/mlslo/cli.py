@@ -534,7 +534,7 @@ def report(
         gate_document = gate_json(evaluation, decision)
     alerts_document = alerts_json(evaluation, checks(loaded, evaluation))
     render = report_html if suffix in (".html", ".htm") else report_markdown
-    out.write_text(render(document, gate_document, alerts_document), encoding="utf-8")
+    out.write_text(render(document, loaded, gate_document, alerts_document), encoding="utf-8")
     typer.echo(f"wrote {out}")
 
 

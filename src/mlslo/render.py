@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlslo.alerts.rules import AlertRule, Check, check_fields
-from mlslo.budget import scaled
+from mlslo.budget import headline_windows
 from mlslo.durations import format_duration
 from mlslo.evaluate import Evaluation, SLOEvaluation
 from mlslo.policy import CandidateCheck, GateDecision, Override, Reason
@@ -217,17 +217,10 @@ def _met(value: bool | None) -> str:
     return "—" if value is None else ("yes" if value else "NO")
 
 
-HEADLINE_WINDOWS = (timedelta(hours=1), timedelta(hours=6), timedelta(days=1))
-
-
 def _headline_rates(result: SLOEvaluation, bucket: timedelta) -> list[str]:
     """The burn rates over the SLO window's equivalents of 1h, 6h and 1d."""
-    out: list[str] = []
-    for standard in HEADLINE_WINDOWS:
-        rate = result.burn_rate(scaled(standard, result.slo.window, bucket))
-        if rate is not None and f"{rate.key} " not in " ".join(out):
-            out.append(f"{rate.key} {_rate(rate.value)}")
-    return out
+    rates = (result.burn_rate(w) for w in headline_windows(result.slo.window, bucket))
+    return [f"{rate.key} {_rate(rate.value)}" for rate in rates if rate is not None]
 
 
 def _cells(result: SLOEvaluation, bucket: timedelta, gap: str) -> list[str]:

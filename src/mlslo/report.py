@@ -12,6 +12,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mlslo import __version__
+from mlslo.spec import Spec
 from mlslo.views import (
     STATUS_WORDS,
     burn_cells,
@@ -45,7 +46,7 @@ def _alert_rows(alerts: Mapping[str, Any] | None) -> list[dict[str, str]] | None
     return rows
 
 
-def _summary(document: Mapping[str, Any]) -> list[dict[str, str]]:
+def _summary(document: Mapping[str, Any], spec: Spec) -> list[dict[str, str]]:
     rows = []
     for entry in document["slos"]:
         icon, words = STATUS_WORDS[entry["budget"]["status"]]
@@ -61,7 +62,7 @@ def _summary(document: Mapping[str, Any]) -> list[dict[str, str]]:
                 "remaining": "—" if remaining is None else f"{remaining * 100:.1f}%",
                 "icon": icon,
                 "status": words,
-                "rates": headline_rates(entry),
+                "rates": headline_rates(entry, spec.slo(entry["name"]), spec.bucket),
             }
         )
     return rows
@@ -69,6 +70,7 @@ def _summary(document: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def report_html(
     document: Mapping[str, Any],
+    spec: Spec,
     gate: Mapping[str, Any] | None = None,
     alerts: Mapping[str, Any] | None = None,
 ) -> str:
@@ -83,7 +85,9 @@ def report_html(
                 "icon": icon,
                 "status_text": words,
                 "facts": facts(entry),
-                "charts": slo_charts(entry, prefix=f"s{index}"),
+                "charts": slo_charts(
+                    entry, spec.slo(entry["name"]), spec.bucket, prefix=f"s{index}"
+                ),
             }
         )
     return _templates.get_template("report.html").render(
@@ -91,7 +95,7 @@ def report_html(
         evaluated_at=document["evaluated_at"][:16].replace("T", " "),
         version=__version__,
         stylesheet=stylesheet,
-        summary=_summary(document),
+        summary=_summary(document, spec),
         gate=gate,
         alerts=_alert_rows(alerts),
         slos=slos,
@@ -112,6 +116,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def report_markdown(
     document: Mapping[str, Any],
+    spec: Spec,
     gate: Mapping[str, Any] | None = None,
     alerts: Mapping[str, Any] | None = None,
 ) -> str:
@@ -137,7 +142,7 @@ def report_markdown(
                 f"{r['icon']} {r['status']}",
                 r["rates"],
             ]
-            for r in _summary(document)
+            for r in _summary(document, spec)
         ],
     )
     if gate is not None:
@@ -166,7 +171,7 @@ def report_markdown(
         if entry.get("description"):
             lines += [entry["description"], ""]
         lines += [f"- **{label}**: {value}" for label, value in facts(entry)]
-        for chart in slo_charts(entry, prefix=f"s{index}"):
+        for chart in slo_charts(entry, spec.slo(entry["name"]), spec.bucket, prefix=f"s{index}"):
             encoded = base64.b64encode(chart.svg.encode("utf-8")).decode("ascii")
             alt = chart.title.replace("]", ")").replace("[", "(")
             lines += [

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlslo import charts
-from mlslo.alerts.rules import WORKBOOK
-from mlslo.budget import REFERENCE_WINDOW
-from mlslo.durations import format_duration, parse_duration
+from mlslo.alerts.rules import slo_rules
+from mlslo.budget import burn_key, headline_windows
+from mlslo.durations import parse_duration
 from mlslo.render import SHARE_METRICS
+from mlslo.spec import AnySLO
 
 STATUS_WORDS = {
     "healthy": ("✓", "healthy"),
@@ -77,43 +78,34 @@ def target_text(entry: Mapping[str, Any]) -> str:
     return f"{entry['metric']} {objective['op']} {value_text(entry, objective['target'])}"
 
 
-def _scale(entry: Mapping[str, Any]) -> float:
-    window = entry["window"]
-    if window.startswith("calendar"):
-        length = timedelta(days=7 if window.endswith("week") else 30)
-    else:
-        length = parse_duration(window)
-    return length / REFERENCE_WINDOW
-
-
-def headline_rates(entry: Mapping[str, Any]) -> str:
+def headline_rates(entry: Mapping[str, Any], slo: AnySLO, bucket: timedelta) -> str:
     """The burn rates over the window's equivalents of 1h, 6h and 1d."""
     rates = entry["burn_rates"]
-    parts: list[str] = []
-    for standard in (timedelta(hours=1), timedelta(hours=6), timedelta(days=1)):
-        key = format_duration(_round_minute(standard * _scale(entry)))
-        if key in rates and not any(p.startswith(f"{key} ") for p in parts):
+    parts = []
+    for window in headline_windows(slo.window, bucket):
+        key = burn_key(window)
+        if key in rates:
             value = rates[key]
             parts.append(f"{key} {'—' if value is None else f'{value:.2f}×'}")
     return ", ".join(parts)
 
 
-def thresholds(entry: Mapping[str, Any]) -> dict[str, float]:
-    """The lowest alert threshold that reads each burn window (Workbook scheme, scaled)."""
-    scale = _scale(entry)
+def thresholds(slo: AnySLO, bucket: timedelta) -> dict[str, float]:
+    """The lowest alert threshold that reads each burn window (the SLO's own rules)."""
     out: dict[str, float] = {}
-    for long, short, rate, _ in WORKBOOK:
-        for span in (long, short):
-            key = format_duration(_round_minute(span * scale))
-            out[key] = min(out.get(key, rate), rate)
+    for rule in slo_rules(slo, bucket):
+        if rule.burn_rate is None:
+            continue
+        for span in (rule.long, rule.short):
+            if span is not None:
+                key = burn_key(span)
+                out[key] = min(out.get(key, rule.burn_rate), rule.burn_rate)
     return out
 
 
-def _round_minute(value: timedelta) -> timedelta:
-    return max(timedelta(minutes=1), timedelta(minutes=round(value.total_seconds() / 60)))
-
-
-def slo_charts(entry: Mapping[str, Any], prefix: str = "c") -> list[Chart]:
+def slo_charts(
+    entry: Mapping[str, Any], slo: AnySLO, bucket: timedelta, prefix: str = "c"
+) -> list[Chart]:
     """The charts of one SLO's page, in reading order."""
     out: list[Chart] = []
     name = entry["name"]
@@ -182,7 +174,7 @@ def slo_charts(entry: Mapping[str, Any], prefix: str = "c") -> list[Chart]:
             )
     rates = entry.get("burn_rates") or {}
     if rates:
-        limits = thresholds(entry)
+        limits = thresholds(slo, bucket)
         keys = list(rates)
         out.append(
             Chart(

@@ -238,7 +238,9 @@ def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
                 "tte": None
                 if hours is None or hours <= 0
                 else (f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"),
-                "rates": headline_rates(entry),
+                "rates": headline_rates(
+                    entry, service.spec.slo(entry["name"]), service.spec.bucket
+                ),
                 "note": entry["sli"].get("reason"),
             }
         )
@@ -306,7 +308,7 @@ def _slo(service: Service, at: datetime, name: str) -> dict[str, Any]:
         "icon": icon,
         "status_text": words,
         "facts": facts(entry),
-        "charts": slo_charts(entry),
+        "charts": slo_charts(entry, slo, service.spec.bucket),
         "slo_alerts": slo_alerts,
         "gauge": charts.gauge(f"gauge-{name}", entry["budget"]["remaining"], status),
     }
