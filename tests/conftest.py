@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import tempfile
 import textwrap
 import threading
 import time
@@ -22,8 +23,10 @@ import uvicorn
 from typer.testing import CliRunner
 
 from mlslo.cli import app
+from mlslo.pipeline import Sources, evaluate_files
+from mlslo.render import evaluation_json
 from mlslo.server import Service, create_app
-from mlslo.spec import load_spec
+from mlslo.spec import load_spec, parse_spec
 from mlslo.store import Store
 
 
@@ -89,6 +92,25 @@ def write_records(tmp_path: Path) -> Callable[..., Path]:
 
 def _iso(value: Any) -> str:
     return value.isoformat()
+
+
+# --- oracle comparisons ---------------------------------------------------------------------
+
+
+def evaluate_table(spec_text: str, table: pa.Table, at: datetime) -> dict[str, Any]:
+    """Evaluate ``spec_text`` on ``table`` (written to Parquet) through the library: the
+    CLI's JSON of each SLO, by name."""
+    spec = parse_spec(textwrap.dedent(spec_text))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "records.parquet"
+        pq.write_table(table, path)
+        document = evaluation_json(evaluate_files(spec, Sources(str(path)), at))
+    return {slo["name"]: slo for slo in document["slos"]}
+
+
+def close(expected: float) -> Any:
+    """Equal to an oracle's number up to float noise."""
+    return pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 # --- a real server on loopback --------------------------------------------------------------
@@ -159,6 +181,20 @@ class ThreadedServer:
         self.sock.close()
 
 
+def serve(service: Service, port: int = 0) -> ThreadedServer:
+    """Start ``service`` and serve its app on 127.0.0.1 (stop both with :func:`shutdown`)."""
+    server = ThreadedServer(create_app(service), port=port)
+    service.start()
+    server.__enter__()
+    return server
+
+
+def shutdown(server: ThreadedServer, service: Service) -> None:
+    server.__exit__()
+    service.stop()
+    service.store.close()
+
+
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     """Start the real service (uvicorn on 127.0.0.1) for a spec; stopped after the test."""
@@ -173,14 +209,10 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
         store = Store.open(tmp_path / f"db{len(stack)}.duckdb", load_spec(spec_path), clock=clock)
         admin = store.create_token("admin", "test admin")[1]
         service = Service(store, spec_path, clock=clock, auth=auth, **service_options)
-        server = ThreadedServer(create_app(service))
-        service.start()
-        server.__enter__()
+        server = serve(service)
         stack.append((server, service))
         return Live(f"http://127.0.0.1:{server.port}", service, admin, clock)
 
     yield start
     for server, service in reversed(stack):
-        server.__exit__()
-        service.stop()
-        service.store.close()
+        shutdown(server, service)

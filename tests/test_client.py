@@ -13,10 +13,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import Clock, ThreadedServer, free_port
+from conftest import Clock, ThreadedServer, free_port, serve, shutdown
 from mlslo.client import Client
 from mlslo.integrations.asgi import MlsloMiddleware
-from mlslo.server import Service, create_app
+from mlslo.server import Service
 from mlslo.spec import parse_spec
 from mlslo.store import Store
 
@@ -47,17 +47,11 @@ class Server:
     def start(self) -> None:
         store = Store.open(self.path, SPEC, clock=self.clock)
         service = Service(store, None, clock=self.clock, auth=False)
-        server = ThreadedServer(create_app(service), port=self.port)
-        service.start()
-        server.__enter__()
-        self.running = (server, service)
+        self.running = (serve(service, self.port), service)
 
     def stop(self) -> None:
         assert self.running is not None
-        server, service = self.running
-        server.__exit__()
-        service.stop()
-        service.store.close()
+        shutdown(*self.running)
         self.running = None
 
     @property

@@ -9,16 +9,13 @@ value, and CBPE estimates against expected confusion counts computed by hand.
 from __future__ import annotations
 
 import math
-import tempfile
 import textwrap
 import warnings
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,9 +28,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from mlslo.pipeline import Sources, evaluate_files
-from mlslo.render import evaluation_json
-from mlslo.spec import parse_spec
+from conftest import close, evaluate_table
 
 AT = datetime(2026, 11, 21, tzinfo=UTC)
 AT_TEXT = "2026-11-21T00:00:00Z"
@@ -48,21 +43,11 @@ def stamps(n: int) -> list[datetime]:
 
 
 def evaluate(spec_text: str, table: pa.Table) -> dict[str, Any]:
-    """Evaluate ``spec_text`` on ``table`` through the library; the CLI's JSON, by SLO name."""
-    spec = parse_spec(textwrap.dedent(spec_text))
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "records.parquet"
-        pq.write_table(table, path)
-        document = evaluation_json(evaluate_files(spec, Sources(str(path)), AT))
-    return {slo["name"]: slo for slo in document["slos"]}
+    return evaluate_table(spec_text, table, AT)
 
 
 def yaml_scalar(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
-
-
-def close(expected: float) -> Any:
-    return pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 def assert_ci_contains(slo: dict[str, Any], slack: float = 0.0) -> None:

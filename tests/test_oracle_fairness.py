@@ -7,16 +7,13 @@ undefined rates (a group with no positives) and ``min_group_size``.
 
 from __future__ import annotations
 
-import tempfile
 import textwrap
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from fairlearn.metrics import (
     MetricFrame,
@@ -30,9 +27,7 @@ from fairlearn.metrics import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlslo.pipeline import Sources, evaluate_files
-from mlslo.render import evaluation_json
-from mlslo.spec import parse_spec
+from conftest import close, evaluate_table
 
 AT = datetime(2026, 11, 21, tzinfo=UTC)
 AT_TEXT = "2026-11-21T00:00:00Z"
@@ -66,14 +61,9 @@ def stamps(n: int) -> list[datetime]:
 
 def evaluate(spec_text: str, frame: pd.DataFrame) -> dict[str, Any]:
     """Evaluate ``spec_text`` on the rows of ``frame`` through the library, by SLO name."""
-    spec = parse_spec(textwrap.dedent(spec_text))
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.append_column("ts", pa.array(stamps(len(frame)), pa.timestamp("us", "UTC")))
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "records.parquet"
-        pq.write_table(table, path)
-        document = evaluation_json(evaluate_files(spec, Sources(str(path)), AT))
-    return {slo["name"]: slo for slo in document["slos"]}
+    return evaluate_table(spec_text, table, AT)
 
 
 def fairness_spec(attribute: str, extra: str = "", metrics: tuple[str, ...] = METRICS) -> str:
@@ -86,10 +76,6 @@ def fairness_spec(attribute: str, extra: str = "", metrics: tuple[str, ...] = ME
         for metric in metrics
     )
     return "service: oracle\nslos:" + textwrap.dedent(slos)
-
-
-def close(expected: float) -> Any:
-    return pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 def cell_rows(min_size: int = 2) -> st.SearchStrategy[list[tuple[int, int]]]:
