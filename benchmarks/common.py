@@ -27,6 +27,16 @@ def mlslo_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "mlslo.cli"]
 
 
+def compile_bytecode() -> None:
+    """Write mlslo's bytecode, as installing a wheel does: an editable install under
+    PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every run."""
+    import compileall
+
+    import mlslo
+
+    compileall.compile_dir(str(Path(mlslo.__file__).parent), quiet=1)
+
+
 def describe(modules: Sequence[tuple[str, str]]) -> dict[str, str]:
     """``modules`` are (label, import name) pairs whose ``__version__`` is reported."""
     out = {

@@ -30,6 +30,16 @@ from mlslo.spec import load_spec, parse_spec
 from mlslo.store import Store
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _scan_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Compiled scans go to a folder of this test session, not the user's cache (CLI
+    subprocesses inherit it)."""
+    folder = tmp_path_factory.mktemp("scan-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLSLO_CACHE_DIR", str(folder))
+        yield folder
+
+
 @dataclass
 class Run:
     exit_code: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -9,9 +10,11 @@ import pyarrow.parquet as pq
 
 from conftest import Clock
 from mlslo.pipeline import Sources, evaluate_files
+from mlslo.records import CANONICAL_TYPES, OUTCOME_TYPES
 from mlslo.render import evaluation_json
+from mlslo.scan import compile_batch_scan
 from mlslo.spec import parse_spec
-from mlslo.store import Store
+from mlslo.store import Store, _ibis_type, rollup_fingerprint
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SPEC = parse_spec("""
@@ -88,3 +91,15 @@ slos:
     assert counts == {"canary": (91, 102), "all": (143, 154)}
     assert live == from_files
     assert {s["name"]: (s["sli"]["good"], s["sli"]["valid"]) for s in rebuilt["slos"]} == counts
+
+
+def test_the_rollup_fingerprint_covers_the_statistics_kept():
+    """A store written by a version of mlslo that kept other statistics for the same spec
+    (say, a separate labelled count) is rebuilt on open instead of read with the wrong
+    columns."""
+    schema = {name: _ibis_type(kind) for name, kind in CANONICAL_TYPES.items()}
+    outcomes = {name: _ibis_type(kind) for name, kind in OUTCOME_TYPES.items()}
+    scan = compile_batch_scan(SPEC, schema, [], outcomes)
+    older = dataclasses.replace(scan, names={**scan.names, "acc/labelled": "c99"})
+    assert rollup_fingerprint(SPEC, scan) == rollup_fingerprint(SPEC, scan)
+    assert rollup_fingerprint(SPEC, older) != rollup_fingerprint(SPEC, scan)

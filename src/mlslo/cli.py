@@ -809,10 +809,9 @@ def ingest(
 
 
 def _connect(engine: Engine) -> Any:
-    from mlslo.sources import connect_duckdb
-
+    """The ibis backend to scan with; None for embedded DuckDB (the compiled scan)."""
     if engine is Engine.duckdb:
-        return connect_duckdb()
+        return None
     try:
         import ibis
         from pyspark.sql import SparkSession

@@ -14,12 +14,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlslo.compiled import cache_key, load, set_window, store
 from mlslo.errors import UsageError
 from mlslo.evaluate import Evaluation, evaluate, scan_range
 from mlslo.policy import CANDIDATE_DIMENSIONS, CandidateCheck, GateDecision, gate
 from mlslo.rollup import Rollup
-from mlslo.scan import scan
-from mlslo.sources import connect_duckdb, open_table
+from mlslo.sources import VIEWS, connect_raw, flatten_attributes, open_table, open_views
 from mlslo.spec import Spec
 
 
@@ -42,11 +42,33 @@ def scan_files(
     con: Any | None = None,
     slice_columns: Sequence[str] = (),
 ) -> Rollup:
-    """Scan the records between ``start`` and ``end`` into a rollup."""
-    con = con if con is not None else connect_duckdb()
+    """Scan the records between ``start`` and ``end`` into a rollup.
+
+    ``con`` is an ibis backend; without one (or with an ibis DuckDB backend) the scan runs as
+    compiled SQL on DuckDB, cached per spec and schema (:mod:`mlslo.compiled`).
+    """
+    if con is None or getattr(con, "name", None) == "duckdb":
+        raw = con.con if con is not None else connect_raw()
+        return _scan_compiled(spec, sources, raw, start, end, slice_columns)
     predictions = open_table(con, sources.predictions, role="predictions")
     labels = open_table(con, sources.labels, role="labels") if sources.labels else None
     outcomes = open_table(con, sources.outcomes, role="outcomes") if sources.outcomes else None
+    return _ibis_scan(spec, sources, predictions, labels, outcomes, start, end, slice_columns)
+
+
+def _ibis_scan(
+    spec: Spec,
+    sources: Sources,
+    predictions: Any,
+    labels: Any,
+    outcomes: Any,
+    start: datetime,
+    end: datetime,
+    slice_columns: Sequence[str],
+) -> Rollup:
+    """The scan as ibis expressions (Spark, or naming a bad row); ibis loads only here."""
+    from mlslo.scan import scan
+
     return scan(
         spec,
         predictions,
@@ -60,6 +82,67 @@ def scan_files(
         outcomes_source=sources.outcomes or "outcomes",
         dedupe=sources.dedupe,
     )
+
+
+def _scan_compiled(
+    spec: Spec,
+    sources: Sources,
+    raw: Any,
+    start: datetime,
+    end: datetime,
+    slice_columns: Sequence[str],
+) -> Rollup:
+    """Run the scan's SQL from the cache, compiling it (with ibis) on a miss. When a record
+    fails a value check, the ibis scan over the same views names the row."""
+    locations = {
+        role: location
+        for role, location in (
+            ("predictions", sources.predictions),
+            ("labels", sources.labels),
+            ("outcomes", sources.outcomes),
+        )
+        if location
+    }
+    schemas = open_views(raw, locations)
+    key = cache_key(
+        spec.model_dump_json(), schemas, slices=list(slice_columns), dedupe=sources.dedupe
+    )
+    compiled = load(key)
+    if compiled is None:
+        from mlslo.scan import compile_scan
+
+        set_window(raw, start, end)
+        compiled, cacheable = compile_scan(
+            spec,
+            _ibis_backend(raw),
+            {role: VIEWS[role] for role in locations},
+            slice_columns=slice_columns,
+            sources=locations,
+            dedupe=sources.dedupe,
+        )
+        if cacheable:
+            store(key, compiled)
+    rollup = compiled.run(raw, start, end, source=sources.predictions)
+    if rollup is not None:
+        return rollup
+    backend = _ibis_backend(raw)
+    tables = {role: flatten_attributes(backend.table(VIEWS[role])) for role in locations}
+    return _ibis_scan(
+        spec,
+        sources,
+        tables["predictions"],
+        tables.get("labels"),
+        tables.get("outcomes"),
+        start,
+        end,
+        slice_columns,
+    )
+
+
+def _ibis_backend(raw: Any) -> Any:
+    import ibis
+
+    return ibis.duckdb.from_connection(raw)
 
 
 def evaluate_files(

@@ -22,6 +22,27 @@ SEP = "/"
 Array = npt.NDArray[np.float64]
 
 
+_ARROW_TYPES: dict[type, pa.DataType] = {np.int64: pa.int64(), np.float64: pa.float64()}
+
+
+def numbers(column: pa.ChunkedArray, dtype: type[np.int64] | type[np.float64]) -> Any:
+    """A numeric column as a numpy array (nulls as NaN, or 0 for integers).
+
+    Without nulls the chunks' buffers are read directly: pyarrow's own ``to_numpy`` imports
+    pandas on first use, which costs more than a whole evaluation of a small rollup.
+    """
+    column = column.cast(_ARROW_TYPES[dtype])
+    if column.null_count:
+        converted = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+        return converted if dtype is np.float64 else np.nan_to_num(converted).astype(dtype)
+    parts = [
+        np.frombuffer(chunk.buffers()[1], dtype=dtype)[chunk.offset : chunk.offset + len(chunk)]
+        for chunk in column.chunks
+        if len(chunk)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
 def stat_column(slo: str, stat: str) -> str:
     return f"{slo}{SEP}{stat}"
 
@@ -154,28 +175,41 @@ class Timeline:
         self.size = max(self.size, needed)
 
     def _codes(self, rows: pa.Table) -> npt.NDArray[np.int64]:
-        """Group codes for the rows (new groups widen the arrays)."""
+        """Group codes for the rows (new groups widen the arrays). Each attribute is
+        dictionary-encoded, so only the distinct combinations become Python tuples."""
         assert self.groups is not None
-        keys = (
-            list(zip(*(rows[c].to_pylist() for c in self.group_by), strict=True))
-            if rows.num_rows
-            else []
-        )
-        codes = np.empty(len(keys), dtype=np.int64)
-        for i, key in enumerate(keys):
-            code = self._group_index.get(key)
-            if code is None:
-                code = len(self.groups)
-                self._group_index[key] = code
+        if not rows.num_rows:
+            return np.empty(0, dtype=np.int64)
+        combined = np.zeros(rows.num_rows, dtype=np.int64)
+        dictionaries = []
+        for column in self.group_by:
+            encoded = pc.dictionary_encode(rows[column].combine_chunks(), null_encoding="encode")
+            values = encoded.dictionary.to_pylist()
+            indices = np.frombuffer(encoded.indices.buffers()[1], dtype=np.int32)
+            offset = encoded.indices.offset
+            combined = combined * len(values) + indices[offset : offset + rows.num_rows]
+            dictionaries.append(values)
+        distinct, inverse = np.unique(combined, return_inverse=True)
+        local = np.empty(len(distinct), dtype=np.int64)
+        for i, code in enumerate(distinct.tolist()):
+            parts = []
+            for values in reversed(dictionaries):
+                code, index = divmod(code, len(values))
+                parts.append(values[index])
+            key = tuple(reversed(parts))
+            found = self._group_index.get(key)
+            if found is None:
+                found = len(self.groups)
+                self._group_index[key] = found
                 self.groups.append(key)
-            codes[i] = code
+            local[i] = found
         width = max(len(self.groups), 1)
         for name, values in self._stats.items():
             if values.shape[1] < width:
                 wider = np.zeros((values.shape[0], width), dtype=np.float64)
                 wider[:, : values.shape[1]] = values
                 self._stats[name] = wider
-        return codes
+        return local[inverse.reshape(-1)]
 
     def add(self, rollup: Rollup, where: Mapping[str, Sequence[Any]] | None = None) -> None:
         """Add this SLO's rows of ``rollup`` (a delta, or the whole of it)."""
@@ -186,35 +220,38 @@ class Timeline:
         prefix = self.slo + SEP
         columns = [c for c in table.column_names if c.startswith(prefix)]
         if table.num_rows and columns:
-            buckets = table[BUCKET].to_numpy(zero_copy_only=False).astype(np.int64)
+            buckets = numbers(table[BUCKET], np.int64)
             keep = buckets >= self.first
             offsets = buckets[keep] - self.first
             names = [c[len(prefix) :] for c in columns]
             self._ensure(names, int(buckets.max()) + 1)
             if self.groups is not None:
-                codes = self._codes(table.filter(pa.array(keep)))
+                codes = self._codes(table if keep.all() else table.filter(pa.array(keep)))
+                width = max(len(self.groups), 1)
+                cells = offsets * width + codes
             for name, column in zip(names, columns, strict=True):
-                values = np.nan_to_num(
-                    np.asarray(table[column].to_numpy(zero_copy_only=False), dtype=np.float64)
-                )
+                values = np.nan_to_num(numbers(table[column], np.float64))
                 target = self._stats[name]
                 if self.groups is None:
                     target[: self.size] += np.bincount(
                         offsets, weights=values[keep], minlength=self.size
                     )[: self.size]
                 else:
-                    np.add.at(target, (offsets, codes), values[keep])
+                    sums = np.bincount(cells, weights=values[keep], minlength=self.size * width)
+                    target[: self.size, :width] += sums[: self.size * width].reshape(
+                        self.size, width
+                    )
             self._prefix = None
         rows = rollup.histograms.get(self.slo)
         if self._has_histogram and rows is not None and rows.num_rows:
-            buckets = rows[BUCKET].to_numpy(zero_copy_only=False).astype(np.int64)
+            buckets = numbers(rows[BUCKET], np.int64)
             keep = buckets >= self.first
             self._ensure([], int(buckets.max()) + 1)
             self._hist_extra.append(
                 (
                     buckets[keep],
-                    rows["bin"].to_numpy(zero_copy_only=False).astype(np.int64)[keep],
-                    rows["count"].to_numpy(zero_copy_only=False).astype(np.float64)[keep],
+                    numbers(rows["bin"], np.int64)[keep],
+                    numbers(rows["count"], np.float64)[keep],
                 )
             )
 
@@ -326,3 +363,51 @@ def build_timeline(
     timeline = Timeline(slo, first, size, group_by=group_by, histogram=histogram)
     timeline.add(rollup, where=where)
     return timeline
+
+
+# --- from the scan's grouped rows -------------------------------------------------------------
+
+CHECKS = "x"
+
+
+def all_valid(rows: pa.Table) -> bool:
+    """No value check failed and every record has a timestamp."""
+    if CHECKS in rows.column_names and pc.sum(rows[CHECKS]).as_py():
+        return False
+    return bool(rows.num_rows == 0 or rows[BUCKET].null_count == 0)
+
+
+def stat_table(result: pa.Table, names: Mapping[str, str]) -> pa.Table:
+    """Keys, then one float column per statistic (from the alias that computed it)."""
+    aliases = set(names.values())
+    keys = [c for c in result.column_names if c not in aliases and c != CHECKS]
+    columns = {c: result[c] for c in keys}
+    for stat, alias in names.items():
+        column = result[alias].cast(pa.float64())
+        columns[stat] = pc.fill_null(column, 0.0) if column.null_count else column
+    return pa.table(columns)
+
+
+def histogram_tables(rows: pa.Table, names: Sequence[str]) -> dict[str, pa.Table]:
+    """Per percentile SLO, its (bucket, bin, count) rows from the ``h<i>`` count columns."""
+    out = {}
+    for i, name in enumerate(names):
+        mine = rows.filter(pc.greater(rows[f"h{i}"], 0))
+        out[name] = pa.table(
+            {
+                BUCKET: mine[BUCKET].cast(pa.int64()),
+                "bin": mine["bin"].cast(pa.int64()),
+                "count": mine[f"h{i}"].cast(pa.float64()),
+            }
+        )
+    return out
+
+
+def outcome_rollup(rows: pa.Table, bucket_seconds: int, slices: Sequence[str]) -> Rollup:
+    """Outcome counts carry no slice attributes: their slice columns are null."""
+    for column in slices:
+        rows = rows.append_column(column, pa.nulls(rows.num_rows))
+    rows = rows.select(
+        [BUCKET, *slices, *(c for c in rows.column_names if c != BUCKET and c not in slices)]
+    )
+    return Rollup(bucket_seconds, tuple(slices), rows, {})

@@ -5,8 +5,12 @@ sufficient statistics of every SLO per time bucket and slice, computing only wha
 needs: no histogram without a percentile SLO, no groups without a fairness SLO, no label join
 without a labelled SLI. The same expressions run on DuckDB (default) and PySpark.
 
-Values are checked in the same pass (counters of invalid rows); only when one is non-zero is
-a second, targeted query run to name the first offending row.
+Values are checked in the same pass: one counter of rows failing a check, and a record with no
+valid timestamp shows as the null bucket. Only then do targeted queries name the first failing
+check and its first row.
+
+:func:`compile_scan` turns the same expressions into DuckDB SQL that :mod:`mlslo.compiled`
+runs and caches.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo import histogram
+from mlslo.compiled import END, START, CompiledScan, bound_variable
 from mlslo.errors import DataError, first_line
 from mlslo.records import (
     Need,
@@ -31,7 +36,17 @@ from mlslo.records import (
     needs,
     wrong_kind,
 )
-from mlslo.rollup import BUCKET, Rollup, stat_column
+from mlslo.rollup import (
+    BUCKET,
+    CHECKS,
+    Rollup,
+    all_valid,
+    histogram_tables,
+    outcome_rollup,
+    stat_column,
+    stat_table,
+)
+from mlslo.sources import flatten_attributes
 from mlslo.spec import (
     AccuracySLO,
     AnySLO,
@@ -51,22 +66,53 @@ ROW = "__row"
 @dataclass(frozen=True)
 class Check:
     """Marks invalid rows (``predicate`` builds the test over a prepared table), and what to
-    tell the user about them. ``shown`` is the prepared column whose value the message quotes."""
+    tell the user about them. ``shown`` is the prepared column whose value the message quotes.
+    ``in_bucket``: a failing row has no timestamp, so it shows as the null bucket and needs
+    no count of its own."""
 
     column: str
     predicate: Callable[[Expr], Expr]
     message: str
     shown: str | None = None
+    in_bucket: bool = False
 
 
 @dataclass
 class _Plan:
     """``aggregates`` by alias; ``names`` maps each statistic column to the alias that
-    computes it (identical statistics of different SLOs share one aggregate)."""
+    computes it (identical statistics of different SLOs share one aggregate). The ``x``
+    aggregate counts rows failing any of ``checks``."""
 
     aggregates: dict[str, Expr]
     names: dict[str, str]
     checks: list[Check]
+
+
+@dataclass
+class _Grouped:
+    """One GROUP BY of the scan: ``prepared`` is the records as read (to name a bad row),
+    ``filtered`` those in the window (or without a timestamp)."""
+
+    prepared: Expr
+    filtered: Expr
+    query: Expr
+    plan: _Plan
+    source: str
+
+
+@dataclass
+class _Queries:
+    bucket_seconds: int
+    slices: list[str]
+    records: _Grouped
+    histograms: list[tuple[Expr, list[str]]]
+    outcomes: _Grouped | None
+    cacheable: bool
+
+
+# A window bound: a moment (compiled to a literal), or the name of the DuckDB variable that
+# holds it (so the compiled SQL serves every window).
+Bound = datetime | str
 
 
 def scan(
@@ -89,6 +135,99 @@ def scan(
     candidate check slices by ``model_version``). ``dedupe`` counts a repeated prediction id
     once (the service always does, at ingest; on files it costs a hash of every id).
     """
+    queries = _build(
+        spec,
+        predictions,
+        start=start,
+        end=end,
+        labels=labels,
+        outcomes=outcomes,
+        slice_columns=slice_columns,
+        source=source,
+        labels_source=labels_source,
+        outcomes_source=outcomes_source,
+        dedupe=dedupe,
+    )
+    records = queries.records
+    rows = _checked(_execute(records.query, source), records)
+    histograms: dict[str, pa.Table] = {}
+    for query, names in queries.histograms:
+        histograms.update(histogram_tables(_execute(query, source), names))
+    rollup = Rollup(
+        queries.bucket_seconds,
+        tuple(queries.slices),
+        stat_table(rows, records.plan.names),
+        histograms,
+    )
+    if queries.outcomes is None:
+        return rollup
+    counted = queries.outcomes
+    outcome_rows = _checked(_execute(counted.query, outcomes_source), counted)
+    return rollup.merge(
+        outcome_rollup(
+            stat_table(outcome_rows, counted.plan.names), queries.bucket_seconds, queries.slices
+        )
+    )
+
+
+def compile_scan(
+    spec: Spec,
+    con: Expr,
+    tables: Mapping[str, str],
+    *,
+    slice_columns: Sequence[str] = (),
+    sources: Mapping[str, str] | None = None,
+    dedupe: bool = False,
+) -> tuple[CompiledScan, bool]:
+    """The scan as DuckDB SQL over the views named in ``tables`` (roles ``predictions``,
+    ``labels``, ``outcomes``), with the window's bounds in DuckDB variables; and whether it
+    may be cached (not when a multiclass SLO takes its classes from the data)."""
+    names = dict(sources or {})
+    opened = {role: flatten_attributes(con.table(view)) for role, view in tables.items()}
+    queries = _build(
+        spec,
+        opened["predictions"],
+        start=START,
+        end=END,
+        labels=opened.get("labels"),
+        outcomes=opened.get("outcomes"),
+        slice_columns=slice_columns,
+        source=names.get("predictions", "data"),
+        labels_source=names.get("labels", "labels"),
+        outcomes_source=names.get("outcomes", "outcomes"),
+        dedupe=dedupe,
+    )
+
+    def sql(expr: Expr) -> str:
+        return str(con.compile(expr))
+
+    counted = queries.outcomes
+    compiled = CompiledScan(
+        bucket_seconds=queries.bucket_seconds,
+        slices=tuple(queries.slices),
+        sql=sql(queries.records.query),
+        names=dict(queries.records.plan.names),
+        histograms=tuple((sql(q), tuple(n)) for q, n in queries.histograms),
+        outcome_sql=None if counted is None else sql(counted.query),
+        outcome_names=None if counted is None else dict(counted.plan.names),
+    )
+    return compiled, queries.cacheable
+
+
+def _build(
+    spec: Spec,
+    predictions: Expr,
+    *,
+    start: Bound,
+    end: Bound,
+    labels: Expr | None,
+    outcomes: Expr | None,
+    slice_columns: Sequence[str],
+    source: str,
+    labels_source: str,
+    outcomes_source: str,
+    dedupe: bool,
+) -> _Queries:
     bucket_seconds = int(spec.bucket.total_seconds())
     slices = _slice_columns(spec, slice_columns)
     base, checks = _prepare(
@@ -116,16 +255,23 @@ def scan(
     classes = _classes(spec, filtered)
     plan = _plan(spec, filtered, classes, checks)
     keys = [_bucket(filtered, bucket_seconds).name(BUCKET), *(filtered[c] for c in slices)]
-    result = _execute(filtered.group_by(keys).aggregate(**plan.aggregates), source)
-    result = _validated(result, plan, base, source)
-    rollup = Rollup(
-        bucket_seconds, tuple(slices), result, _histograms(spec, filtered, bucket_seconds, source)
-    )
+    query = filtered.group_by(keys).aggregate(**plan.aggregates)
+    counted = None
     if outcomes is not None:
-        rollup = rollup.merge(
-            _outcome_rollup(spec, outcomes, start, end, bucket_seconds, slices, outcomes_source)
+        counted = _outcome_query(
+            spec, outcomes, start, end, bucket_seconds, slices, outcomes_source
         )
-    return rollup
+    return _Queries(
+        bucket_seconds,
+        slices,
+        _Grouped(base, filtered, query, plan, source),
+        _histogram_queries(spec, filtered, bucket_seconds),
+        counted,
+        cacheable=not any(
+            isinstance(slo, AccuracySLO) and slo.sli.multiclass and slo.sli.classes is None
+            for slo in spec.slos
+        ),
+    )
 
 
 # --- preparation ------------------------------------------------------------------------------
@@ -175,13 +321,14 @@ def _prepare(
         value = raw[column]
         if field in ("ts", "event_ts"):
             value, invalid, message = _timestamp(raw, column, required_value=field == "ts")
-            flag = f"__bad_{field}"
-            projection[flag] = invalid
-            shown = None
-            if raw[column].type().is_string():
-                shown = f"__raw_{field}"
-                projection[shown] = raw[column]
-            checks.append(Check(column, _flag(flag), message, shown))
+            if invalid is not None:
+                flag = f"__bad_{field}"
+                projection[flag] = invalid
+                shown = None
+                if raw[column].type().is_string():
+                    shown = f"__raw_{field}"
+                    projection[shown] = raw[column]
+                checks.append(Check(column, _flag(flag), message, shown, field == "ts"))
         elif field in ("latency_ms", "score"):
             value = value.cast("float64")
         projection[field] = value
@@ -199,23 +346,22 @@ def _flag(name: str) -> Callable[[Expr], Expr]:
     return lambda t: t[name]
 
 
-def _timestamp(raw: Expr, column: str, *, required_value: bool) -> tuple[Expr, Expr, str]:
+def _timestamp(raw: Expr, column: str, *, required_value: bool) -> tuple[Expr, Expr | None, str]:
+    """The column as a timestamp, and which rows are invalid (None when none can be)."""
     value = raw[column]
     dtype = value.type()
+    invalid: Expr | None = None
+    message = ""
     if dtype.is_string():
         parsed = value.try_cast(dt.Timestamp(timezone="UTC"))
         invalid = value.notnull() & parsed.isnull()
         message = "'{value}' is not a timestamp; write ISO-8601 such as 2026-01-31T12:00:00Z"
     elif dtype.is_date():
         parsed = value.cast(dt.Timestamp())
-        invalid = ibis.literal(False)
-        message = ""
     else:
         parsed = value
-        invalid = ibis.literal(False)
-        message = ""
     if required_value:
-        invalid = invalid | value.isnull()
+        invalid = value.isnull() if invalid is None else invalid | value.isnull()
         message = message or "is empty; every record needs a timestamp"
         if dtype.is_string():
             message = (
@@ -225,7 +371,7 @@ def _timestamp(raw: Expr, column: str, *, required_value: bool) -> tuple[Expr, E
     return parsed, invalid, message
 
 
-def _join_labels(spec: Spec, table: Expr, labels: Expr, source: str, end: datetime) -> Expr:
+def _join_labels(spec: Spec, table: Expr, labels: Expr, source: str, end: Bound) -> Expr:
     cols = spec.label_columns
     schema = labels.schema()
     for field, column in (("id", cols.id), ("label", cols.label)):
@@ -262,16 +408,36 @@ def _join_labels(spec: Spec, table: Expr, labels: Expr, source: str, end: dateti
     return joined.select(*keep, label=label)
 
 
-def _literal_ts(moment: datetime, column: Expr) -> Expr:
-    """A time literal of the column's kind: comparing like with like lets the engine skip
+def _literal_ts(moment: Bound, column: Expr) -> Expr:
+    """A window bound of the column's kind: comparing like with like lets the engine skip
     whole row groups outside the window instead of converting every value."""
-    if column.type().timezone is not None:
+    zoned = column.type().timezone is not None
+    if isinstance(moment, str):
+        return _variable_ts(bound_variable(moment, zoned=zoned), zoned=zoned)
+    if zoned:
         return ibis.literal(moment.astimezone(UTC), type=dt.Timestamp(timezone="UTC"))
     naive = moment.astimezone(UTC).replace(tzinfo=None)
     return ibis.literal(naive, type=dt.Timestamp())
 
 
-def _in_window(table: Expr, start: datetime, end: datetime) -> Expr:
+_variable_udfs: dict[bool, Any] = {}
+
+
+def _variable_ts(name: str, *, zoned: bool) -> Expr:
+    """DuckDB's ``getvariable(name)``, a constant the planner folds into the scan's filter."""
+    if zoned not in _variable_udfs:
+        kind = dt.Timestamp(timezone="UTC") if zoned else dt.Timestamp()
+
+        def getvariable(variable: str) -> Any:
+            """Compiled to DuckDB's function; never called in Python."""
+
+        _variable_udfs[zoned] = ibis.udf.scalar.builtin(
+            getvariable, name="getvariable", signature=((dt.string,), kind)
+        )
+    return _variable_udfs[zoned](name)
+
+
+def _in_window(table: Expr, start: Bound, end: Bound) -> Expr:
     return (table.ts >= _literal_ts(start, table.ts)) & (table.ts < _literal_ts(end, table.ts))
 
 
@@ -415,9 +581,20 @@ def _plan(
     for check in plan_checks:
         unique_checks.setdefault(f"{check.column}:{check.message}", check)
     final_checks = list(unique_checks.values())
-    for index, check in enumerate(final_checks):
-        aggregates[f"x{index}"] = table.count(where=check.predicate(table))
+    counted = _any(table, final_checks)
+    if counted is not None:
+        aggregates[CHECKS] = table.count(where=counted)
     return _Plan(aggregates, names, final_checks)
+
+
+def _any(table: Expr, checks: Sequence[Check]) -> Expr | None:
+    """Rows failing any check that the null bucket does not already show."""
+    failing = None
+    for check in checks:
+        if not check.in_bucket:
+            condition = check.predicate(table)
+            failing = condition if failing is None else failing | condition
+    return failing
 
 
 def _statistics(
@@ -466,10 +643,9 @@ def _accuracy(
 ) -> list[tuple[str, Expr]]:
     sli = slo.sli
     labelled = t.label.notnull()
-    out = [
-        ("predictions", _count_known(t, t.prediction, where)),
-        ("labelled", _count(t, where, t.prediction.notnull(), labelled)),
-    ]
+    out = [("predictions", _count_known(t, t.prediction, where))]
+    if sli.regression or sli.multiclass:
+        out.append(("labelled", _count(t, where, t.prediction.notnull(), labelled)))
     if sli.regression:
         actual = t.label.cast("float64")
         error = t.prediction.cast("float64") - actual
@@ -514,10 +690,9 @@ def _accuracy(
 def _fairness(slo: FairnessSLO, t: Expr, where: Expr | None) -> list[tuple[str, Expr]]:
     sli = slo.sli
     positive = t.prediction == _literal(t.prediction.type(), sli.positive_label)
-    out = [
-        ("predictions", _count_known(t, t.prediction, where)),
-        ("selected", _count(t, where, positive)),
-    ]
+    out = [("predictions", _count_known(t, t.prediction, where))]
+    if not sli.needs_labels:
+        out.append(("selected", _count(t, where, positive)))
     if "label" not in t.columns:
         return out
     actual = t.label == _literal(t.label.type(), sli.positive_label)
@@ -589,26 +764,26 @@ def _execute(expr: Expr, source: str) -> pa.Table:
         raise DataError(f"the scan failed: {first_line(exc)}", source=source) from None
 
 
-def _validated(result: pa.Table, plan: _Plan, table: Expr, source: str) -> pa.Table:
-    for index, check in enumerate(plan.checks):
-        column = f"x{index}"
-        if pc.sum(result[column]).as_py():
-            raise _locate(table, check, source)
-    result = result.filter(pc.is_valid(result[BUCKET]))
-    checks = {f"x{i}" for i in range(len(plan.checks))}
-    return _stat_table(result, plan.names, checks)
+def _checked(rows: pa.Table, grouped: _Grouped) -> pa.Table:
+    """The grouped rows with a timestamp, once no record fails a value check."""
+    if not all_valid(rows):
+        raise _first_failure(grouped)
+    return rows.filter(pc.is_valid(rows[BUCKET]))
 
 
-def _stat_table(
-    result: pa.Table, names: Mapping[str, str], checks: frozenset[str] | set[str] = frozenset()
-) -> pa.Table:
-    """Keys, then one float column per statistic (from the alias that computed it)."""
-    aliases = set(names.values())
-    keys = [c for c in result.column_names if c not in aliases and c not in checks]
-    columns = {c: result[c] for c in keys}
-    for stat, alias in names.items():
-        columns[stat] = pc.fill_null(result[alias].cast(pa.float64()), 0.0)
-    return pa.table(columns)
+def _first_failure(grouped: _Grouped) -> DataError:
+    """Name the first failing check (in plan order) and its first row: counts per check in
+    the window, then a targeted query for the row."""
+    checks = grouped.plan.checks
+    table = grouped.filtered
+    counts = table.aggregate(
+        **{f"x{i}": table.count(where=check.predicate(table)) for i, check in enumerate(checks)}
+    )
+    found = _execute(counts, grouped.source).to_pylist()[0]
+    for index, check in enumerate(checks):
+        if found[f"x{index}"]:
+            return _locate(grouped.prepared, check, grouped.source)
+    return DataError("a record failed a value check", source=grouped.source)
 
 
 def _locate(table: Expr, check: Check, source: str) -> DataError:
@@ -662,37 +837,15 @@ def _histogram_queries(
     return out
 
 
-def _histogram_tables(rows: pa.Table, names: Sequence[str]) -> dict[str, pa.Table]:
-    out = {}
-    for i, name in enumerate(names):
-        mine = rows.filter(pc.greater(rows[f"h{i}"], 0))
-        out[name] = pa.table(
-            {
-                BUCKET: mine[BUCKET].cast(pa.int64()),
-                "bin": mine["bin"].cast(pa.int64()),
-                "count": mine[f"h{i}"].cast(pa.float64()),
-            }
-        )
-    return out
-
-
-def _histograms(spec: Spec, table: Expr, bucket_seconds: int, source: str) -> dict[str, pa.Table]:
-    """Log-bucketed histograms for percentile SLOs: one pass per measured quantity."""
-    out: dict[str, pa.Table] = {}
-    for query, names in _histogram_queries(spec, table, bucket_seconds):
-        out.update(_histogram_tables(_execute(query, source), names))
-    return out
-
-
-def _outcome_rollup(
+def _outcome_query(
     spec: Spec,
     outcomes: Expr,
-    start: datetime,
-    end: datetime,
+    start: Bound,
+    end: Bound,
     bucket_seconds: int,
     slices: Sequence[str],
     source: str,
-) -> Rollup:
+) -> _Grouped:
     cols = spec.outcome_columns
     schema = outcomes.schema()
     for field, column in (("ts", cols.ts), ("total", cols.total), ("ok", cols.ok)):
@@ -710,6 +863,7 @@ def _outcome_rollup(
                 column=column,
             )
     ts, bad_ts, message = _timestamp(outcomes, cols.ts, required_value=True)
+    assert bad_ts is not None
     extra = {
         c: outcomes[c]
         for slo in spec.slos
@@ -726,7 +880,7 @@ def _outcome_rollup(
     )
     filtered = table.filter(_in_window(table, start, end) | table.ts.isnull())
     checks = [
-        Check(cols.ts, _flag("__bad_ts"), message),
+        Check(cols.ts, _flag("__bad_ts"), message, in_bucket=True),
         Check(
             cols.ok,
             lambda t: (t.ok < 0) | (t.ok > t.total) | t.ok.isnull() | t.total.isnull(),
@@ -743,18 +897,13 @@ def _outcome_rollup(
                 column=missing[0],
             )
     aggregates, names = _outcome_aggregates(spec, filtered)
-    for index, check in enumerate(checks):
-        aggregates[f"x{index}"] = filtered.count(where=check.predicate(filtered))
+    failing = _any(filtered, checks)
+    if failing is not None:
+        aggregates[CHECKS] = filtered.count(where=failing)
     grouped = filtered.group_by(_bucket(filtered, bucket_seconds).name(BUCKET)).aggregate(
         **aggregates
     )
-    result = _validated(_execute(grouped, source), _Plan(aggregates, names, checks), table, source)
-    for column in slices:
-        result = result.append_column(column, pa.nulls(result.num_rows))
-    result = result.select(
-        [BUCKET, *slices, *(c for c in result.column_names if c != BUCKET and c not in slices)]
-    )
-    return Rollup(bucket_seconds, tuple(slices), result, {})
+    return _Grouped(table, filtered, grouped, _Plan(aggregates, names, checks), source)
 
 
 def _outcome_aggregates(spec: Spec, table: Expr) -> tuple[dict[str, Expr], dict[str, str]]:
@@ -801,10 +950,10 @@ class BatchScan:
             rows = _arrow(con, self.sql)
             histograms: dict[str, pa.Table] = {}
             for sql, names in self.histogram_sql:
-                histograms.update(_histogram_tables(_arrow(con, sql), names))
+                histograms.update(histogram_tables(_arrow(con, sql), names))
         finally:
             con.unregister(BATCH_TABLE)
-        rows = _stat_table(
+        rows = stat_table(
             rows.select([BUCKET, *self.slices, *set(self.names.values())]), self.names
         )
         return Rollup(self.bucket_seconds, self.slices, rows, histograms)
@@ -818,7 +967,7 @@ class BatchScan:
             rows = _arrow(con, self.outcome_sql)
         finally:
             con.unregister(BATCH_TABLE)
-        rows = _stat_table(
+        rows = stat_table(
             rows.select([BUCKET, *self.slices, *self.outcome_names.values()]), self.outcome_names
         )
         return Rollup(self.bucket_seconds, self.slices, rows, {})

@@ -1,8 +1,8 @@
 """Opening record files (Parquet, CSV, NDJSON/JSON, Arrow IPC): a file, a glob or a folder.
 
-The tables are opened lazily through ibis on the chosen backend (DuckDB by default, a
-PySpark session for the distributed path), so the scan runs where the data is and the log is
-never materialised in Python.
+On DuckDB the sources become views with fixed names (:func:`open_views`), which the compiled
+scan reads; on other engines they are opened through ibis (:func:`open_table`). Either way the
+scan runs where the data is and the log is never materialised in Python.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import ibis
 import pyarrow as pa
 
 from mlslo.errors import DataError, first_line
@@ -34,6 +33,8 @@ FORMATS = {
 
 def connect_duckdb(database: str = ":memory:", *, threads: int | None = None) -> Any:
     """An ibis DuckDB connection whose session time zone is UTC."""
+    import ibis
+
     kwargs: dict[str, Any] = {}
     if threads is not None:
         kwargs["threads"] = threads
@@ -92,6 +93,8 @@ def resolve(location: str, *, role: str) -> tuple[str, list[str]]:
 
 def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
     """An ibis table over the records at ``location`` (not read until the scan runs)."""
+    import ibis
+
     kind, files = resolve(location, role=role)
     try:
         if kind == "parquet":
@@ -109,6 +112,58 @@ def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
     except Exception as exc:
         raise DataError(f"cannot be read as {kind}: {first_line(exc)}", source=location) from None
     return flatten_attributes(table)
+
+
+def connect_raw(threads: int | None = None) -> Any:
+    """A plain DuckDB connection set up as ibis sets up its own (UTC, no replacement scans)."""
+    import duckdb
+
+    config: dict[str, Any] = {"threads": threads} if threads is not None else {}
+    con = duckdb.connect(":memory:", config=config)
+    for setting in (
+        "SET TimeZone = 'UTC'",
+        "SET python_enable_replacements = false",
+        "SET enable_progress_bar = false",
+    ):
+        con.execute(setting)
+    return con
+
+
+VIEWS = {"predictions": "mlslo_predictions", "labels": "mlslo_labels", "outcomes": "mlslo_outcomes"}
+
+
+def open_views(con: Any, locations: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """Views named ``mlslo_<role>`` over the records at each location, on a DuckDB
+    connection; returns each view's columns as (name, DuckDB type)."""
+    schemas = {}
+    for role, location in locations.items():
+        view = VIEWS[role]
+        kind, files = resolve(location, role=role)
+        try:
+            if kind == "arrow":
+                con.register(f"{view}_arrow", _read_arrow(files))
+                source = f"{view}_arrow"
+            else:
+                reader = {
+                    "parquet": "read_parquet({})",
+                    "csv": "read_csv({}, header = true, auto_detect = true)",
+                    "json": "read_json_auto({})",
+                }[kind]
+                source = reader.format(_sql_list(files))
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+            described = con.execute(f"DESCRIBE {view}").fetchall()
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(
+                f"cannot be read as {kind}: {first_line(exc)}", source=location
+            ) from None
+        schemas[role] = [(str(row[0]), str(row[1])) for row in described]
+    return schemas
+
+
+def _sql_list(files: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
 def flatten_attributes(table: Any) -> Any:

@@ -83,12 +83,14 @@ def _aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.replace(tzinfo=UTC)
 
 
-def rollup_fingerprint(spec: Spec, slices: Sequence[str]) -> str:
+def rollup_fingerprint(spec: Spec, scan: BatchScan) -> str:
     """What the stored statistics depend on (objectives and windows are not part of it, so
-    changing a target never needs a rebuild)."""
+    changing a target never needs a rebuild; a version of mlslo that keeps other statistics
+    does)."""
     parts = {
         "bucket": spec.bucket.total_seconds(),
-        "slices": list(slices),
+        "slices": list(scan.slices),
+        "statistics": sorted(scan.stat_columns),
         "slos": [
             {
                 "name": s.name,
@@ -299,7 +301,7 @@ class Store:
             outcome_schema = {name: _ibis_type(kind) for name, kind in OUTCOME_TYPES.items()}
             outcome_schema.update({a: dt.string for a in attributes})
             scan = compile_batch_scan(spec, schema, list(slices), outcome_schema)
-            fingerprint = rollup_fingerprint(spec, scan.slices)
+            fingerprint = rollup_fingerprint(spec, scan)
             stored = self._meta("rollup_fingerprint")
             self._spec = spec
             self._slices = scan.slices
@@ -754,7 +756,7 @@ class Store:
                 self._run("ROLLBACK")
                 raise
             self._held = False
-            fingerprint = rollup_fingerprint(self._spec, self._scan.slices)
+            fingerprint = rollup_fingerprint(self._spec, self._scan)
         self._rebuild(fingerprint, progress)
 
     # --- retention ---------------------------------------------------------------------------

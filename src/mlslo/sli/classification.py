@@ -88,7 +88,9 @@ def _variance(metric: str, c: Confusion) -> float | None:
 
 def measure(sli: AccuracySLI, stats: WindowStats) -> Measurement:
     predictions = stats.get("predictions")
-    labelled = stats.get("labelled")
+    c = Confusion(stats.get("tp"), stats.get("fp"), stats.get("fn"), stats.get("tn"))
+    # A binary SLO's labelled predictions are exactly its four confusion cells.
+    labelled = stats.get("labelled") if sli.multiclass else c.total
     coverage = divide(labelled, predictions)
     detail: dict[str, object] = {}
     if labelled <= 0:
@@ -101,7 +103,6 @@ def measure(sli: AccuracySLI, stats: WindowStats) -> Measurement:
         )
     if sli.multiclass:
         return _multiclass(sli, stats, labelled, coverage, detail)
-    c = Confusion(stats.get("tp"), stats.get("fp"), stats.get("fn"), stats.get("tn"))
     value = binary_value(sli.metric, c)
     good = valid = None
     if sli.metric == "accuracy":
