@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
@@ -27,6 +26,8 @@ from mlslo.durations import parse_duration
 from mlslo.errors import MlsloError, UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from mlslo.demo import DemoData
     from mlslo.evaluate import Evaluation
     from mlslo.pipeline import Sources
@@ -83,10 +84,14 @@ R = TypeVar("R")
 
 
 def _stdout() -> Console:
+    from rich.console import Console
+
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, soft_wrap=True)
 
 
@@ -828,11 +833,10 @@ def _connect(engine: Engine) -> Any:
 @contextmanager
 def _progress(message: str) -> Iterator[None]:
     """A spinner on stderr while a long step runs (only on a terminal)."""
-    console = _stderr()
-    if not console.is_terminal:
+    if not sys.stderr.isatty():
         yield
         return
-    with console.status(message):
+    with _stderr().status(message):
         yield
 
 

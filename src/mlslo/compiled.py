@@ -24,7 +24,6 @@ import pyarrow as pa
 
 from mlslo.errors import DataError, first_line
 from mlslo.rollup import (
-    BUCKET,
     Rollup,
     all_valid,
     histogram_tables,
@@ -97,14 +96,13 @@ class CompiledScan:
         rollup = Rollup(
             self.bucket_seconds,
             self.slices,
-            stat_table(rows.filter(rows[BUCKET].is_valid()), self.names),
+            stat_table(rows, self.names),
             histograms,
         )
         if outcome_rows is None or self.outcome_names is None:
             return rollup
         if not all_valid(outcome_rows):
             return None
-        outcome_rows = outcome_rows.filter(outcome_rows[BUCKET].is_valid())
         return rollup.merge(
             outcome_rollup(
                 stat_table(outcome_rows, self.outcome_names), self.bucket_seconds, self.slices

@@ -9,10 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from mlslo.alerts.rules import AlertRule, Check, check_fields
 from mlslo.budget import headline_windows
@@ -20,6 +17,10 @@ from mlslo.durations import format_duration
 from mlslo.evaluate import Evaluation, SLOEvaluation
 from mlslo.policy import CandidateCheck, GateDecision, Override, Reason
 from mlslo.spec import AnySLO, FairnessSLO
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
 
 SHARE_METRICS = ("availability", "fast_share", "fresh_share")
 STATUS_STYLE = {
@@ -243,6 +244,9 @@ def _cells(result: SLOEvaluation, bucket: timedelta, gap: str) -> list[str]:
 
 
 def evaluation_table(evaluation: Evaluation) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(
         title=f"{evaluation.service} — SLOs at {iso(evaluation.evaluated_at)}", title_justify="left"
     )
@@ -376,6 +380,9 @@ def gate_json(
 def gate_lines(document: Mapping[str, Any]) -> list[Text | Table]:
     """The decision for people (from the gate JSON, so local and remote gates print the
     same): verdict, every reason, risk terms, candidate beside current."""
+    from rich.table import Table
+    from rich.text import Text
+
     out: list[Text | Table] = []
     decision = document["decision"]
     headline = Text(decision.upper(), style=DECISION_STYLE[decision])
@@ -461,6 +468,9 @@ def alerts_table(
     *,
     show_all: bool = False,
 ) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(
         title=f"{evaluation.service} — alerts at {iso(evaluation.evaluated_at)}",
         title_justify="left",

@@ -230,7 +230,9 @@ class Timeline:
                 width = max(len(self.groups), 1)
                 cells = offsets * width + codes
             for name, column in zip(names, columns, strict=True):
-                values = np.nan_to_num(numbers(table[column], np.float64))
+                values = numbers(table[column], np.float64)
+                if not np.isfinite(values).all():
+                    values = np.nan_to_num(values)
                 target = self._stats[name]
                 if self.groups is None:
                     target[: self.size] += np.bincount(
@@ -383,7 +385,9 @@ def stat_table(result: pa.Table, names: Mapping[str, str]) -> pa.Table:
     keys = [c for c in result.column_names if c not in aliases and c != CHECKS]
     columns = {c: result[c] for c in keys}
     for stat, alias in names.items():
-        column = result[alias].cast(pa.float64())
+        column = result[alias]
+        if column.type != pa.float64():
+            column = column.cast(pa.float64())
         columns[stat] = pc.fill_null(column, 0.0) if column.null_count else column
     return pa.table(columns)
 

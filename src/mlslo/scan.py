@@ -23,7 +23,6 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlslo import histogram
 from mlslo.compiled import END, START, CompiledScan, bound_variable
@@ -510,12 +509,26 @@ def _count(t: Expr, *conditions: Expr | None) -> Expr:
     """Rows meeting every condition. A comparison with a null is not true, so
     ``prediction == 1`` needs no separate null test."""
     condition = _both(*conditions)
-    return t.count() if condition is None else t.count(where=condition)
+    return t.count() if condition is None else _count_if(condition)
+
+
+def _count_if_signature(condition: bool) -> int:  # type: ignore[empty-body]
+    """Compiled to the engine's ``count_if``; never called in Python."""
+
+
+_count_if_udf: Any = ibis.udf.agg.builtin(_count_if_signature, name="count_if")
+
+
+def _count_if(condition: Expr) -> Expr:
+    """Rows where ``condition`` is true: the engine's ``count_if`` (DuckDB and Spark), which
+    DuckDB runs markedly faster than ``count(*) FILTER (WHERE ...)``. DuckDB's is a sum, so
+    a group where the condition is never known gives null: that is 0."""
+    return _count_if_udf(condition).fill_null(0)
 
 
 def _count_known(t: Expr, value: Expr, where: Expr | None) -> Expr:
     """Rows where ``value`` is known (``count(value)`` when there is no filter)."""
-    return value.count() if where is None else t.count(where=where & value.notnull())
+    return value.count() if where is None else _count_if(where & value.notnull())
 
 
 def _sum(value: Expr, *conditions: Expr | None) -> Expr:
@@ -564,7 +577,7 @@ def _plan(
         alias = seen.get(key)
         if alias is None:
             alias = f"c{len(aggregates)}"
-            aggregates[alias] = expr
+            aggregates[alias] = expr.cast("float64")
             seen[key] = alias
         names[stat_column(slo.name, stat)] = alias
 
@@ -583,7 +596,7 @@ def _plan(
     final_checks = list(unique_checks.values())
     counted = _any(table, final_checks)
     if counted is not None:
-        aggregates[CHECKS] = table.count(where=counted)
+        aggregates[CHECKS] = _count_if(counted)
     return _Plan(aggregates, names, final_checks)
 
 
@@ -765,10 +778,10 @@ def _execute(expr: Expr, source: str) -> pa.Table:
 
 
 def _checked(rows: pa.Table, grouped: _Grouped) -> pa.Table:
-    """The grouped rows with a timestamp, once no record fails a value check."""
+    """The grouped rows, once every record has a timestamp and passes the value checks."""
     if not all_valid(rows):
         raise _first_failure(grouped)
-    return rows.filter(pc.is_valid(rows[BUCKET]))
+    return rows
 
 
 def _first_failure(grouped: _Grouped) -> DataError:
@@ -899,7 +912,7 @@ def _outcome_query(
     aggregates, names = _outcome_aggregates(spec, filtered)
     failing = _any(filtered, checks)
     if failing is not None:
-        aggregates[CHECKS] = filtered.count(where=failing)
+        aggregates[CHECKS] = _count_if(failing)
     grouped = filtered.group_by(_bucket(filtered, bucket_seconds).name(BUCKET)).aggregate(
         **aggregates
     )
@@ -916,7 +929,7 @@ def _outcome_aggregates(spec: Spec, table: Expr) -> tuple[dict[str, Expr], dict[
         where = _filter(table, slo)
         for stat in ("total", "ok"):
             alias = f"c{len(aggregates)}"
-            aggregates[alias] = table[stat].sum(where=where)
+            aggregates[alias] = table[stat].sum(where=where).cast("float64")
             names[stat_column(slo.name, stat)] = alias
     return aggregates, names
 
