@@ -641,7 +641,7 @@ from mlslo.pipeline import Sources, scan_files
 from mlslo.render import evaluation_json
 from mlslo.spec import load_spec
 
-mark("import mlslo (+ duckdb, pyarrow, numpy, pydantic, typer, rich)")
+mark("import mlslo (+ pyarrow, numpy, pydantic, typer)")
 spec = load_spec(SPEC)
 at = parse_at(AT)
 start, end = scan_range(spec, at)
@@ -675,7 +675,7 @@ out = []
 for (_, w0, c0), (name, w1, c1) in zip(marks, marks[1:]):
     if name == "scan_files":
         query = spent["query"]
-        out.append(["scan: connect, open the file, read the compiled SQL from the cache",
+        out.append(["scan: import DuckDB, connect, open the file, read the cached SQL",
                     w1 - w0 - query[0], c1 - c0 - query[1]])
         out.append(["scan: the DuckDB query, rows to a rollup", *query])
     else:
