@@ -594,13 +594,13 @@ def _plan(
     for check in plan_checks:
         unique_checks.setdefault(f"{check.column}:{check.message}", check)
     final_checks = list(unique_checks.values())
-    counted = _any(table, final_checks)
+    counted = _failing(table, final_checks)
     if counted is not None:
         aggregates[CHECKS] = _count_if(counted)
     return _Plan(aggregates, names, final_checks)
 
 
-def _any(table: Expr, checks: Sequence[Check]) -> Expr | None:
+def _failing(table: Expr, checks: Sequence[Check]) -> Expr | None:
     """Rows failing any check that the null bucket does not already show."""
     failing = None
     for check in checks:
@@ -910,7 +910,7 @@ def _outcome_query(
                 column=missing[0],
             )
     aggregates, names = _outcome_aggregates(spec, filtered)
-    failing = _any(filtered, checks)
+    failing = _failing(filtered, checks)
     if failing is not None:
         aggregates[CHECKS] = _count_if(failing)
     grouped = filtered.group_by(_bucket(filtered, bucket_seconds).name(BUCKET)).aggregate(
