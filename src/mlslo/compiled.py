@@ -3,8 +3,9 @@
 :func:`mlslo.scan.compile_scan` turns the spec's ibis expressions into SQL over views with
 fixed names, with the window's bounds read from DuckDB variables. The SQL then depends only on
 the spec and the columns of the sources, so it is cached per (spec, schema): a repeated
-``mlslo evaluate`` runs the same SQL without importing ibis or compiling anything. This module
-does no ibis work: it runs SQL and shapes the rows into a :class:`Rollup`.
+``mlslo evaluate`` runs the same SQL without importing ibis or compiling anything.
+:class:`BatchScan` is the same idea for the store: the scan compiled once, run on each batch.
+This module does no ibis work: it runs SQL and shapes the rows into a :class:`Rollup`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pyarrow as pa
 
 from mlslo.errors import DataError, first_line
 from mlslo.rollup import (
+    BUCKET,
     Rollup,
     all_valid,
     histogram_tables,
@@ -113,6 +115,56 @@ class CompiledScan:
 def _rows(con: Any, sql: str) -> pa.Table:
     table: pa.Table = con.sql(sql).to_arrow_table()
     return table
+
+
+BATCH_TABLE = "mlslo_batch"
+
+
+@dataclass(frozen=True)
+class BatchScan:
+    """The scan compiled to DuckDB SQL once, over a table named ``mlslo_batch`` in the store's
+    canonical columns; running it on each ingested batch gives that batch's rollup delta."""
+
+    bucket_seconds: int
+    slices: tuple[str, ...]
+    sql: str
+    names: Mapping[str, str]
+    histogram_sql: tuple[tuple[str, tuple[str, ...]], ...]
+    outcome_sql: str | None
+    outcome_names: Mapping[str, str]
+
+    @property
+    def stat_columns(self) -> list[str]:
+        return list(self.names)
+
+    def run(self, con: Any, batch: pa.Table) -> Rollup:
+        """The rollup of ``batch`` (a DuckDB connection runs the compiled SQL over it)."""
+        con.register(BATCH_TABLE, batch)
+        try:
+            rows = _rows(con, self.sql)
+            histograms: dict[str, pa.Table] = {}
+            for sql, names in self.histogram_sql:
+                histograms.update(histogram_tables(_rows(con, sql), names))
+        finally:
+            con.unregister(BATCH_TABLE)
+        rows = stat_table(
+            rows.select([BUCKET, *self.slices, *set(self.names.values())]), self.names
+        )
+        return Rollup(self.bucket_seconds, self.slices, rows, histograms)
+
+    def run_outcomes(self, con: Any, batch: pa.Table) -> Rollup | None:
+        """The rollup of a batch of outcome counts (None when no SLO counts them)."""
+        if self.outcome_sql is None:
+            return None
+        con.register(BATCH_TABLE, batch)
+        try:
+            rows = _rows(con, self.outcome_sql)
+        finally:
+            con.unregister(BATCH_TABLE)
+        rows = stat_table(
+            rows.select([BUCKET, *self.slices, *self.outcome_names.values()]), self.outcome_names
+        )
+        return Rollup(self.bucket_seconds, self.slices, rows, {})
 
 
 def set_window(con: Any, start: datetime, end: datetime) -> None:

@@ -19,7 +19,7 @@ from mlslo.errors import UsageError
 from mlslo.evaluate import Evaluation, evaluate, scan_range
 from mlslo.policy import CANDIDATE_DIMENSIONS, CandidateCheck, GateDecision, gate
 from mlslo.rollup import Rollup
-from mlslo.sources import VIEWS, connect_raw, flatten_attributes, open_table, open_views
+from mlslo.sources import VIEWS, connect_duckdb, connect_raw, open_table, open_views
 from mlslo.spec import Spec
 
 
@@ -50,32 +50,15 @@ def scan_files(
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
         return _scan_compiled(spec, sources, raw, start, end, slice_columns)
-    predictions = open_table(con, sources.predictions, role="predictions")
-    labels = open_table(con, sources.labels, role="labels") if sources.labels else None
-    outcomes = open_table(con, sources.outcomes, role="outcomes") if sources.outcomes else None
-    return _ibis_scan(spec, sources, predictions, labels, outcomes, start, end, slice_columns)
-
-
-def _ibis_scan(
-    spec: Spec,
-    sources: Sources,
-    predictions: Any,
-    labels: Any,
-    outcomes: Any,
-    start: datetime,
-    end: datetime,
-    slice_columns: Sequence[str],
-) -> Rollup:
-    """The scan as ibis expressions (Spark, or naming a bad row); ibis loads only here."""
     from mlslo.scan import scan
 
     return scan(
         spec,
-        predictions,
+        open_table(con, sources.predictions, role="predictions"),
         start=start,
         end=end,
-        labels=labels,
-        outcomes=outcomes,
+        labels=open_table(con, sources.labels, role="labels") if sources.labels else None,
+        outcomes=(open_table(con, sources.outcomes, role="outcomes") if sources.outcomes else None),
         slice_columns=slice_columns,
         source=sources.predictions,
         labels_source=sources.labels or "labels",
@@ -92,8 +75,8 @@ def _scan_compiled(
     end: datetime,
     slice_columns: Sequence[str],
 ) -> Rollup:
-    """Run the scan's SQL from the cache, compiling it (with ibis) on a miss. When a record
-    fails a value check, the ibis scan over the same views names the row."""
+    """Run the scan's SQL from the cache, compiling it (with ibis, loaded only then) on a
+    miss; when a record fails a value check, name it."""
     locations = {
         role: location
         for role, location in (
@@ -103,6 +86,7 @@ def _scan_compiled(
         )
         if location
     }
+    tables = {role: VIEWS[role] for role in locations}
     schemas = open_views(raw, locations)
     key = cache_key(
         spec.model_dump_json(), schemas, slices=list(slice_columns), dedupe=sources.dedupe
@@ -114,8 +98,8 @@ def _scan_compiled(
         set_window(raw, start, end)
         compiled, cacheable = compile_scan(
             spec,
-            _ibis_backend(raw),
-            {role: VIEWS[role] for role in locations},
+            connect_duckdb(raw),
+            tables,
             slice_columns=slice_columns,
             sources=locations,
             dedupe=sources.dedupe,
@@ -125,24 +109,16 @@ def _scan_compiled(
     rollup = compiled.run(raw, start, end, source=sources.predictions)
     if rollup is not None:
         return rollup
-    backend = _ibis_backend(raw)
-    tables = {role: flatten_attributes(backend.table(VIEWS[role])) for role in locations}
-    return _ibis_scan(
+    from mlslo.scan import name_failure
+
+    raise name_failure(
         spec,
-        sources,
-        tables["predictions"],
-        tables.get("labels"),
-        tables.get("outcomes"),
-        start,
-        end,
-        slice_columns,
+        connect_duckdb(raw),
+        tables,
+        slice_columns=slice_columns,
+        sources=locations,
+        dedupe=sources.dedupe,
     )
-
-
-def _ibis_backend(raw: Any) -> Any:
-    import ibis
-
-    return ibis.duckdb.from_connection(raw)
 
 
 def evaluate_files(

@@ -25,7 +25,7 @@ import ibis.expr.datatypes as dt
 import pyarrow as pa
 
 from mlslo import histogram
-from mlslo.compiled import END, START, CompiledScan, bound_variable
+from mlslo.compiled import BATCH_TABLE, END, START, BatchScan, CompiledScan, bound_variable
 from mlslo.errors import DataError, first_line
 from mlslo.records import (
     Need,
@@ -181,21 +181,7 @@ def compile_scan(
     """The scan as DuckDB SQL over the views named in ``tables`` (roles ``predictions``,
     ``labels``, ``outcomes``), with the window's bounds in DuckDB variables; and whether it
     may be cached (not when a multiclass SLO takes its classes from the data)."""
-    names = dict(sources or {})
-    opened = {role: flatten_attributes(con.table(view)) for role, view in tables.items()}
-    queries = _build(
-        spec,
-        opened["predictions"],
-        start=START,
-        end=END,
-        labels=opened.get("labels"),
-        outcomes=opened.get("outcomes"),
-        slice_columns=slice_columns,
-        source=names.get("predictions", "data"),
-        labels_source=names.get("labels", "labels"),
-        outcomes_source=names.get("outcomes", "outcomes"),
-        dedupe=dedupe,
-    )
+    queries = _over_views(spec, con, tables, slice_columns, sources, dedupe)
 
     def sql(expr: Expr) -> str:
         return str(con.compile(expr))
@@ -211,6 +197,50 @@ def compile_scan(
         outcome_names=None if counted is None else dict(counted.plan.names),
     )
     return compiled, queries.cacheable
+
+
+def name_failure(
+    spec: Spec,
+    con: Expr,
+    tables: Mapping[str, str],
+    *,
+    slice_columns: Sequence[str] = (),
+    sources: Mapping[str, str] | None = None,
+    dedupe: bool = False,
+) -> DataError:
+    """After the compiled scan counted a record failing a value check (its window still set
+    on ``con``): the first failing check and its first row, without aggregating again."""
+    queries = _over_views(spec, con, tables, slice_columns, sources, dedupe)
+    for grouped in (queries.records, queries.outcomes):
+        error = _first_failure(grouped) if grouped is not None else None
+        if error is not None:
+            return error
+    return DataError("a record failed a value check", source=queries.records.source)
+
+
+def _over_views(
+    spec: Spec,
+    con: Expr,
+    tables: Mapping[str, str],
+    slice_columns: Sequence[str],
+    sources: Mapping[str, str] | None,
+    dedupe: bool,
+) -> _Queries:
+    names = dict(sources or {})
+    opened = {role: flatten_attributes(con.table(view)) for role, view in tables.items()}
+    return _build(
+        spec,
+        opened["predictions"],
+        start=START,
+        end=END,
+        labels=opened.get("labels"),
+        outcomes=opened.get("outcomes"),
+        slice_columns=slice_columns,
+        source=names.get("predictions", "data"),
+        labels_source=names.get("labels", "labels"),
+        outcomes_source=names.get("outcomes", "outcomes"),
+        dedupe=dedupe,
+    )
 
 
 def _build(
@@ -780,13 +810,15 @@ def _execute(expr: Expr, source: str) -> pa.Table:
 def _checked(rows: pa.Table, grouped: _Grouped) -> pa.Table:
     """The grouped rows, once every record has a timestamp and passes the value checks."""
     if not all_valid(rows):
-        raise _first_failure(grouped)
+        raise _first_failure(grouped) or DataError(
+            "a record failed a value check", source=grouped.source
+        )
     return rows
 
 
-def _first_failure(grouped: _Grouped) -> DataError:
+def _first_failure(grouped: _Grouped) -> DataError | None:
     """Name the first failing check (in plan order) and its first row: counts per check in
-    the window, then a targeted query for the row."""
+    the window, then a targeted query for the row. None when no record fails."""
     checks = grouped.plan.checks
     table = grouped.filtered
     counts = table.aggregate(
@@ -796,7 +828,7 @@ def _first_failure(grouped: _Grouped) -> DataError:
     for index, check in enumerate(checks):
         if found[f"x{index}"]:
             return _locate(grouped.prepared, check, grouped.source)
-    return DataError("a record failed a value check", source=grouped.source)
+    return None
 
 
 def _locate(table: Expr, check: Check, source: str) -> DataError:
@@ -935,60 +967,6 @@ def _outcome_aggregates(spec: Spec, table: Expr) -> tuple[dict[str, Expr], dict[
 
 
 # --- the scan compiled once, for the store's incremental rollups ------------------------------
-
-BATCH_TABLE = "mlslo_batch"
-
-
-@dataclass(frozen=True)
-class BatchScan:
-    """The scan compiled to DuckDB SQL once, over a table named ``mlslo_batch`` in the store's
-    canonical columns; running it on each ingested batch gives that batch's rollup delta."""
-
-    bucket_seconds: int
-    slices: tuple[str, ...]
-    sql: str
-    names: Mapping[str, str]
-    histogram_sql: tuple[tuple[str, tuple[str, ...]], ...]
-    outcome_sql: str | None
-    outcome_names: Mapping[str, str]
-
-    @property
-    def stat_columns(self) -> list[str]:
-        return list(self.names)
-
-    def run(self, con: Any, batch: pa.Table) -> Rollup:
-        """The rollup of ``batch`` (a DuckDB connection runs the compiled SQL over it)."""
-        con.register(BATCH_TABLE, batch)
-        try:
-            rows = _arrow(con, self.sql)
-            histograms: dict[str, pa.Table] = {}
-            for sql, names in self.histogram_sql:
-                histograms.update(histogram_tables(_arrow(con, sql), names))
-        finally:
-            con.unregister(BATCH_TABLE)
-        rows = stat_table(
-            rows.select([BUCKET, *self.slices, *set(self.names.values())]), self.names
-        )
-        return Rollup(self.bucket_seconds, self.slices, rows, histograms)
-
-    def run_outcomes(self, con: Any, batch: pa.Table) -> Rollup | None:
-        """The rollup of a batch of outcome counts (None when no SLO counts them)."""
-        if self.outcome_sql is None:
-            return None
-        con.register(BATCH_TABLE, batch)
-        try:
-            rows = _arrow(con, self.outcome_sql)
-        finally:
-            con.unregister(BATCH_TABLE)
-        rows = stat_table(
-            rows.select([BUCKET, *self.slices, *self.outcome_names.values()]), self.outcome_names
-        )
-        return Rollup(self.bucket_seconds, self.slices, rows, {})
-
-
-def _arrow(con: Any, sql: str) -> pa.Table:
-    table: pa.Table = con.sql(sql).to_arrow_table()
-    return table
 
 
 def compile_batch_scan(

@@ -31,17 +31,12 @@ FORMATS = {
 }
 
 
-def connect_duckdb(database: str = ":memory:", *, threads: int | None = None) -> Any:
-    """An ibis DuckDB connection whose session time zone is UTC."""
+def connect_duckdb(raw: Any | None = None) -> Any:
+    """An ibis DuckDB backend on ``raw`` (a :func:`connect_raw` connection, by default a
+    new one), for the portable scan."""
     import ibis
 
-    kwargs: dict[str, Any] = {}
-    if threads is not None:
-        kwargs["threads"] = threads
-    con = ibis.duckdb.connect(database, **kwargs)
-    con.raw_sql("SET TimeZone='UTC'")
-    con.raw_sql("SET enable_progress_bar = false")
-    return con
+    return ibis.duckdb.from_connection(raw if raw is not None else connect_raw())
 
 
 def format_of(path: str) -> str | None:

@@ -33,12 +33,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlslo.compiled import BatchScan
 from mlslo.errors import MlsloError, NotFoundError, UsageError
 from mlslo.evaluate import Evaluation, bucket_floor, evaluate, scan_range
 from mlslo.policy import Override
 from mlslo.records import CANONICAL_TYPES, NORMALIZERS, OUTCOME_TYPES, attribute_columns
 from mlslo.rollup import BUCKET, Rollup, Timeline, build_timeline
-from mlslo.scan import BatchScan, compile_batch_scan
+from mlslo.scan import compile_batch_scan
 from mlslo.spec import FairnessSLO, Spec, needs_histogram
 
 Kind = Literal["predictions", "labels", "outcomes"]
