@@ -8,7 +8,7 @@ typecheck:
 	mypy src
 
 test:
-	pytest
+	./scripts/test
 
 bench:
 	python benchmarks/evaluate.py

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import tempfile
 import textwrap
@@ -28,6 +30,74 @@ from mlslo.render import evaluation_json
 from mlslo.server import Service, create_app
 from mlslo.spec import load_spec, parse_spec
 from mlslo.store import Store
+
+# --- system parts: Debian packages that some tests start ----------------------------------
+
+SYSTEM_PARTS = {
+    "chromium": ("/usr/bin/chromium", "chromium"),
+    "prometheus": ("prometheus", "prometheus"),
+    "promtool": ("promtool", "prometheus"),
+    "prometheus-alertmanager": ("prometheus-alertmanager", "prometheus-alertmanager"),
+    "java": ("java", "openjdk-17-jre-headless"),
+}
+"""A part's name -> (the command or file that must exist, the Debian package with it)."""
+
+
+def missing_parts(names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        path, _ = SYSTEM_PARTS[name]
+        found = os.access(path, os.X_OK) if path.startswith("/") else shutil.which(path)
+        if not found:
+            out.append(name)
+    return out
+
+
+def _install_hint(parts: list[str]) -> str:
+    packages = " ".join(dict.fromkeys(SYSTEM_PARTS[p][1] for p in parts))
+    return f"apt-get install -y --no-install-recommends {packages} (./scripts/test does it)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "system(*parts): the test starts these Debian programs (see SYSTEM_PARTS)"
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests whose system parts are missing: outside ./scripts/test they are skipped, with one
+    line at the start of the run; under it (MLSLO_REQUIRE_SYSTEM=1) they fail."""
+    needed = sorted(
+        {p for item in items for mark in item.iter_markers("system") for p in mark.args}
+    )
+    missing = missing_parts(needed)
+    if not missing:
+        return
+    required = os.environ.get("MLSLO_REQUIRE_SYSTEM") == "1"
+    affected = [
+        item
+        for item in items
+        if any(p in missing for mark in item.iter_markers("system") for p in mark.args)
+    ]
+    line = (
+        f"missing {', '.join(missing)}: {len(affected)} tests "
+        f"{'fail' if required else 'are skipped'}; {_install_hint(missing)}"
+    )
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line, yellow=not required, red=required, bold=True)
+    for item in affected:
+        if required:
+            item.user_properties.append(("missing_system_parts", line))
+        else:
+            item.add_marker(pytest.mark.skip(reason=line))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for name, line in item.user_properties:
+        if name == "missing_system_parts":
+            pytest.fail(line, pytrace=False)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -33,7 +33,7 @@ from mlslo.server import Service, create_app
 from mlslo.spec import parse_spec
 from mlslo.store import Store
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.system("chromium")]
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 EARLIER = END - timedelta(days=9, hours=3, minutes=30)

@@ -706,9 +706,78 @@ def _fenced_after(text: str, marker: str) -> str:
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
+    """.ci/run ends with the README's test command, the one script that installs what the
+    suite needs; make test runs the same script."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     command = _fenced_after(readme, "<!-- test-command -->")
     ci = [line.strip() for line in (ROOT / ".ci/run").read_text(encoding="utf-8").splitlines()]
     assert command.count("\n") == 0
-    assert command in ci
     assert ci[-1] == command
+    assert command == "./scripts/test"
+    assert (ROOT / "scripts/test").stat().st_mode & 0o111, "scripts/test must be executable"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert f"test:\n\t{command}\n" in makefile
+
+
+def test_readme_demo_command_installs_then_runs_mlslo_demo():
+    """The README's first command is an install followed by exactly ``mlslo demo``, the
+    command tests/test_demo.py runs (with options to keep it small)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = _fenced_after(readme, "<!-- demo-command -->")
+    steps = command.split(" && ")
+    assert steps == [
+        "python3 -m venv .venv",
+        ". .venv/bin/activate",
+        "pip install .",
+        "mlslo demo",
+    ]
+    demo_test = (ROOT / "tests/test_demo.py").read_text(encoding="utf-8")
+    assert '_mlslo(),\n                "demo",' in demo_test
+
+
+@pytest.mark.parametrize("required", [False, True], ids=["developer", "scripts-test"])
+def test_missing_system_parts_are_one_line(tmp_path, required):
+    """Without Prometheus on PATH, a plain pytest run says so in one line and skips the tests
+    that start it; under ./scripts/test (MLSLO_REQUIRE_SYSTEM=1) the same tests fail, each
+    with that one line and no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MLSLO_REQUIRE_SYSTEM"}
+    env["PATH"] = str(bare)
+    if required:
+        env["MLSLO_REQUIRE_SYSTEM"] = "1"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-x",
+            "tests/test_integration_prometheus.py",
+            "-k",
+            "promtool_accepts",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    hint = "missing prometheus, prometheus-alertmanager, promtool"
+    assert output.count(hint) >= 1, output
+    assert "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager" in output
+    assert "Traceback" not in output
+    if required:
+        assert run.returncode == 1, output
+        assert "1 error" in output
+    else:
+        assert run.returncode == 0, output
+        assert "1 skipped" in output

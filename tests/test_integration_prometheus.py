@@ -31,7 +31,10 @@ from mlslo.alerts.engine import checks
 from mlslo.alerts.rules import slo_rules
 from mlslo.spec import parse_spec
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.system("prometheus", "promtool", "prometheus-alertmanager"),
+]
 
 INSTALL = (
     "it comes from Debian's prometheus / prometheus-alertmanager packages, which .ci/run "

@@ -20,7 +20,7 @@ from mlslo.scan import scan
 from mlslo.sources import connect_duckdb, open_table
 from mlslo.spec import parse_spec
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.system("java")]
 
 AT = datetime(2026, 11, 4, tzinfo=UTC)
 SPEC = """
