@@ -506,8 +506,8 @@ def load_store(db: Path, spec: Path, daily: int, seed: int, scratch: Path) -> di
     import pyarrow as pa
     import pyarrow.ipc as ipc
 
+    from mlslo.server.store import Store
     from mlslo.spec import load_spec
-    from mlslo.store import Store
 
     timings: dict[str, Any] = {}
     began = time.perf_counter()

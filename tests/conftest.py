@@ -24,12 +24,13 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
+from mlslo.api import evaluate_files
 from mlslo.cli import app
-from mlslo.pipeline import Sources, evaluate_files
-from mlslo.render import evaluation_json
+from mlslo.render.documents import evaluation_json
+from mlslo.scan.files import Sources
 from mlslo.server import Service, create_app
+from mlslo.server.store import Store
 from mlslo.spec import load_spec, parse_spec
-from mlslo.store import Store
 
 # --- system parts: Debian packages that some tests start ----------------------------------
 

@@ -18,20 +18,20 @@ from typing import Any
 
 import pytest
 
-from mlslo.alerts.engine import _due
-from mlslo.alerts.notify import (
+from mlslo.decide.alerts import AlertState, Check, advance, check
+from mlslo.measure.budget import Budget
+from mlslo.measure.evaluate import BurnRate, SLOEvaluation
+from mlslo.measure.sli import Measurement
+from mlslo.render.notifications import (
     Alert,
     Kind,
     alertmanager_payload,
     slack_payload,
     webhook_payload,
 )
-from mlslo.alerts.rules import AlertRule, Check, check, rule_windows, slo_rules, spec_rules
-from mlslo.alerts.state import AlertState, advance
-from mlslo.budget import Budget
-from mlslo.evaluate import BurnRate, SLOEvaluation
-from mlslo.sli import Measurement
+from mlslo.server.alert_loop import _due
 from mlslo.spec import Spec, parse_spec
+from mlslo.spec.alert_rules import AlertRule, rule_windows, slo_rules, spec_rules
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MLSLO_UPDATE_GOLDEN") == "1"

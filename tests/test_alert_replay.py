@@ -44,12 +44,12 @@ import pyarrow as pa
 import pytest
 
 from conftest import Clock, free_port
-from mlslo.alerts.engine import AlertEngine, _due
-from mlslo.alerts.notify import Alert
-from mlslo.alerts.rules import WORKBOOK
-from mlslo.budget import snap
+from mlslo.measure.budget import snap
+from mlslo.render.notifications import Alert
+from mlslo.server.alert_loop import AlertEngine, _due
+from mlslo.server.store import Store
 from mlslo.spec import Spec, parse_spec
-from mlslo.store import Store
+from mlslo.spec.alert_rules import WORKBOOK
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,19 +7,20 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mlslo.budget import (
-    STANDARD_BURN_WINDOWS,
+from mlslo.measure.budget import (
     TOLERANCE,
     Budget,
     budget,
-    burn_key,
-    burn_windows,
     consumed_aggregate,
     consumed_occurrences,
     is_met,
-    scaled,
     snap,
     time_to_exhaustion,
+)
+from mlslo.measure.windows import (
+    STANDARD_BURN_WINDOWS,
+    burn_key,
+    standard_burn_windows,
     window_bounds,
 )
 from mlslo.spec import Window
@@ -183,7 +184,7 @@ def test_standard_windows_are_the_sre_workbook_ones():
 
 
 def test_thirty_day_window_burns_over_exactly_the_workbook_windows():
-    windows = burn_windows(rolling("30d"), MINUTE)
+    windows = standard_burn_windows(rolling("30d"), MINUTE)
     assert windows == [
         timedelta(minutes=5),
         timedelta(minutes=30),
@@ -209,7 +210,7 @@ def test_sre_workbook_alert_table(burn_rate, long, budget_share, days_to_exhaust
     """The Workbook's thresholds: a burn rate sustained over the long window spends the
     stated share of a 30-day budget, and a full budget lasts 30 days / burn rate."""
     month = rolling("30d")
-    assert long in burn_windows(month, MINUTE)
+    assert long in standard_burn_windows(month, MINUTE)
     assert burn_rate * long / month.nominal_length == pytest.approx(budget_share)
     hours = time_to_exhaustion(1.0, burn_rate, month)
     assert hours == pytest.approx(days_to_exhaustion * 24)
@@ -226,12 +227,12 @@ def test_sre_workbook_alert_table(burn_rate, long, budget_share, days_to_exhaust
     ],
 )
 def test_scaled_burn_windows(window, expected):
-    assert keys(burn_windows(rolling(window), MINUTE)) == expected
+    assert keys(standard_burn_windows(rolling(window), MINUTE)) == expected
 
 
 def test_seven_day_windows_are_seven_thirtieths_rounded_to_minutes():
     for standard, scaled_window in zip(
-        STANDARD_BURN_WINDOWS, burn_windows(rolling("7d"), MINUTE), strict=True
+        STANDARD_BURN_WINDOWS, standard_burn_windows(rolling("7d"), MINUTE), strict=True
     ):
         exact = standard * 7 / 30
         assert scaled_window % MINUTE == timedelta(0)
@@ -240,8 +241,12 @@ def test_seven_day_windows_are_seven_thirtieths_rounded_to_minutes():
 
 
 def test_calendar_windows_scale_by_their_nominal_length():
-    assert burn_windows(Window(calendar="month"), MINUTE) == burn_windows(rolling("30d"), MINUTE)
-    assert burn_windows(Window(calendar="week"), MINUTE) == burn_windows(rolling("7d"), MINUTE)
+    assert standard_burn_windows(Window(calendar="month"), MINUTE) == standard_burn_windows(
+        rolling("30d"), MINUTE
+    )
+    assert standard_burn_windows(Window(calendar="week"), MINUTE) == standard_burn_windows(
+        rolling("7d"), MINUTE
+    )
 
 
 @pytest.mark.parametrize(
@@ -253,13 +258,13 @@ def test_calendar_windows_scale_by_their_nominal_length():
     ],
 )
 def test_burn_windows_are_whole_buckets(bucket, expected):
-    windows = burn_windows(rolling("30d"), bucket)
+    windows = standard_burn_windows(rolling("30d"), bucket)
     assert keys(windows) == expected
     assert all(w % bucket == timedelta(0) for w in windows)
 
 
 def test_burn_windows_with_a_coarse_bucket_on_a_short_window():
-    assert burn_windows(rolling("1h"), timedelta(hours=1)) == [timedelta(hours=1)]
+    assert standard_burn_windows(rolling("1h"), timedelta(hours=1)) == [timedelta(hours=1)]
 
 
 @pytest.mark.parametrize(
@@ -274,13 +279,13 @@ def test_burn_windows_with_a_coarse_bucket_on_a_short_window():
     ],
 )
 def test_scaled(duration, window, bucket, expected):
-    assert scaled(duration, rolling(window), bucket) == expected
+    assert rolling(window).scale(duration, bucket) == expected
 
 
 def test_scaled_agrees_with_burn_windows():
     for window in ("7d", "28d", "30d", "90d", "14d"):
         for standard in STANDARD_BURN_WINDOWS:
-            assert scaled(standard, rolling(window), MINUTE) in burn_windows(
+            assert rolling(window).scale(standard, MINUTE) in standard_burn_windows(
                 rolling(window), MINUTE
             )
 

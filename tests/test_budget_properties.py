@@ -19,13 +19,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mlslo import budget as budgeting
-from mlslo.evaluate import Evaluation, evaluate, scan_range
-from mlslo.render import evaluation_json
-from mlslo.rollup import Rollup
-from mlslo.scan import scan
-from mlslo.sources import connect_duckdb
+from mlslo.inputs.files import connect_duckdb
+from mlslo.measure import budget as budgeting
+from mlslo.measure.evaluate import Evaluation, evaluate
+from mlslo.measure.windows import scan_range
+from mlslo.render.documents import evaluation_json
+from mlslo.scan.queries import scan
 from mlslo.spec import Spec, Window, parse_spec
+from mlslo.stats.rollup import Rollup
 
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 ATS = st.sampled_from(
@@ -566,7 +567,7 @@ def test_time_to_exhaustion_is_remaining_over_burn(con, rows, at):
         rates = {r.window: r.value for r in slo.burn_rates}
         remaining = slo.budget.remaining
         for key, standard in (("1h", timedelta(hours=1)), ("1d", timedelta(days=1))):
-            burn = rates.get(budgeting.scaled(standard, slo.slo.window, SPEC.bucket))
+            burn = rates.get(slo.slo.window.scale(standard, SPEC.bucket))
             tte = slo.time_to_exhaustion[key]
             if remaining is None:
                 assert tte is None

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 
+from mlslo.server.store import Store
 from mlslo.spec import parse_spec
-from mlslo.store import Store
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SPEC = """

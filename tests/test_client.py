@@ -17,8 +17,8 @@ from conftest import Clock, ThreadedServer, free_port, serve, shutdown
 from mlslo.client import Client
 from mlslo.integrations.asgi import MlsloMiddleware
 from mlslo.server import Service
+from mlslo.server.store import Store
 from mlslo.spec import parse_spec
-from mlslo.store import Store
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SPEC = parse_spec("""

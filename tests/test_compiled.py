@@ -18,11 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mlslo.api import evaluate_files
 from mlslo.errors import DataError
-from mlslo.pipeline import Sources, evaluate_files, scan_files
-from mlslo.render import evaluation_json
-from mlslo.scan import scan
-from mlslo.sources import connect_duckdb
+from mlslo.inputs.files import connect_duckdb
+from mlslo.render.documents import evaluation_json
+from mlslo.scan.files import Sources, scan_files
+from mlslo.scan.queries import scan
 from mlslo.spec import parse_spec
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -239,12 +240,13 @@ def test_a_repeated_evaluation_does_not_import_ibis(tmp_path: Path) -> None:
     program = textwrap.dedent(
         f"""
         import json, sys
-        from mlslo.cli import parse_at
-        from mlslo.pipeline import Sources, evaluate_files
-        from mlslo.render import evaluation_json
+        from datetime import UTC, datetime
+        from mlslo.api import evaluate_files
+        from mlslo.render.documents import evaluation_json
+        from mlslo.scan.files import Sources
         from mlslo.spec import load_spec
         result = evaluate_files(load_spec({str(spec)!r}), Sources({str(path)!r}),
-                                parse_at("2026-03-09T00:00:00Z"))
+                                datetime(2026, 3, 9, tzinfo=UTC))
         print(json.dumps({{"document": evaluation_json(result),
                           "ibis": "ibis" in sys.modules, "sqlglot": "sqlglot" in sys.modules}}))
         """

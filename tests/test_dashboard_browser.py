@@ -28,10 +28,10 @@ from playwright.sync_api import (
 )
 
 from conftest import Clock, ThreadedServer
-from mlslo.demo import DEMO_SPEC, Scenario, generate
+from mlslo.demo.scenario import DEMO_SPEC, Scenario, generate
 from mlslo.server import Service, create_app
+from mlslo.server.store import Store
 from mlslo.spec import parse_spec
-from mlslo.store import Store
 
 pytestmark = [pytest.mark.browser, pytest.mark.system("chromium")]
 

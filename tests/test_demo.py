@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import free_port
-from mlslo.demo import DEMO_SPEC, Incident, Scenario
+from mlslo.demo.scenario import DEMO_SPEC, Incident, Scenario
 from mlslo.spec import load_spec
 
 AT = "2026-11-20T12:00:00Z"

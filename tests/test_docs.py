@@ -29,9 +29,9 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from mlslo.budget import burn_windows
 from mlslo.cli import app
-from mlslo.durations import format_duration
+from mlslo.measure.windows import standard_burn_windows
+from mlslo.moments import format_duration
 from mlslo.spec import Spec, Window, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -661,7 +661,8 @@ def test_burn_window_table_matches_the_scaling():
         shown = [w.strip() for w in cells[1].split(",")]
         for window in windows:
             scaled = [
-                format_duration(w) for w in burn_windows(Window.model_validate(window), bucket)
+                format_duration(w)
+                for w in standard_burn_windows(Window.model_validate(window), bucket)
             ]
             assert scaled == shown, f"burn windows of {window}: {scaled}"
         rows += 1

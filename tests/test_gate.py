@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlslo.decide.gate import BudgetState, Override, decide
 from mlslo.errors import UsageError
-from mlslo.policy import BudgetState, Override, decide
 from mlslo.spec import Policy, RiskScore, parse_spec
 
 BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -332,7 +332,8 @@ BAD_KINDS = ["error", "slow", "stale", "wrong"]
     st.lists(st.sampled_from(BAD_KINDS), min_size=1, max_size=30),
 )
 def test_adding_bad_events_never_turns_block_into_allow(tmp_path_factory, n, bad, more):
-    from mlslo.pipeline import Sources, gate_files
+    from mlslo.api import gate_files
+    from mlslo.scan.files import Sources
 
     spec = parse_spec("""
 service: prop
@@ -508,7 +509,7 @@ def test_gate_exit_codes_through_the_installed_command(write_spec, write_records
 
 
 def test_choose_policy_errors():
-    from mlslo.policy import choose_policy
+    from mlslo.decide.gate import choose_policy
 
     spec = parse_spec("""
 service: s

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
+from mlslo.api import gate_files
 from mlslo.client import arrow_bytes
-from mlslo.pipeline import Sources, gate_files
-from mlslo.render import gate_json
+from mlslo.render.documents import gate_json
+from mlslo.scan.files import Sources
 from mlslo.spec import parse_spec
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

@@ -22,10 +22,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlslo.histogram import GAMMA, bin_of, percentile, percentile_interval
-from mlslo.pipeline import Sources, evaluate_files
-from mlslo.render import evaluation_json
+from mlslo.api import evaluate_files
+from mlslo.render.documents import evaluation_json
+from mlslo.scan.files import Sources
 from mlslo.spec import parse_spec
+from mlslo.stats.histogram import GAMMA, bin_of, percentile, percentile_interval
 
 AT = datetime(2026, 11, 21, tzinfo=UTC)
 AT_TEXT = "2026-11-21T00:00:00Z"

@@ -27,9 +27,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
-from mlslo.alerts.engine import checks
-from mlslo.alerts.rules import slo_rules
+from mlslo.decide.alerts import checks
 from mlslo.spec import parse_spec
+from mlslo.spec.alert_rules import slo_rules
 
 pytestmark = [
     pytest.mark.integration,

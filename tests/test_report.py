@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from conftest import Run
 from mlslo.cli import app
-from mlslo.demo import Scenario, write_demo
+from mlslo.demo.scenario import Scenario, write_demo
 
 AT = "2026-11-20T12:00:00Z"
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from conftest import Clock
-from mlslo.render import evaluation_json
+from mlslo.render.documents import evaluation_json
+from mlslo.server.store import Store
 from mlslo.spec import parse_spec
-from mlslo.store import Store
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SPEC = parse_spec("""

@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlslo.api import evaluate_files
 from mlslo.client import arrow_bytes
-from mlslo.pipeline import Sources, evaluate_files
-from mlslo.render import evaluation_json
+from mlslo.render.documents import evaluation_json
+from mlslo.scan.files import Sources
 from mlslo.spec import parse_spec
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlslo.evaluate import evaluate
-from mlslo.render import evaluation_json
-from mlslo.rollup import BUCKET, Rollup
-from mlslo.scan import scan
-from mlslo.sources import connect_duckdb, open_table
+from mlslo.inputs.files import connect_duckdb, open_table
+from mlslo.measure.evaluate import evaluate
+from mlslo.render.documents import evaluation_json
+from mlslo.scan.queries import scan
 from mlslo.spec import parse_spec
+from mlslo.stats.rollup import BUCKET, Rollup
 
 pytestmark = [pytest.mark.spark, pytest.mark.system("java")]
 

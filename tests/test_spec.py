@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlslo.durations import format_duration, parse_duration
 from mlslo.errors import SpecError
+from mlslo.moments import format_duration, parse_duration
 from mlslo.spec import parse_spec
 
 DESIGN_SPEC = Path(__file__).parent / "data" / "design_spec.yaml"

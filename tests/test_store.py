@@ -9,12 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conftest import Clock
-from mlslo.pipeline import Sources, evaluate_files
-from mlslo.records import CANONICAL_TYPES, OUTCOME_TYPES
-from mlslo.render import evaluation_json
-from mlslo.scan import compile_batch_scan
+from mlslo.api import evaluate_files
+from mlslo.inputs.normalize import CANONICAL_TYPES, OUTCOME_TYPES
+from mlslo.render.documents import evaluation_json
+from mlslo.scan.batch import compile_batch_scan
+from mlslo.scan.files import Sources
+from mlslo.server.store import Store, _ibis_type, rollup_fingerprint
 from mlslo.spec import parse_spec
-from mlslo.store import Store, _ibis_type, rollup_fingerprint
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SPEC = parse_spec("""

@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlslo.budget import burn_key, burn_windows
-from mlslo.pipeline import Sources, evaluate_files
-from mlslo.render import evaluation_json
+from mlslo.api import evaluate_files
+from mlslo.measure.windows import burn_key, burn_windows, standard_burn_windows
+from mlslo.render.documents import evaluation_json
+from mlslo.scan.files import Sources
 from mlslo.spec import Spec, parse_spec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -146,7 +147,7 @@ def edges() -> list[int]:
     spec = parse_spec(SPEC)
     lengths = {timedelta(days=d) for d in WINDOWS.values()}
     for slo in spec.slos:
-        lengths.update(burn_windows(slo.window, spec.bucket))
+        lengths.update(standard_burn_windows(slo.window, spec.bucket))
     lengths.update(timedelta(days=d) for d in range(1, 31))  # series steps
     points = []
     for at in ATS.values():
@@ -340,10 +341,8 @@ def check_window(slo: dict[str, Any], e: Expected) -> None:
 
 def burn_lengths(slo: dict[str, Any], spec: Spec) -> dict[str, int]:
     """The engine's burn windows of this SLO, in microseconds, by JSON key."""
-    window = spec.slo(slo["name"]).window
-    return {
-        burn_key(w): int(w / timedelta(microseconds=1)) for w in burn_windows(window, spec.bucket)
-    }
+    windows = burn_windows(spec.slo(slo["name"]), spec.bucket)
+    return {burn_key(w): int(w / timedelta(microseconds=1)) for w in windows}
 
 
 # --- the SLO window and every burn window -----------------------------------------------------

@@ -22,15 +22,15 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from mlslo import __version__
-from mlslo.durations import parse_duration
 from mlslo.errors import MlsloError, UsageError
+from mlslo.moments import parse_duration
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mlslo.demo import DemoData
-    from mlslo.evaluate import Evaluation
-    from mlslo.pipeline import Sources
+    from mlslo.demo.scenario import DemoData
+    from mlslo.measure.evaluate import Evaluation
+    from mlslo.scan.files import Sources
     from mlslo.spec import Spec
 
 
@@ -233,8 +233,9 @@ def evaluate(
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Evaluate every SLO from prediction logs: SLIs, budgets, burn rates."""
-    from mlslo.pipeline import Sources
-    from mlslo.render import evaluation_json, evaluation_markdown
+    from mlslo.render.documents import evaluation_json
+    from mlslo.render.tables import evaluation_markdown
+    from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
@@ -306,7 +307,8 @@ def gate(
     """Decide allow / warn / block from the budgets; exit 0 allow, 1 block, 3 warn, 2 error."""
     if ctx.invoked_subcommand is not None:
         return
-    from mlslo.render import gate_json, gate_lines
+    from mlslo.render.documents import gate_json
+    from mlslo.render.tables import gate_lines
 
     if url is not None:
         if data is not None:
@@ -318,7 +320,9 @@ def gate(
         }
         document = _api(url, token, "GET", "/api/v1/gate", params=params)
     else:
-        from mlslo.pipeline import Sources, gate_files, parse_selector
+        from mlslo.api import gate_files
+        from mlslo.measure.candidate import parse_selector
+        from mlslo.scan.files import Sources
         from mlslo.spec import load_spec
 
         if spec is None or data is None:
@@ -393,9 +397,10 @@ def alerts(
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Check the burn-rate alert rules once, from files: which would fire at --at."""
-    from mlslo.alerts.engine import checks
-    from mlslo.pipeline import Sources
-    from mlslo.render import alerts_json, alerts_table
+    from mlslo.decide.alerts import checks
+    from mlslo.render.documents import alerts_json
+    from mlslo.render.tables import alerts_table
+    from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
@@ -418,7 +423,7 @@ def rules(
     ] = None,
 ) -> None:
     """Write Prometheus recording and alerting rules over mlslo's /metrics series."""
-    from mlslo.alerts.prometheus import rules_yaml
+    from mlslo.render.prometheus_rules import rules_yaml
     from mlslo.spec import load_spec
 
     text = rules_yaml(load_spec(spec))
@@ -453,8 +458,9 @@ def demo(
     """A realistic fraud-scoring scenario with incidents: files, a store, the dashboard."""
     from rich.progress import Progress
 
-    from mlslo.demo import Scenario, generate, write_files
-    from mlslo.pipeline import Sources, evaluate_files
+    from mlslo.api import evaluate_files
+    from mlslo.demo.scenario import Scenario, generate, write_files
+    from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
 
     end = parse_at(at).replace(second=0, microsecond=0)
@@ -516,13 +522,13 @@ def report(
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Write a self-contained SLO review report (charts inline) for a reliability review."""
-    from mlslo.alerts.engine import checks
-    from mlslo.pipeline import Sources
-    from mlslo.policy import gate as decide_gate
-    from mlslo.render import alerts_json, evaluation_json, gate_json
-    from mlslo.report import report_html, report_markdown
+    from mlslo.decide.alerts import checks
+    from mlslo.decide.gate import gate as decide_gate
+    from mlslo.render.documents import alerts_json, evaluation_json, gate_json
+    from mlslo.render.report import report_html, report_markdown
+    from mlslo.render.views import series_step
+    from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
-    from mlslo.views import series_step
 
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown"):
@@ -555,9 +561,9 @@ def _serve_demo(
 ) -> None:
     from rich.progress import Progress
 
-    from mlslo.render import evaluation_table
+    from mlslo.render.tables import evaluation_table
     from mlslo.server.run import serve_store
-    from mlslo.store import Store
+    from mlslo.server.store import Store
 
     db = out / "mlslo.duckdb"
     for stale in (db, out / "mlslo.duckdb.wal"):
@@ -701,7 +707,7 @@ def token_create(
             f"token {created['id']} ({scope}) created; it is not shown again", markup=False
         )
         return
-    from mlslo.store import Store
+    from mlslo.server.store import Store
 
     store = Store.open_admin(_need_db(db))
     try:
@@ -724,7 +730,7 @@ def token_list(
         rows = _api(url, token, "GET", "/api/v1/tokens")
     else:
         from mlslo.server.app import token_json
-        from mlslo.store import Store
+        from mlslo.server.store import Store
 
         store = Store.open_admin(_need_db(db))
         try:
@@ -750,7 +756,7 @@ def token_revoke(
     if url:
         _api(url, token, "DELETE", f"/api/v1/tokens/{token_id}")
     else:
-        from mlslo.store import Store
+        from mlslo.server.store import Store
 
         store = Store.open_admin(_need_db(db))
         try:
@@ -849,7 +855,7 @@ def _evaluate_local(
     series_step: timedelta | None = None,
 ) -> Evaluation:
     """Evaluate from files with the chosen engine, under a spinner."""
-    from mlslo.pipeline import evaluate_files
+    from mlslo.api import evaluate_files
 
     with _progress(f"Scanning {sources.predictions}"):
         return evaluate_files(spec, sources, at, series_step=series_step, con=_connect(engine))
@@ -857,7 +863,7 @@ def _evaluate_local(
 
 def _print_evaluation(console: Console, evaluation: Evaluation) -> None:
     """The evaluation table, then a bullet for each reason."""
-    from mlslo.render import evaluation_table, reasons
+    from mlslo.render.tables import evaluation_table, reasons
 
     console.print(evaluation_table(evaluation))
     for line in reasons(evaluation):

@@ -26,8 +26,8 @@ import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from mlslo.bodies import FieldError, table_from_records
 from mlslo.errors import DataError, MlsloError, UsageError
+from mlslo.inputs.bodies import FieldError, table_from_records
 
 log = logging.getLogger("mlslo.client")
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -104,8 +104,8 @@ def api_request(url: str, token: str | None, method: str, path: str, **kwargs: A
 def _batches(path: str, batch_size: int) -> tuple[Iterator[pa.Table], int | None]:
     import pyarrow.parquet as pq
 
-    from mlslo.bodies import BatchError, parse_body
-    from mlslo.sources import format_of
+    from mlslo.inputs.bodies import BatchError, parse_body
+    from mlslo.inputs.files import format_of
 
     kind = format_of(path)
     if not Path(path).is_file():

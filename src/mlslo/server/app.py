@@ -20,16 +20,17 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as ASGIScope
 
 from mlslo import __version__
-from mlslo.bodies import CONTENT_TYPES, BatchError, FieldError, body_format, parse_body
-from mlslo.durations import parse_duration
 from mlslo.errors import MlsloError, NotFoundError
-from mlslo.records import NORMALIZERS
-from mlslo.render import evaluation_json, iso, override_json
+from mlslo.inputs.bodies import CONTENT_TYPES, BatchError, FieldError, body_format, parse_body
+from mlslo.inputs.normalize import NORMALIZERS
+from mlslo.moments import parse_duration
+from mlslo.render.documents import evaluation_json, override_json
+from mlslo.render.format import iso
 from mlslo.server.dashboard import add_dashboard
 from mlslo.server.errors import ApiError, parse_moment, parse_step
 from mlslo.server.metrics import Metrics
 from mlslo.server.service import Service
-from mlslo.store import Kind, Scope, Token
+from mlslo.server.store import Kind, Scope, Token
 
 INLINE_BODY = 16_384
 """Bodies up to this size are parsed on the event loop: a thread hop costs more than the

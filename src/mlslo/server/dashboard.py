@@ -18,13 +18,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from mlslo import charts
-from mlslo.alerts.engine import checks
+from mlslo.decide.alerts import checks
 from mlslo.errors import MlsloError
-from mlslo.render import alerts_json, evaluation_json
-from mlslo.server.errors import ApiError, parse_moment
-from mlslo.server.service import Service
-from mlslo.views import (
+from mlslo.render import charts
+from mlslo.render.documents import alerts_json, evaluation_json
+from mlslo.render.views import (
     STATUS_WORDS,
     burn_cells,
     by_name,
@@ -35,6 +33,8 @@ from mlslo.views import (
     target_text,
     value_text,
 )
+from mlslo.server.errors import ApiError, parse_moment
+from mlslo.server.service import Service
 
 COOKIE = "mlslo_token"
 templates = Environment(

@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from mlslo.bodies import FieldError
-from mlslo.durations import parse_duration
+from mlslo.inputs.bodies import FieldError
+from mlslo.moments import parse_duration
 
 _OFFSET_AS_SPACE = re.compile(r" (\d{2}:?\d{2})$")
 

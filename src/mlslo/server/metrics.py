@@ -15,10 +15,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from mlslo.evaluate import Evaluation
+from mlslo.measure.evaluate import Evaluation
 
 if TYPE_CHECKING:
-    from mlslo.alerts.engine import AlertEngine
+    from mlslo.server.alert_loop import AlertEngine
     from mlslo.server.service import Service
 
 SLO_LABELS = ["service", "slo", "dimension", "window"]

@@ -17,8 +17,8 @@ from rich.progress import Progress
 from mlslo.errors import UsageError
 from mlslo.server.app import create_app
 from mlslo.server.service import Service
+from mlslo.server.store import Store
 from mlslo.spec import load_spec
-from mlslo.store import Store
 
 
 def check_port(host: str, port: int) -> None:

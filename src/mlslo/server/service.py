@@ -15,14 +15,14 @@ from typing import Any
 
 import httpx
 
-from mlslo.alerts.engine import AlertEngine
+from mlslo.decide.gate import Override, gate
 from mlslo.errors import UsageError
-from mlslo.evaluate import Evaluation
-from mlslo.pipeline import candidate_check, parse_selector
-from mlslo.policy import Override, gate
-from mlslo.render import gate_json
+from mlslo.measure.candidate import candidate_check, parse_selector
+from mlslo.measure.evaluate import Evaluation
+from mlslo.render.documents import gate_json
+from mlslo.server.alert_loop import AlertEngine
+from mlslo.server.store import Store
 from mlslo.spec import Spec, load_spec
-from mlslo.store import Store
 
 Log = Callable[[str], None]
 

@@ -1,1 +1,0 @@
-"""Burn-rate alerting: rules, a pure state machine, notifiers and Prometheus rules."""

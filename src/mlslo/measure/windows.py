@@ -1,0 +1,109 @@
+"""Windows in time and in buckets: where an SLO's window starts and ends at a moment, the
+burn-rate windows it is measured over, and moments as bucket indexes. Pure.
+
+Every window is a whole number of buckets (``floor(epoch / bucket)``), so any window's
+statistics are a difference of two prefix sums.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from mlslo.moments import format_duration
+from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, Window
+from mlslo.spec.alert_rules import rule_windows
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STANDARD_BURN_WINDOWS: tuple[timedelta, ...] = (
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+    timedelta(hours=2),
+    timedelta(hours=6),
+    timedelta(days=1),
+    timedelta(days=3),
+)
+"""The SRE Workbook's burn windows for a 30-day SLO window."""
+
+
+def to_micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware (UTC)")
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def bucket_ceil(moment: datetime, bucket: timedelta) -> int:
+    """The first bucket that starts at or after ``moment``."""
+    size = int(bucket.total_seconds() * 1_000_000)
+    return -(-to_micros(moment) // size)
+
+
+def bucket_floor(moment: datetime, bucket_seconds: int) -> int:
+    """The bucket that holds ``moment`` (the last one starting at or before it)."""
+    return to_micros(moment) // 1_000_000 // bucket_seconds
+
+
+def bucket_start(index: int, bucket: timedelta) -> datetime:
+    return EPOCH + index * bucket
+
+
+def label_delay(slo: AnySLO) -> timedelta:
+    if isinstance(slo, AccuracySLO | FairnessSLO) and slo.sli.label_delay is not None:
+        return slo.sli.label_delay
+    return timedelta(0)
+
+
+def slo_bounds(slo: AnySLO, at: datetime) -> tuple[datetime, datetime]:
+    """The window of ``slo`` evaluated at ``at`` (labelled SLIs end ``label_delay`` earlier)."""
+    return window_bounds(slo.window, at - label_delay(slo))
+
+
+def standard_burn_windows(window: Window, bucket: timedelta) -> list[timedelta]:
+    """The SRE Workbook's burn windows (5m .. 3d for 30 days) scaled to ``window`` and
+    rounded to whole buckets."""
+    return list(dict.fromkeys(window.scale(s, bucket) for s in STANDARD_BURN_WINDOWS))
+
+
+def burn_windows(slo: AnySLO, bucket: timedelta) -> list[timedelta]:
+    """Every window an SLO's burn rate is measured over: the standard ones and any window its
+    alert rules read."""
+    return sorted(set(standard_burn_windows(slo.window, bucket)) | rule_windows(slo, bucket))
+
+
+def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
+    """The span of records an evaluation at ``at`` reads: from the earliest window or
+    burn-rate window start to ``at`` (early in a calendar month, the 3-day burn window
+    reaches back before the month began)."""
+    starts = []
+    for slo in spec.slos:
+        start, end = slo_bounds(slo, at)
+        longest = max(burn_windows(slo, spec.bucket))
+        starts.append(min(start, end - longest))
+    return min(starts), at
+
+
+HEADLINE_WINDOWS = (timedelta(hours=1), timedelta(hours=6), timedelta(days=1))
+
+
+def headline_windows(window: Window, bucket: timedelta) -> list[timedelta]:
+    """The window's equivalents of 1h, 6h and 1d of a 30-day window: the burn rates worth a
+    glance."""
+    return list(dict.fromkeys(window.scale(s, bucket) for s in HEADLINE_WINDOWS))
+
+
+def window_bounds(window: Window, end: datetime) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` of ``window`` ending at ``end`` (calendar: the period so far)."""
+    if window.rolling is not None:
+        return end - window.rolling, end
+    day = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if window.calendar == "week":
+        start = day - timedelta(days=day.weekday())
+    else:
+        start = day.replace(day=1)
+    return start, end
+
+
+def burn_key(duration: timedelta) -> str:
+    """How a burn window is named in JSON and metrics: ``1h``, ``5m``, ``3d``."""
+    return format_duration(duration)

@@ -1,0 +1,204 @@
+"""Notifications: what an alert says (summary, description, its JSON) and the payloads for a
+generic webhook, Slack and Alertmanager. Pure; :mod:`mlslo.server.notifiers` delivers them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from mlslo.decide.alerts import AlertState, Check
+from mlslo.moments import format_duration
+from mlslo.render.documents import check_fields
+from mlslo.render.format import iso, slo_title
+from mlslo.render.views import hours_text
+from mlslo.spec import AnySLO
+from mlslo.spec.alert_rules import AlertRule
+
+log = logging.getLogger("mlslo.alerts")
+Kind = Literal["firing", "resolved", "repeat"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A rule of an SLO with its latest check and state: what notifications describe."""
+
+    service: str
+    slo: AnySLO
+    rule: AlertRule
+    check: Check
+    state: AlertState
+    at: datetime
+    dashboard_url: str | None = None
+
+    @property
+    def alertname(self) -> str:
+        return self.rule.alertname
+
+    @property
+    def link(self) -> str | None:
+        if not self.dashboard_url:
+            return None
+        return f"{self.dashboard_url.rstrip('/')}/slo/{self.slo.name}"
+
+    def summary(self) -> str:
+        resolved = self.state.status == "resolved"
+        name = f"{self.service}: {self.slo.name}"
+        if self.rule.kind == "exhausted":
+            return f"{name} error budget is {'no longer ' if resolved else ''}exhausted"
+        if resolved:
+            return f"{name} no longer burns its error budget faster than {self.rule.burn_rate:g}×"
+        return f"{name} is burning its error budget {_rate(self.check.long_rate)}"
+
+    def description(self) -> str:
+        slo = self.slo
+        resolved = self.state.status == "resolved"
+        parts = [slo_title(slo)]
+        if self.rule.kind == "burn":
+            assert self.rule.long is not None and self.rule.short is not None
+            rates = (
+                f"{_rate(self.check.long_rate)} over the last {format_duration(self.rule.long)} "
+                f"and {_rate(self.check.short_rate)} over the last "
+                f"{format_duration(self.rule.short)} (threshold {self.rule.burn_rate:g}×"
+            )
+            if resolved:
+                parts.append(f"has recovered: its burn rate is now {rates})")
+            else:
+                parts.append(
+                    f"is burning its error budget {rates}; 1× spends the budget in exactly one "
+                    "window)"
+                )
+        else:
+            parts.append(
+                "has budget left again" if resolved else "has spent its whole error budget"
+            )
+        remaining = self.check.remaining
+        if remaining is not None and remaining >= 0:
+            parts.append(f"{remaining * 100:.1f}% of the budget is left")
+        elif remaining is not None:
+            parts.append(f"the budget is overspent by {-remaining * 100:.1f}%")
+        if (
+            not resolved
+            and self.check.hours_left is not None
+            and remaining is not None
+            and remaining > 0
+        ):
+            parts.append(f"at the recent rate it is gone in {hours_text(self.check.hours_left)}")
+        text = f"{parts[0]} {parts[1]}"
+        if len(parts) > 2:
+            text += "; " + "; ".join(parts[2:])
+        text += "."
+        if slo.runbook_url:
+            text += f" Runbook: {slo.runbook_url}."
+        if self.link:
+            text += f" Dashboard: {self.link}."
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        def optional_iso(moment: datetime | None) -> str | None:
+            return None if moment is None else iso(moment)
+
+        rule = self.rule
+        return {
+            "key": rule.key,
+            "alertname": self.alertname,
+            "service": self.service,
+            "slo": self.slo.name,
+            "dimension": self.slo.dimension,
+            "rule": rule.name,
+            "severity": rule.severity,
+            "status": self.state.status,
+            "since": optional_iso(self.state.since),
+            "fired_at": optional_iso(self.state.fired_at),
+            "resolved_at": optional_iso(self.state.resolved_at),
+            **check_fields(rule, self.check),
+            "summary": self.summary(),
+            "description": self.description(),
+            "runbook_url": self.slo.runbook_url,
+            "dashboard_url": self.link,
+        }
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}×"
+
+
+# --- payloads --------------------------------------------------------------------------------
+
+
+def webhook_payload(
+    service: str, notifications: Sequence[tuple[Kind, Alert]], at: datetime
+) -> dict[str, Any]:
+    """mlslo's own JSON: one POST per evaluation with every notification due."""
+    return {
+        "version": "1",
+        "service": service,
+        "sent_at": iso(at),
+        "alerts": [{"event": kind, **alert.as_dict()} for kind, alert in notifications],
+    }
+
+
+def slack_payload(
+    service: str, notifications: Sequence[tuple[Kind, Alert]], at: datetime
+) -> dict[str, Any]:
+    """Slack's incoming-webhook message: a fallback text and one section per alert."""
+    blocks: list[dict[str, Any]] = []
+    lines = []
+    for kind, alert in notifications:
+        icon = (
+            ":white_check_mark:"
+            if kind == "resolved"
+            else (":rotating_light:" if alert.rule.severity == "page" else ":warning:")
+        )
+        title = (
+            "RESOLVED" if kind == "resolved" else ("STILL FIRING" if kind == "repeat" else "FIRING")
+        )
+        header = f"{icon} *{title}* · {alert.rule.severity} · {alert.summary()}"
+        link = f"\n<{alert.link}|Open the dashboard>" if alert.link else ""
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"{header}\n{alert.description()}{link}"},
+            }
+        )
+        lines.append(f"{title}: {alert.summary()}")
+    return {"text": "\n".join(lines) or f"{service}: no alerts", "blocks": blocks}
+
+
+def alertmanager_payload(alerts: Sequence[tuple[Kind, Alert]]) -> list[dict[str, Any]]:
+    """Alertmanager's v2 API body: labels, annotations, startsAt/endsAt, generatorURL."""
+    out = []
+    for kind, alert in alerts:
+        labels = {
+            "alertname": alert.alertname,
+            "service": alert.service,
+            "slo": alert.slo.name,
+            "dimension": alert.slo.dimension,
+            "severity": alert.rule.severity,
+            "rule": alert.rule.name,
+            "window": str(alert.slo.window),
+        }
+        annotations = {"summary": alert.summary(), "description": alert.description()}
+        if alert.slo.runbook_url:
+            annotations["runbook_url"] = alert.slo.runbook_url
+        if alert.check.long_rate is not None:
+            annotations["burn_rate_long"] = f"{alert.check.long_rate:.3f}"
+        if alert.check.short_rate is not None:
+            annotations["burn_rate_short"] = f"{alert.check.short_rate:.3f}"
+        if alert.check.remaining is not None:
+            annotations["budget_remaining"] = f"{alert.check.remaining:.4f}"
+        if alert.check.hours_left is not None:
+            annotations["time_to_exhaustion"] = hours_text(alert.check.hours_left)
+        entry: dict[str, Any] = {
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": iso(alert.state.fired_at or alert.at),
+        }
+        if kind == "resolved" and alert.state.resolved_at is not None:
+            entry["endsAt"] = iso(alert.state.resolved_at)
+        if alert.link:
+            entry["generatorURL"] = alert.link
+        out.append(entry)
+    return out

@@ -1,0 +1,199 @@
+"""The scan compiled to DuckDB SQL: running it, and keeping it on disk between runs.
+
+:func:`mlslo.scan.compile_scan` turns the spec's ibis expressions into SQL over views with
+fixed names, with the window's bounds read from DuckDB variables. The SQL then depends only on
+the spec and the columns of the sources, so it is cached per (spec, schema): a repeated
+``mlslo evaluate`` runs the same SQL without importing ibis or compiling anything.
+This module does no ibis work: it runs SQL and shapes the rows into a :class:`Rollup`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mlslo.errors import DataError, first_line
+from mlslo.stats.rollup import (
+    Rollup,
+    all_valid,
+    histogram_tables,
+    outcome_rollup,
+    stat_table,
+)
+
+CACHE_FORMAT = 1
+CACHE_ENTRIES = 256
+
+# The DuckDB variables that hold the window's bounds, for timestamp columns with a zone and
+# without one (compared like with like, the engine skips row groups outside the window).
+START, END = "mlslo_start", "mlslo_end"
+
+
+def bound_variable(name: str, *, zoned: bool) -> str:
+    return f"{name}_tz" if zoned else name
+
+
+@dataclass(frozen=True)
+class CompiledScan:
+    """SQL for one spec over one set of source columns.
+
+    ``sql`` groups the records by bucket x slice; ``names`` maps each statistic column to the
+    alias that computes it; the ``x`` column counts rows failing a value check (a record with
+    no valid timestamp lands in the null bucket). ``histograms`` are (SQL, percentile SLOs);
+    ``outcome_sql`` groups outcome counts by bucket.
+    """
+
+    bucket_seconds: int
+    slices: tuple[str, ...]
+    sql: str
+    names: Mapping[str, str]
+    histograms: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    outcome_sql: str | None = None
+    outcome_names: Mapping[str, str] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"format": CACHE_FORMAT, **asdict(self)})
+
+    @classmethod
+    def from_json(cls, text: str) -> CompiledScan:
+        data = json.loads(text)
+        if data.pop("format", None) != CACHE_FORMAT:
+            raise ValueError("another cache format")
+        return cls(
+            bucket_seconds=int(data["bucket_seconds"]),
+            slices=tuple(data["slices"]),
+            sql=str(data["sql"]),
+            names=dict(data["names"]),
+            histograms=tuple((str(sql), tuple(names)) for sql, names in data["histograms"]),
+            outcome_sql=data["outcome_sql"],
+            outcome_names=data["outcome_names"],
+        )
+
+    def run(self, con: Any, start: datetime, end: datetime, *, source: str) -> Rollup | None:
+        """The rollup of the records in [start, end), or None when a record fails a value
+        check (the caller then names the first offending row)."""
+        set_window(con, start, end)
+        try:
+            rows = rows_of(con, self.sql)
+            if not all_valid(rows):
+                return None
+            histograms: dict[str, pa.Table] = {}
+            for sql, names in self.histograms:
+                histograms.update(histogram_tables(rows_of(con, sql), names))
+            outcome_rows = rows_of(con, self.outcome_sql) if self.outcome_sql else None
+        except Exception as exc:
+            raise DataError(f"the scan failed: {first_line(exc)}", source=source) from None
+        rollup = Rollup(
+            self.bucket_seconds,
+            self.slices,
+            stat_table(rows, self.names),
+            histograms,
+        )
+        if outcome_rows is None or self.outcome_names is None:
+            return rollup
+        if not all_valid(outcome_rows):
+            return None
+        return rollup.merge(
+            outcome_rollup(
+                stat_table(outcome_rows, self.outcome_names), self.bucket_seconds, self.slices
+            )
+        )
+
+
+def rows_of(con: Any, sql: str) -> pa.Table:
+    table: pa.Table = con.sql(sql).to_arrow_table()
+    return table
+
+
+def set_window(con: Any, start: datetime, end: datetime) -> None:
+    """Put the window's bounds where the compiled SQL reads them."""
+    for name, moment in ((START, start), (END, end)):
+        utc = moment.astimezone(UTC)
+        zoned = utc.isoformat()
+        naive = utc.replace(tzinfo=None).isoformat()
+        con.execute(f"SET VARIABLE {bound_variable(name, zoned=True)} = TIMESTAMPTZ '{zoned}'")
+        con.execute(f"SET VARIABLE {bound_variable(name, zoned=False)} = TIMESTAMP '{naive}'")
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path | None:
+    """Where compiled scans are kept: ``$MLSLO_CACHE_DIR``, else the user cache folder;
+    None when ``MLSLO_CACHE_DIR`` is ``off``."""
+    configured = os.environ.get("MLSLO_CACHE_DIR")
+    if configured is not None:
+        return None if configured.strip().lower() in ("", "off", "0", "false") else Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlslo"
+
+
+def cache_key(
+    spec_json: str, schemas: Mapping[str, Sequence[tuple[str, str]]], **extra: Any
+) -> str:
+    """A digest of everything the SQL depends on: the spec, the sources' columns, the options,
+    mlslo's code, and the installed DuckDB, ibis and sqlglot (found, not imported)."""
+    import duckdb
+
+    from mlslo import __version__
+
+    digest = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(module.read_bytes())
+    libraries = {"duckdb": duckdb.__version__}
+    for name in ("ibis", "sqlglot"):
+        found = importlib.util.find_spec(name)
+        if found is not None and found.origin:
+            installed = os.stat(found.origin)
+            libraries[name] = f"{found.origin}:{installed.st_size}:{installed.st_mtime_ns}"
+    document = {
+        "format": CACHE_FORMAT,
+        "mlslo": __version__,
+        "libraries": libraries,
+        "spec": spec_json,
+        "schemas": {role: [list(c) for c in columns] for role, columns in schemas.items()},
+        **extra,
+    }
+    digest.update(json.dumps(document, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:32]
+
+
+def load(key: str) -> CompiledScan | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    try:
+        return CompiledScan.from_json((folder / "scans" / f"{key}.json").read_text("utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store(key: str, compiled: CompiledScan) -> None:
+    """Keep ``compiled`` for the next run (atomically; a cache that cannot be written is
+    skipped, and the oldest entries go beyond CACHE_ENTRIES)."""
+    folder = cache_dir()
+    if folder is None:
+        return
+    scans = folder / "scans"
+    try:
+        scans.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=scans, suffix=".tmp", delete=False
+        ) as handle:
+            handle.write(compiled.to_json())
+        os.replace(handle.name, scans / f"{key}.json")
+        entries = sorted(scans.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-CACHE_ENTRIES]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        return

@@ -1,0 +1,157 @@
+"""Engine-portable expression helpers for the scan: time buckets, window bounds, literals
+of a column's type, and conditional counts and sums that compile to each engine's fastest
+form (DuckDB and Spark)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+
+from mlslo.scan.compiled import bound_variable
+from mlslo.spec import (
+    AnySLO,
+    Scalar,
+)
+
+Expr = Any  # ibis expressions are dynamically typed
+
+
+# A window bound: a moment (compiled to a literal), or the name of the DuckDB variable that
+# holds it (so the compiled SQL serves every window).
+Bound = datetime | str
+
+
+def literal_ts(moment: Bound, column: Expr) -> Expr:
+    """A window bound of the column's kind: comparing like with like lets the engine skip
+    whole row groups outside the window instead of converting every value."""
+    zoned = column.type().timezone is not None
+    if isinstance(moment, str):
+        return variable_ts(bound_variable(moment, zoned=zoned), zoned=zoned)
+    if zoned:
+        return ibis.literal(moment.astimezone(UTC), type=dt.Timestamp(timezone="UTC"))
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    return ibis.literal(naive, type=dt.Timestamp())
+
+
+_variable_udfs: dict[bool, Any] = {}
+
+
+def variable_ts(name: str, *, zoned: bool) -> Expr:
+    """DuckDB's ``getvariable(name)``, a constant the planner folds into the scan's filter."""
+    if zoned not in _variable_udfs:
+        kind = dt.Timestamp(timezone="UTC") if zoned else dt.Timestamp()
+
+        def getvariable(variable: str) -> Any:
+            """Compiled to DuckDB's function; never called in Python."""
+
+        _variable_udfs[zoned] = ibis.udf.scalar.builtin(
+            getvariable, name="getvariable", signature=((dt.string,), kind)
+        )
+    return _variable_udfs[zoned](name)
+
+
+def in_window(table: Expr, start: Bound, end: Bound) -> Expr:
+    return (table.ts >= literal_ts(start, table.ts)) & (table.ts < literal_ts(end, table.ts))
+
+
+_EPOCH_FUNCTIONS = {"pyspark": "unix_micros"}
+_epoch_udfs: dict[tuple[str, Any], Any] = {}
+
+
+def epoch_us(value: Expr) -> Expr:
+    """Microseconds since the epoch, with the engine's own function (DuckDB ``epoch_us``,
+    Spark ``unix_micros``): exact, and far cheaper than a difference of intervals."""
+    try:
+        backend = value._find_backend().name
+    except Exception:
+        backend = "duckdb"
+    name = _EPOCH_FUNCTIONS.get(backend, "epoch_us")
+    kind = value.type()
+    key = (name, kind)
+    if key not in _epoch_udfs:
+
+        def epoch(x: Any) -> Any:
+            """Compiled to the engine's function; never called in Python."""
+
+        _epoch_udfs[key] = ibis.udf.scalar.builtin(epoch, name=name, signature=((kind,), dt.int64))
+    return _epoch_udfs[key](value)
+
+
+def bucket_of(table: Expr, seconds: int) -> Expr:
+    return (epoch_us(table.ts) // (seconds * 1_000_000)).cast("int64")
+
+
+def literal(dtype: Any, value: Scalar) -> Expr:
+    """``value`` as a literal of the column's type (YAML's 1 matches a text column's '1')."""
+    try:
+        if dtype.is_string():
+            return ibis.literal(str(value).lower() if isinstance(value, bool) else str(value))
+        if dtype.is_boolean():
+            if isinstance(value, str):
+                return ibis.literal(value.strip().lower() in ("1", "true", "yes"))
+            return ibis.literal(bool(value))
+        if dtype.is_integer():
+            return ibis.literal(int(value), type=dtype)
+        if dtype.is_floating() or dtype.is_decimal():
+            return ibis.literal(float(value), type=dt.float64)
+    except (TypeError, ValueError):
+        pass
+    return ibis.literal(value)
+
+
+def slo_filter(table: Expr, slo: AnySLO) -> Expr | None:
+    """The SLO's ``filter:`` as a condition (None when it has none)."""
+    condition = None
+    for column, wanted in slo.filter.items():
+        col = table[column]
+        values = wanted if isinstance(wanted, list) else [wanted]
+        literals = [literal(col.type(), v) for v in values]
+        match = col.isin(literals) if len(literals) > 1 else col == literals[0]
+        condition = match if condition is None else condition & match
+    return condition
+
+
+def both(*conditions: Expr | None) -> Expr | None:
+    out = None
+    for condition in conditions:
+        if condition is not None:
+            out = condition if out is None else out & condition
+    return out
+
+
+def count(t: Expr, *conditions: Expr | None) -> Expr:
+    """Rows meeting every condition. A comparison with a null is not true, so
+    ``prediction == 1`` needs no separate null test."""
+    condition = both(*conditions)
+    return t.count() if condition is None else count_if(condition)
+
+
+def _count_if_signature(condition: bool) -> int:  # type: ignore[empty-body]
+    """Compiled to the engine's ``count_if``; never called in Python."""
+
+
+_count_if_udf: Any = ibis.udf.agg.builtin(_count_if_signature, name="count_if")
+
+
+def count_if(condition: Expr) -> Expr:
+    """Rows where ``condition`` is true: the engine's ``count_if`` (DuckDB and Spark), which
+    DuckDB runs markedly faster than ``count(*) FILTER (WHERE ...)``. DuckDB's is a sum, so
+    a group where the condition is never known gives null: that is 0."""
+    return _count_if_udf(condition).fill_null(0)
+
+
+def count_known(t: Expr, value: Expr, where: Expr | None) -> Expr:
+    """Rows where ``value`` is known (``count(value)`` when there is no filter)."""
+    return value.count() if where is None else count_if(where & value.notnull())
+
+
+def sum_where(value: Expr, *conditions: Expr | None) -> Expr:
+    condition = both(*conditions)
+    return value.sum() if condition is None else value.sum(where=condition)
+
+
+def lag_micros(t: Expr) -> Expr:
+    return epoch_us(t.ts) - epoch_us(t.event_ts)

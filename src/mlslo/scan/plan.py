@@ -1,0 +1,261 @@
+"""The plan of a scan: the aggregates of every SLO's sufficient statistics (identical
+statistics of different SLOs share one aggregate) and a counter of rows failing a value
+check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlslo.scan.expressions import (
+    Expr,
+    both,
+    count,
+    count_if,
+    count_known,
+    lag_micros,
+    literal,
+    slo_filter,
+    sum_where,
+)
+from mlslo.scan.prepare import Check
+from mlslo.spec import (
+    AccuracySLO,
+    AnySLO,
+    AvailabilitySLO,
+    FairnessSLO,
+    FreshnessSLO,
+    LatencySLO,
+    Spec,
+)
+from mlslo.stats.rollup import (
+    CHECKS,
+    stat_column,
+)
+
+
+@dataclass
+class Plan:
+    """``aggregates`` by alias; ``names`` maps each statistic column to the alias that
+    computes it (identical statistics of different SLOs share one aggregate). The ``x``
+    aggregate counts rows failing any of ``checks``."""
+
+    aggregates: dict[str, Expr]
+    names: dict[str, str]
+    checks: list[Check]
+
+
+# --- the plan: aggregates per SLO -------------------------------------------------------------
+
+
+def classes_of(spec: Spec, table: Expr) -> dict[str, list[Any]]:
+    """The classes of multiclass SLOs (from the spec, or the values seen in the window)."""
+    out: dict[str, list[Any]] = {}
+    for slo in spec.slos:
+        if isinstance(slo, AccuracySLO) and slo.sli.multiclass:
+            if slo.sli.classes is not None:
+                out[slo.name] = list(slo.sli.classes)
+                continue
+            seen = table.filter(table.ts.notnull())
+            values = (
+                seen.select(v=seen.prediction)
+                .union(seen.filter(seen.label.notnull()).select(v=seen.label))
+                .distinct()
+            )
+            found = values.to_pyarrow()["v"].to_pylist()
+            out[slo.name] = sorted((v for v in found if v is not None), key=str)
+    return out
+
+
+def build_plan(
+    spec: Spec,
+    table: Expr,
+    classes: Mapping[str, list[Any]],
+    checks: list[Check],
+    *,
+    with_checks: bool = True,
+) -> Plan:
+    """The aggregates of every SLO's statistics, and (``with_checks``) a count ``x<i>`` of the
+    rows failing each value check."""
+    aggregates: dict[str, Expr] = {}
+    names: dict[str, str] = {}
+    seen: dict[Any, str] = {}
+
+    def add(slo: AnySLO, stat: str, expr: Expr) -> None:
+        key = expr.op()
+        alias = seen.get(key)
+        if alias is None:
+            alias = f"c{len(aggregates)}"
+            aggregates[alias] = expr.cast("float64")
+            seen[key] = alias
+        names[stat_column(slo.name, stat)] = alias
+
+    plan_checks = list(checks)
+    for slo in spec.slos:
+        where = slo_filter(table, slo)
+        for stat, expr in _statistics(slo, table, where, classes.get(slo.name)):
+            add(slo, stat, expr)
+        if with_checks:
+            plan_checks.extend(value_checks(slo, table))
+    if not with_checks:
+        return Plan(aggregates, names, [])
+    unique_checks: dict[str, Check] = {}
+    for check in plan_checks:
+        unique_checks.setdefault(f"{check.column}:{check.message}", check)
+    final_checks = list(unique_checks.values())
+    counted = failing_rows(table, final_checks)
+    if counted is not None:
+        aggregates[CHECKS] = count_if(counted)
+    return Plan(aggregates, names, final_checks)
+
+
+def failing_rows(table: Expr, checks: Sequence[Check]) -> Expr | None:
+    """Rows failing any check that the null bucket does not already show."""
+    failing = None
+    for check in checks:
+        if not check.in_bucket:
+            condition = check.predicate(table)
+            failing = condition if failing is None else failing | condition
+    return failing
+
+
+def _statistics(
+    slo: AnySLO, t: Expr, where: Expr | None, classes: Sequence[Any] | None
+) -> list[tuple[str, Expr]]:
+    if isinstance(slo, AvailabilitySLO):
+        if "status" not in t.columns:
+            return []
+        ok = t.status if t.status.type().is_boolean() else t.status == "ok"
+        return [("total", count_known(t, t.status, where)), ("ok", count(t, where, ok))]
+    if isinstance(slo, LatencySLO):
+        total = ("total", count_known(t, t.latency_ms, where))
+        if slo.sli.latency_threshold is None:
+            return [total]
+        limit = slo.sli.latency_threshold.total_seconds() * 1000
+        return [total, ("good", count(t, where, t.latency_ms <= limit))]
+    if isinstance(slo, FreshnessSLO):
+        lag = lag_micros(t)
+        total = ("total", count_known(t, lag, where))
+        if slo.sli.lag_threshold is None:
+            return [total]
+        limit = round(slo.sli.lag_threshold.total_seconds() * 1_000_000)
+        return [total, ("good", count(t, where, lag <= limit))]
+    if isinstance(slo, AccuracySLO):
+        return _accuracy(slo, t, where, classes)
+    if isinstance(slo, FairnessSLO):
+        return _fairness(slo, t, where)
+    raise TypeError(type(slo).__name__)
+
+
+def _confusion(t: Expr, where: Expr | None, positive: Expr, actual: Expr) -> list[tuple[str, Expr]]:
+    return [
+        ("tp", count(t, where, positive, actual)),
+        ("fp", count(t, where, positive, ~actual)),
+        ("fn", count(t, where, ~positive, actual)),
+        ("tn", count(t, where, ~positive, ~actual)),
+    ]
+
+
+def _accuracy(
+    slo: AccuracySLO, t: Expr, where: Expr | None, classes: Sequence[Any] | None
+) -> list[tuple[str, Expr]]:
+    sli = slo.sli
+    labelled = t.label.notnull()
+    out = [("predictions", count_known(t, t.prediction, where))]
+    if sli.regression or sli.multiclass:
+        out.append(("labelled", count(t, where, t.prediction.notnull(), labelled)))
+    if sli.regression:
+        actual = t.label.cast("float64")
+        error = t.prediction.cast("float64") - actual
+        nonzero = both(where, actual != 0, t.prediction.notnull())
+        ape = error.abs() / actual.abs()
+        return [
+            *out,
+            ("sae", sum_where(error.abs(), where)),
+            ("sse", sum_where(error * error, where)),
+            ("sse2", sum_where(error * error * error * error, where)),
+            ("n_ape", count(t, nonzero)),
+            ("sape", sum_where(ape, nonzero)),
+            ("sape2", sum_where(ape * ape, nonzero)),
+        ]
+    if sli.multiclass:
+        assert classes is not None
+        out.append(("correct", count(t, where, t.prediction == t.label)))
+        for index, value in enumerate(classes):
+            lp = t.prediction == literal(t.prediction.type(), value)
+            ll = t.label == literal(t.label.type(), value)
+            out += [
+                (f"tp.{index}", count(t, where, lp, ll)),
+                (f"pred.{index}", count(t, where, lp, labelled)),
+                (f"true.{index}", count(t, where, t.prediction.notnull(), ll)),
+            ]
+        return out
+    positive = t.prediction == literal(t.prediction.type(), sli.positive_label)
+    actual = t.label == literal(t.label.type(), sli.positive_label)
+    out += _confusion(t, where, positive, actual)
+    if sli.estimate == "cbpe":
+        pending = both(where, t.prediction.notnull(), t.label.isnull(), t.score.notnull())
+        out += [
+            ("unlabelled", count(t, pending)),
+            ("etp", sum_where(t.score, pending, positive)),
+            ("efp", sum_where(1 - t.score, pending, positive)),
+            ("efn", sum_where(t.score, pending, ~positive)),
+            ("etn", sum_where(1 - t.score, pending, ~positive)),
+        ]
+    return out
+
+
+def _fairness(slo: FairnessSLO, t: Expr, where: Expr | None) -> list[tuple[str, Expr]]:
+    sli = slo.sli
+    positive = t.prediction == literal(t.prediction.type(), sli.positive_label)
+    out = [("predictions", count_known(t, t.prediction, where))]
+    if not sli.needs_labels:
+        out.append(("selected", count(t, where, positive)))
+    if "label" not in t.columns:
+        return out
+    actual = t.label == literal(t.label.type(), sli.positive_label)
+    return [*out, *_confusion(t, where, positive, actual)]
+
+
+def value_checks(slo: AnySLO, t: Expr) -> list[Check]:
+    out = []
+    if isinstance(slo, AvailabilitySLO) and "status" in t.columns and t.status.type().is_string():
+        out.append(
+            Check(
+                "status",
+                lambda x: x.status.isnull() | ~x.status.isin(["ok", "error"]),
+                "'{value}' is not a status; use 'ok' or 'error'",
+                "status",
+            )
+        )
+    if isinstance(slo, LatencySLO):
+        out.append(
+            Check(
+                "latency_ms",
+                lambda x: x.latency_ms.isnan() | (x.latency_ms < 0),
+                "{value} is not a latency; use milliseconds >= 0 (or leave it empty when unknown)",
+                "latency_ms",
+            )
+        )
+    if isinstance(slo, AccuracySLO) and slo.sli.estimate == "cbpe":
+        out.append(
+            Check(
+                "score",
+                lambda x: x.score.isnan() | (x.score < 0) | (x.score > 1),
+                "{value} is not a probability; scores must lie in [0, 1]",
+                "score",
+            )
+        )
+    if isinstance(slo, AccuracySLO) and slo.sli.regression:
+        for field in ("prediction", "label"):
+            out.append(Check(field, _not_finite(field), "{value} is not a finite number", field))
+    return out
+
+
+def _not_finite(field: str) -> Callable[[Expr], Expr]:
+    def predicate(t: Expr) -> Expr:
+        value = t[field].cast("float64")
+        return value.isnan() | value.isinf()
+
+    return predicate

@@ -1,0 +1,455 @@
+"""The scan: raw records -> rollups, in one engine-portable pass (ibis expressions).
+
+This is the only O(events) step. It reduces prediction records (joined to late labels) to the
+sufficient statistics of every SLO per time bucket and slice, computing only what the spec
+needs: no histogram without a percentile SLO, no groups without a fairness SLO, no label join
+without a labelled SLI. The same expressions run on DuckDB (default) and PySpark.
+
+Values are checked in the same pass: one counter of rows failing a check, and a record with no
+valid timestamp shows as the null bucket. Only then do targeted queries name the first failing
+check and its first row.
+
+:func:`compile_scan` turns the same expressions into DuckDB SQL that :mod:`mlslo.scan.compiled`
+runs and caches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import ibis
+import pyarrow as pa
+
+from mlslo.errors import DataError, first_line
+from mlslo.inputs.fields import check_kind
+from mlslo.inputs.files import flatten_attributes
+from mlslo.scan.compiled import END, START, CompiledScan
+from mlslo.scan.expressions import (
+    Bound,
+    Expr,
+    bucket_of,
+    count_if,
+    count_known,
+    in_window,
+    lag_micros,
+    slo_filter,
+)
+from mlslo.scan.plan import Plan, build_plan, classes_of, failing_rows
+from mlslo.scan.prepare import (
+    Check,
+    as_timestamp,
+    flag,
+    join_labels,
+    prepare,
+    slices_of,
+    uses_labels,
+)
+from mlslo.spec import (
+    AccuracySLO,
+    AnySLO,
+    AvailabilitySLO,
+    Spec,
+    needs_histogram,
+)
+from mlslo.stats import histogram
+from mlslo.stats.rollup import (
+    BUCKET,
+    CHECKS,
+    Rollup,
+    all_valid,
+    histogram_tables,
+    outcome_rollup,
+    stat_column,
+    stat_table,
+)
+
+ROW = "__row"
+
+
+@dataclass
+class _Grouped:
+    """One GROUP BY of the scan: ``prepared`` is the records as read (to name a bad row),
+    ``filtered`` those in the window (or without a timestamp)."""
+
+    prepared: Expr
+    filtered: Expr
+    query: Expr
+    plan: Plan
+    source: str
+
+
+@dataclass
+class _Queries:
+    bucket_seconds: int
+    slices: list[str]
+    records: _Grouped
+    histograms: list[tuple[Expr, list[str]]]
+    outcomes: _Grouped | None
+    cacheable: bool
+
+
+def scan(
+    spec: Spec,
+    predictions: Expr,
+    *,
+    start: datetime,
+    end: datetime,
+    labels: Expr | None = None,
+    outcomes: Expr | None = None,
+    slice_columns: Sequence[str] = (),
+    source: str = "data",
+    labels_source: str = "labels",
+    outcomes_source: str = "outcomes",
+    dedupe: bool = False,
+) -> Rollup:
+    """Reduce the records with ``start <= ts < end`` to a :class:`Rollup`.
+
+    ``slice_columns`` adds attributes to slice by beyond those the fairness SLOs need (the
+    candidate check slices by ``model_version``). ``dedupe`` counts a repeated prediction id
+    once (the service always does, at ingest; on files it costs a hash of every id).
+    """
+    queries = _build(
+        spec,
+        predictions,
+        start=start,
+        end=end,
+        labels=labels,
+        outcomes=outcomes,
+        slice_columns=slice_columns,
+        source=source,
+        labels_source=labels_source,
+        outcomes_source=outcomes_source,
+        dedupe=dedupe,
+    )
+    records = queries.records
+    rows = _checked(_execute(records.query, source), records)
+    histograms: dict[str, pa.Table] = {}
+    for query, names in queries.histograms:
+        histograms.update(histogram_tables(_execute(query, source), names))
+    rollup = Rollup(
+        queries.bucket_seconds,
+        tuple(queries.slices),
+        stat_table(rows, records.plan.names),
+        histograms,
+    )
+    if queries.outcomes is None:
+        return rollup
+    counted = queries.outcomes
+    outcome_rows = _checked(_execute(counted.query, outcomes_source), counted)
+    return rollup.merge(
+        outcome_rollup(
+            stat_table(outcome_rows, counted.plan.names), queries.bucket_seconds, queries.slices
+        )
+    )
+
+
+def compile_scan(
+    spec: Spec,
+    con: Expr,
+    tables: Mapping[str, str],
+    *,
+    slice_columns: Sequence[str] = (),
+    sources: Mapping[str, str] | None = None,
+    dedupe: bool = False,
+) -> tuple[CompiledScan, bool]:
+    """The scan as DuckDB SQL over the views named in ``tables`` (roles ``predictions``,
+    ``labels``, ``outcomes``), with the window's bounds in DuckDB variables; and whether it
+    may be cached (not when a multiclass SLO takes its classes from the data)."""
+    queries = _over_views(spec, con, tables, slice_columns, sources, dedupe)
+
+    def sql(expr: Expr) -> str:
+        return str(con.compile(expr))
+
+    counted = queries.outcomes
+    compiled = CompiledScan(
+        bucket_seconds=queries.bucket_seconds,
+        slices=tuple(queries.slices),
+        sql=sql(queries.records.query),
+        names=dict(queries.records.plan.names),
+        histograms=tuple((sql(q), tuple(n)) for q, n in queries.histograms),
+        outcome_sql=None if counted is None else sql(counted.query),
+        outcome_names=None if counted is None else dict(counted.plan.names),
+    )
+    return compiled, queries.cacheable
+
+
+def name_failure(
+    spec: Spec,
+    con: Expr,
+    tables: Mapping[str, str],
+    *,
+    slice_columns: Sequence[str] = (),
+    sources: Mapping[str, str] | None = None,
+    dedupe: bool = False,
+) -> DataError:
+    """After the compiled scan counted a record failing a value check (its window still set
+    on ``con``): the first failing check and its first row, without aggregating again."""
+    queries = _over_views(spec, con, tables, slice_columns, sources, dedupe)
+    for grouped in (queries.records, queries.outcomes):
+        error = _first_failure(grouped) if grouped is not None else None
+        if error is not None:
+            return error
+    return DataError("a record failed a value check", source=queries.records.source)
+
+
+def _over_views(
+    spec: Spec,
+    con: Expr,
+    tables: Mapping[str, str],
+    slice_columns: Sequence[str],
+    sources: Mapping[str, str] | None,
+    dedupe: bool,
+) -> _Queries:
+    names = dict(sources or {})
+    opened = {role: flatten_attributes(con.table(view)) for role, view in tables.items()}
+    return _build(
+        spec,
+        opened["predictions"],
+        start=START,
+        end=END,
+        labels=opened.get("labels"),
+        outcomes=opened.get("outcomes"),
+        slice_columns=slice_columns,
+        source=names.get("predictions", "data"),
+        labels_source=names.get("labels", "labels"),
+        outcomes_source=names.get("outcomes", "outcomes"),
+        dedupe=dedupe,
+    )
+
+
+def _build(
+    spec: Spec,
+    predictions: Expr,
+    *,
+    start: Bound,
+    end: Bound,
+    labels: Expr | None,
+    outcomes: Expr | None,
+    slice_columns: Sequence[str],
+    source: str,
+    labels_source: str,
+    outcomes_source: str,
+    dedupe: bool,
+) -> _Queries:
+    bucket_seconds = int(spec.bucket.total_seconds())
+    slices = slices_of(spec, slice_columns)
+    base, checks = prepare(
+        spec,
+        predictions,
+        source=source,
+        outcomes=outcomes is not None,
+        slices=slices,
+        labels_separate=labels is not None,
+    )
+    table = base
+    if dedupe:
+        if "id" not in base.columns:
+            raise DataError(
+                "is missing; --dedupe counts each prediction id once, so it needs "
+                "the id column (map it with columns: {id: <your column>})",
+                source=source,
+                column=spec.columns.id,
+            )
+        table = base.distinct(on="id", keep="first")
+    if labels is not None and uses_labels(spec):
+        table = join_labels(spec, table, labels, labels_source, end)
+    window = in_window(table, start, end)
+    filtered = table.filter(window | table.ts.isnull())
+    classes = classes_of(spec, filtered)
+    plan = build_plan(spec, filtered, classes, checks)
+    keys = [bucket_of(filtered, bucket_seconds).name(BUCKET), *(filtered[c] for c in slices)]
+    query = filtered.group_by(keys).aggregate(**plan.aggregates)
+    counted = None
+    if outcomes is not None:
+        counted = outcome_query(spec, outcomes, start, end, bucket_seconds, slices, outcomes_source)
+    return _Queries(
+        bucket_seconds,
+        slices,
+        _Grouped(base, filtered, query, plan, source),
+        histogram_queries(spec, filtered, bucket_seconds),
+        counted,
+        cacheable=not any(
+            isinstance(slo, AccuracySLO) and slo.sli.multiclass and slo.sli.classes is None
+            for slo in spec.slos
+        ),
+    )
+
+
+# --- execution and validation -----------------------------------------------------------------
+
+
+def _execute(expr: Expr, source: str) -> pa.Table:
+    """Run a query. On DuckDB the compiled SQL goes straight to the connection and comes back
+    as Arrow (ibis's own path converts through pandas)."""
+    try:
+        try:
+            backend = expr._find_backend()
+        except Exception:
+            backend = None
+        if backend is not None and backend.name == "duckdb":
+            table: pa.Table = backend.con.sql(str(backend.compile(expr))).to_arrow_table()
+            return table
+        result: pa.Table = expr.to_pyarrow()
+        return result
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"the scan failed: {first_line(exc)}", source=source) from None
+
+
+def _checked(rows: pa.Table, grouped: _Grouped) -> pa.Table:
+    """The grouped rows, once every record has a timestamp and passes the value checks."""
+    if not all_valid(rows):
+        raise _first_failure(grouped) or DataError(
+            "a record failed a value check", source=grouped.source
+        )
+    return rows
+
+
+def _first_failure(grouped: _Grouped) -> DataError | None:
+    """Name the first failing check (in plan order) and its first row: counts per check in
+    the window, then a targeted query for the row. None when no record fails."""
+    checks = grouped.plan.checks
+    table = grouped.filtered
+    counts = table.aggregate(
+        **{f"x{i}": table.count(where=check.predicate(table)) for i, check in enumerate(checks)}
+    )
+    found = _execute(counts, grouped.source).to_pylist()[0]
+    for index, check in enumerate(checks):
+        if found[f"x{index}"]:
+            return _locate(grouped.prepared, check, grouped.source)
+    return None
+
+
+def _locate(table: Expr, check: Check, source: str) -> DataError:
+    """Name the first row that fails ``check`` (a second, targeted query on the records as
+    read, before any join, so row numbers are the file's)."""
+    row = None
+    value = None
+    try:
+        numbered = table.mutate(**{ROW: ibis.row_number()})
+        picked = numbered.filter(check.predicate(numbered)).order_by(ROW).limit(1)
+        found = picked.to_pyarrow().to_pylist()
+        if found:
+            row = int(found[0][ROW]) + 1
+            value = found[0].get(check.shown) if check.shown else None
+    except Exception:
+        row = None
+    return DataError(check.message.format(value=value), source=source, column=check.column, row=row)
+
+
+# --- histograms and outcome counts ------------------------------------------------------------
+
+
+def histogram_queries(spec: Spec, table: Expr, bucket_seconds: int) -> list[tuple[Expr, list[str]]]:
+    """Per measured quantity (latency, lag), one GROUP BY bucket x bin with a count column per
+    percentile SLO (``h0``, ``h1``, ...)."""
+    wanted: dict[str, list[AnySLO]] = {}
+    for slo in spec.slos:
+        if needs_histogram(slo):
+            wanted.setdefault(slo.dimension, []).append(slo)
+    out = []
+    windowed = table.filter(table.ts.notnull())
+    for dimension, slos in wanted.items():
+        if dimension == "latency":
+            value = windowed.latency_ms
+        else:
+            value = lag_micros(windowed).cast("float64") / 1_000_000
+        safe = ibis.greatest(value, ibis.literal(1e-300))
+        bin_ = ibis.ifelse(
+            value > 0, (safe.ln() / histogram.LOG_GAMMA).floor(), histogram.ZERO_BIN
+        ).cast("int64")
+        counts = {
+            f"h{i}": count_known(windowed, value, slo_filter(windowed, slo))
+            for i, slo in enumerate(slos)
+        }
+        grouped = windowed.group_by(
+            [bucket_of(windowed, bucket_seconds).name(BUCKET), bin_.name("bin")]
+        ).aggregate(**counts)
+        out.append((grouped, [slo.name for slo in slos]))
+    return out
+
+
+def outcome_query(
+    spec: Spec,
+    outcomes: Expr,
+    start: Bound,
+    end: Bound,
+    bucket_seconds: int,
+    slices: Sequence[str],
+    source: str,
+) -> _Grouped:
+    cols = spec.outcome_columns
+    schema = outcomes.schema()
+    for field, column in (("ts", cols.ts), ("total", cols.total), ("ok", cols.ok)):
+        if column not in schema:
+            raise DataError(
+                f"is missing; outcome counts need ts, total and ok (map them with "
+                f"outcome_columns: {{{field}: <your column>}})",
+                source=source,
+                column=column,
+            )
+        if field != "ts" and not check_kind(schema[column], "number"):
+            raise DataError(
+                f"holds {schema[column]}; outcome counts must be numbers",
+                source=source,
+                column=column,
+            )
+    ts, bad_ts, message = as_timestamp(outcomes, cols.ts, required_value=True)
+    assert bad_ts is not None
+    extra = {
+        c: outcomes[c]
+        for slo in spec.slos
+        if isinstance(slo, AvailabilitySLO)
+        for c in slo.filter
+        if c in schema
+    }
+    table = outcomes.select(
+        ts=ts,
+        total=outcomes[cols.total].cast("int64"),
+        ok=outcomes[cols.ok].cast("int64"),
+        __bad_ts=bad_ts,
+        **extra,
+    )
+    filtered = table.filter(in_window(table, start, end) | table.ts.isnull())
+    checks = [
+        Check(cols.ts, flag("__bad_ts"), message, in_bucket=True),
+        Check(
+            cols.ok,
+            lambda t: (t.ok < 0) | (t.ok > t.total) | t.ok.isnull() | t.total.isnull(),
+            "ok must be between 0 and total (found ok={value})",
+            "ok",
+        ),
+    ]
+    for slo in spec.slos:
+        missing = [c for c in slo.filter if c not in schema]
+        if isinstance(slo, AvailabilitySLO) and missing:
+            raise DataError(
+                f"is missing; SLO '{slo.name}' filters on it, so outcome counts need it too",
+                source=source,
+                column=missing[0],
+            )
+    aggregates, names = outcome_statistics(spec, filtered)
+    failing = failing_rows(filtered, checks)
+    if failing is not None:
+        aggregates[CHECKS] = count_if(failing)
+    grouped = filtered.group_by(bucket_of(filtered, bucket_seconds).name(BUCKET)).aggregate(
+        **aggregates
+    )
+    return _Grouped(table, filtered, grouped, Plan(aggregates, names, checks), source)
+
+
+def outcome_statistics(spec: Spec, table: Expr) -> tuple[dict[str, Expr], dict[str, str]]:
+    """Outcome counts add to every availability SLO's total and ok, under its filter."""
+    aggregates: dict[str, Expr] = {}
+    names: dict[str, str] = {}
+    for slo in spec.slos:
+        if not isinstance(slo, AvailabilitySLO):
+            continue
+        where = slo_filter(table, slo)
+        for stat in ("total", "ok"):
+            alias = f"c{len(aggregates)}"
+            aggregates[alias] = table[stat].sum(where=where).cast("float64")
+            names[stat_column(slo.name, stat)] = alias
+    return aggregates, names

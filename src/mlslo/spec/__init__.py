@@ -1,0 +1,81 @@
+"""The SLO spec: the contract between a team and mlslo.
+
+It is validated strictly (unknown fields are errors) so that a typo never silently turns an
+SLO off, and every error names the file, the line, the YAML path and the fix. This package
+holds the models (:mod:`.slos`, :mod:`.document`), the loader (:mod:`.loader`), and the
+resolved views of a spec that later stages share: which SLOs a policy rule covers
+(:mod:`.references`) and which burn-rate rules each SLO has (:mod:`.alert_rules`).
+"""
+
+from mlslo.spec.document import (
+    Columns,
+    Correction,
+    Effect,
+    LabelColumns,
+    Notifier,
+    OutcomeColumns,
+    Policy,
+    RiskScore,
+    Spec,
+)
+from mlslo.spec.loader import load_spec, parse_spec, spec_from_dict
+from mlslo.spec.slos import (
+    DIMENSIONS,
+    REGRESSION_METRICS,
+    SLO,
+    AccuracySLI,
+    AccuracySLO,
+    AnySLO,
+    AvailabilitySLI,
+    AvailabilitySLO,
+    BurnAlert,
+    FairnessSLI,
+    FairnessSLO,
+    FreshnessSLI,
+    FreshnessSLO,
+    LatencySLI,
+    LatencySLO,
+    Objective,
+    Op,
+    Window,
+    needs_histogram,
+)
+from mlslo.spec.types import SPEC_VERSION, Duration, Scalar, UtcDatetime
+
+__all__ = [
+    "DIMENSIONS",
+    "REGRESSION_METRICS",
+    "SLO",
+    "SPEC_VERSION",
+    "AccuracySLI",
+    "AccuracySLO",
+    "AnySLO",
+    "AvailabilitySLI",
+    "AvailabilitySLO",
+    "BurnAlert",
+    "Columns",
+    "Correction",
+    "Duration",
+    "Effect",
+    "FairnessSLI",
+    "FairnessSLO",
+    "FreshnessSLI",
+    "FreshnessSLO",
+    "LabelColumns",
+    "LatencySLI",
+    "LatencySLO",
+    "Notifier",
+    "Objective",
+    "Op",
+    "OutcomeColumns",
+    "Policy",
+    "RiskScore",
+    "Scalar",
+    "Spec",
+    "UtcDatetime",
+    "Window",
+    "load_spec",
+    "needs_histogram",
+    "parse_spec",
+    "spec_from_dict",
+]

@@ -1,0 +1,101 @@
+"""Alert rules: the multi-window, multi-burn-rate scheme of the SRE Workbook, per SLO.
+
+For a 30-day window: page when the 1h and 5m burn rates both exceed 14.4 (2 % of the budget
+in an hour) or the 6h and 30m rates exceed 6 (5 % in six hours); open a ticket when the 1d and
+2h rates exceed 3 or the 3d and 6h rates exceed 1. Windows scale with the SLO window; a spec
+can replace the scheme per SLO. Plus one rule for a budget that is exhausted. The rules are
+part of the spec: evaluation computes the burn rates they read, and :mod:`mlslo.decide.alerts`
+checks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from mlslo.moments import format_duration
+from mlslo.spec.document import Spec
+from mlslo.spec.slos import AnySLO
+
+Severity = Literal["page", "ticket"]
+BURN_ALERT = "MlsloErrorBudgetBurn"
+EXHAUSTED_ALERT = "MlsloErrorBudgetExhausted"
+WORKBOOK: tuple[tuple[timedelta, timedelta, float, Severity], ...] = (
+    (timedelta(hours=1), timedelta(minutes=5), 14.4, "page"),
+    (timedelta(hours=6), timedelta(minutes=30), 6.0, "page"),
+    (timedelta(days=1), timedelta(hours=2), 3.0, "ticket"),
+    (timedelta(days=3), timedelta(hours=6), 1.0, "ticket"),
+)
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Fire when both windows burn faster than ``burn_rate`` (or, for ``exhausted``, when the
+    budget is gone)."""
+
+    slo: str
+    kind: Literal["burn", "exhausted"]
+    severity: Severity
+    long: timedelta | None = None
+    short: timedelta | None = None
+    burn_rate: float | None = None
+    for_: timedelta = timedelta(0)
+
+    @property
+    def name(self) -> str:
+        if self.kind == "exhausted":
+            return "exhausted"
+        assert self.long is not None and self.short is not None
+        return f"{self.severity}-{format_duration(self.long)}-{format_duration(self.short)}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.slo}/{self.name}"
+
+    @property
+    def alertname(self) -> str:
+        """The alert's name in notifications and in Prometheus rules."""
+        return EXHAUSTED_ALERT if self.kind == "exhausted" else BURN_ALERT
+
+
+def slo_rules(slo: AnySLO, bucket: timedelta) -> list[AlertRule]:
+    """The SLO's rules: its own ``alerts:``, or the Workbook scheme scaled to its window.
+
+    When scaling makes two rules read the same windows with the same severity (a short SLO
+    window, a coarse bucket), only the one with the lower threshold is kept: it fires
+    whenever the other would."""
+    if slo.alerts is not None:
+        candidates = [
+            AlertRule(
+                slo.name, "burn", a.severity, a.long, a.short, a.burn_rate, a.for_ or timedelta(0)
+            )
+            for a in slo.alerts
+        ]
+    else:
+        candidates = [
+            AlertRule(
+                slo.name,
+                "burn",
+                severity,
+                slo.window.scale(long, bucket),
+                slo.window.scale(short, bucket),
+                rate,
+            )
+            for long, short, rate, severity in WORKBOOK
+        ]
+    kept: dict[str, AlertRule] = {}
+    for rule in candidates:
+        other = kept.get(rule.name)
+        if other is None or (rule.burn_rate or 0.0) < (other.burn_rate or 0.0):
+            kept[rule.name] = rule
+    return [*kept.values(), AlertRule(slo.name, "exhausted", "ticket")]
+
+
+def spec_rules(spec: Spec) -> list[AlertRule]:
+    return [rule for slo in spec.slos for rule in slo_rules(slo, spec.bucket)]
+
+
+def rule_windows(slo: AnySLO, bucket: timedelta) -> set[timedelta]:
+    """Every window the SLO's rules read (so the evaluation computes their burn rates)."""
+    return {w for r in slo_rules(slo, bucket) for w in (r.long, r.short) if w is not None}

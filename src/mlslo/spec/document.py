@@ -1,0 +1,218 @@
+"""The spec document: the service, its SLOs, where each record field lives, corrections,
+policies and notifiers, with the cross-field checks that need the whole document."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from mlslo.moments import format_duration
+from mlslo.spec.slos import DIMENSIONS, SLO, AnySLO
+from mlslo.spec.types import AtPath, Duration, Name, Strict, UtcDatetime, closest
+
+# --- data mapping, corrections, policy --------------------------------------------------------
+
+
+class Columns(Strict):
+    """Where each field of a prediction record lives in the user's table."""
+
+    id: str = "id"
+    ts: str = "ts"
+    model: str = "model"
+    model_version: str = "model_version"
+    status: str = "status"
+    latency_ms: str = "latency_ms"
+    event_ts: str = "event_ts"
+    prediction: str = "prediction"
+    score: str = "score"
+    label: str = "label"
+
+
+class LabelColumns(Strict):
+    """Where each field of a label record lives (the separate labels table)."""
+
+    id: str = "id"
+    ts: str = "ts"
+    label: str = "label"
+
+
+class OutcomeColumns(Strict):
+    """Where each field of an outcome-count record lives."""
+
+    ts: str = "ts"
+    total: str = "total"
+    ok: str = "ok"
+
+
+class Correction(Strict):
+    """A period excluded from every window (a known label outage, a planned migration)."""
+
+    start: UtcDatetime
+    end: UtcDatetime
+    reason: str
+    slos: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Correction:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+Effect = Literal["allow", "warn", "block"]
+
+
+class RiskScore(Strict):
+    """Weighted sum of consumed budgets (each clamped to [0, 1]); above ``max`` blocks."""
+
+    weights: dict[str, float]
+    max: float = Field(gt=0)
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("give at least one weight")
+        bad = [k for k, w in value.items() if w < 0]
+        if bad:
+            raise ValueError(f"weights must be >= 0 (see {', '.join(bad)})")
+        return value
+
+
+class Policy(Strict):
+    """How budgets gate a deployment. Names are SLO names or dimensions."""
+
+    hard_stop: list[str] = Field(default_factory=list)
+    soft_stop: list[str] = Field(default_factory=list)
+    min_remaining: dict[str, float] = Field(default_factory=dict)
+    risk_score: RiskScore | None = None
+    on_insufficient_data: Effect = "warn"
+    on_no_data: Effect = "warn"
+
+
+class Notifier(Strict):
+    """Where alert notifications go."""
+
+    name: Name
+    type: Literal["webhook", "slack", "alertmanager"]
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    severities: list[Literal["page", "ticket"]] | None = None
+    repeat_interval: Duration = timedelta(hours=4)
+    send_resolved: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError(f"expected an http(s) URL, found {value!r}")
+        return value
+
+
+class Spec(Strict):
+    """A service's SLOs, how to read its records, and how budgets gate its deployments."""
+
+    version: Literal[1] = 1
+    service: Name
+    description: str | None = None
+    bucket: Duration = timedelta(minutes=1)
+    budget_low: float = Field(default=0.25, gt=0, lt=1)
+    columns: Columns = Columns()
+    label_columns: LabelColumns = LabelColumns()
+    outcome_columns: OutcomeColumns = OutcomeColumns()
+    attributes: list[str] = Field(default_factory=list)
+    slos: list[SLO] = Field(min_length=1)
+    corrections: list[Correction] = Field(default_factory=list)
+    policy: Policy | None = None
+    policies: dict[Name, Policy] = Field(default_factory=dict)
+    default_policy: str | None = None
+    notifiers: list[Notifier] = Field(default_factory=list)
+    dashboard_url: str | None = None
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: timedelta) -> timedelta:
+        seconds = value.total_seconds()
+        if seconds < 1 or seconds > 3600 or seconds != int(seconds) or 86400 % int(seconds):
+            raise ValueError(
+                "bucket must be a whole number of seconds from 1s to 1h that "
+                f"divides a day (1m, 5m, ...), found {format_duration(value)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Spec:
+        names = [slo.name for slo in self.slos]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise AtPath(
+                    f"SLO name '{name}' is used twice; names must be unique", "slos", index, "name"
+                )
+        step = self.bucket
+        for index, slo in enumerate(self.slos):
+            for what, length in (("window", slo.window.rolling), ("slice", slo.slice)):
+                if length is not None and length % step:
+                    raise AtPath(
+                        f"{format_duration(length)} is not a multiple of bucket "
+                        f"{format_duration(step)}",
+                        "slos",
+                        index,
+                        what,
+                    )
+        known = set(names) | set(DIMENSIONS)
+        for index, correction in enumerate(self.corrections):
+            for name in correction.slos or []:
+                if name not in names:
+                    raise AtPath(
+                        f"names SLO '{name}', which is not in slos{closest(name, names)}",
+                        "corrections",
+                        index,
+                        "slos",
+                    )
+        if self.policy is not None and "default" in self.policies:
+            raise AtPath(
+                "use either policy (one policy, named 'default') or a policy named "
+                "'default' under policies, not both",
+                "policies",
+                "default",
+            )
+        for policy_name, policy in self.all_policies().items():
+            where: tuple[Any, ...] = (
+                ("policy",) if policy is self.policy else ("policies", policy_name)
+            )
+            refs: list[tuple[str, tuple[Any, ...]]] = [
+                *((r, ("hard_stop", i)) for i, r in enumerate(policy.hard_stop)),
+                *((r, ("soft_stop", i)) for i, r in enumerate(policy.soft_stop)),
+                *((r, ("min_remaining", r)) for r in policy.min_remaining),
+            ]
+            if policy.risk_score is not None:
+                refs += [(r, ("risk_score", "weights", r)) for r in policy.risk_score.weights]
+            for ref, sub in refs:
+                if ref not in known:
+                    raise AtPath(
+                        f"'{ref}' is neither an SLO nor a dimension{closest(ref, sorted(known))}",
+                        *where,
+                        *sub,
+                    )
+        if self.default_policy is not None and self.default_policy not in self.all_policies():
+            raise AtPath(f"'{self.default_policy}' is not defined under policies", "default_policy")
+        return self
+
+    def all_policies(self) -> dict[str, Policy]:
+        out = dict(self.policies)
+        if self.policy is not None:
+            out = {"default": self.policy, **out}
+        return out
+
+    def slo(self, name: str) -> AnySLO:
+        for slo in self.slos:
+            if slo.name == name:
+                return slo
+        raise KeyError(name)

@@ -1,0 +1,478 @@
+"""SLOs and their SLIs, one model per dimension, with the objective, the window and the
+burn-rate alerts each may override. Every derived setting (the metric's direction, how the
+budget is counted, the target as a number) is a property, so it is decided in one place."""
+
+from __future__ import annotations
+
+import typing
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from mlslo.moments import format_duration
+from mlslo.spec.types import AtPath, Duration, Name, Scalar, Strict
+
+# --- objectives and windows -------------------------------------------------------------------
+
+Op = Literal[">=", "<="]
+REFERENCE_WINDOW = timedelta(days=30)
+"""The window the SRE Workbook's burn-rate scheme is written for; other windows scale it."""
+
+
+class Objective(Strict):
+    """The bound an SLI must meet. ``target`` is a share (0.95), a value (MAE 3) or a duration
+    (p95 lag 15m) depending on the SLI; ``op`` is implied by the metric."""
+
+    target: float | Duration
+    op: Op | None = None
+    timeslice_target: float | Duration | None = None
+
+
+class Window(Strict):
+    """``30d`` (rolling, ending at evaluation time) or ``{calendar: month}``."""
+
+    rolling: Duration | None = None
+    calendar: Literal["week", "month"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value in ("week", "month"):
+                return {"calendar": value}
+            return {"rolling": value}
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Window:
+        if (self.rolling is None) == (self.calendar is None):
+            raise ValueError("give either a rolling length (30d) or {calendar: week|month}")
+        if self.rolling is not None and not (
+            timedelta(minutes=5) <= self.rolling <= timedelta(days=90)
+        ):
+            raise ValueError(
+                "a rolling window must be between 5m and 90d, found "
+                f"{format_duration(self.rolling)}"
+            )
+        return self
+
+    def scale(self, duration: timedelta, bucket: timedelta) -> timedelta:
+        """One duration of the 30-day burn-rate scheme scaled to this window, in whole buckets
+        (at least one)."""
+        buckets = max(1, round(duration * (self.nominal_length / REFERENCE_WINDOW) / bucket))
+        return buckets * bucket
+
+    @property
+    def nominal_length(self) -> timedelta:
+        """The length used to scale burn-rate windows (a calendar month counts as 30 days)."""
+        if self.rolling is not None:
+            return self.rolling
+        return timedelta(days=7) if self.calendar == "week" else timedelta(days=30)
+
+    def __str__(self) -> str:
+        if self.rolling is not None:
+            return format_duration(self.rolling)
+        return f"calendar {self.calendar}"
+
+
+class BurnAlert(Strict):
+    """One multi-window burn-rate rule: fire when both windows burn faster than ``burn_rate``."""
+
+    long: Duration
+    short: Duration
+    burn_rate: float = Field(gt=0)
+    severity: Literal["page", "ticket"] = "page"
+    for_: Duration | None = Field(default=None, alias="for")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _short_within_long(self) -> BurnAlert:
+        if self.short >= self.long:
+            raise ValueError("the short window must be shorter than the long window")
+        return self
+
+
+# --- SLIs per dimension -----------------------------------------------------------------------
+
+
+class AvailabilitySLI(Strict):
+    """Successful responses over all responses (from ``status`` and/or outcome counts)."""
+
+
+class _DistributionSLI(Strict):
+    percentile: float | None = Field(default=None, gt=0, lt=100)
+
+    def _check_one(self, threshold: timedelta | None, name: str) -> None:
+        if (threshold is None) == (self.percentile is None):
+            raise ValueError(
+                f"give either {name} (share of events within it) or percentile (e.g. 95)"
+            )
+
+
+class LatencySLI(_DistributionSLI):
+    latency_threshold: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> LatencySLI:
+        self._check_one(self.latency_threshold, "latency_threshold")
+        return self
+
+
+class FreshnessSLI(_DistributionSLI):
+    lag_threshold: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> FreshnessSLI:
+        self._check_one(self.lag_threshold, "lag_threshold")
+        return self
+
+
+REGRESSION_METRICS = ("mae", "rmse", "mape")
+
+
+class AccuracySLI(Strict):
+    """Model quality from predictions joined to (possibly late) labels."""
+
+    metric: Literal[
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "specificity",
+        "balanced_accuracy",
+        "mae",
+        "rmse",
+        "mape",
+    ]
+    positive_label: Scalar = 1
+    average: Literal["macro", "micro"] | None = None
+    classes: list[Scalar] | None = None
+    label_delay: Duration | None = None
+    estimate: Literal["cbpe"] | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> AccuracySLI:
+        regression = self.metric in REGRESSION_METRICS
+        if regression and (self.average or self.classes):
+            raise ValueError(
+                f"'{self.metric}' is a regression metric: average and classes "
+                "apply to classification only"
+            )
+        if self.classes is not None and self.average is None:
+            raise ValueError("classes are for multiclass SLIs: add average: macro or micro")
+        if self.estimate and (regression or self.average):
+            raise ValueError(
+                "estimate: cbpe needs a binary classification metric and a score "
+                "column (the positive-class probability)"
+            )
+        return self
+
+    @property
+    def multiclass(self) -> bool:
+        return self.average is not None
+
+    @property
+    def regression(self) -> bool:
+        return self.metric in REGRESSION_METRICS
+
+
+class FairnessSLI(Strict):
+    """A gap or ratio of a per-group rate, between groups or against a reference group."""
+
+    metric: Literal[
+        "true_positive_rate_difference",
+        "false_positive_rate_difference",
+        "equalized_odds_difference",
+        "demographic_parity_difference",
+        "disparate_impact_ratio",
+    ]
+    attribute: str | list[str]
+    method: Literal["between_groups", "reference"] = "between_groups"
+    reference_group: Scalar | list[Scalar] | None = None
+    positive_label: Scalar = 1
+    min_group_size: int = Field(default=1, ge=1)
+    label_delay: Duration | None = None
+
+    @field_validator("attribute")
+    @classmethod
+    def _attributes(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("list one or more distinct attribute columns")
+        return value
+
+    @model_validator(mode="after")
+    def _reference(self) -> FairnessSLI:
+        if self.method == "reference" and self.reference_group is None:
+            raise ValueError("method: reference needs reference_group (e.g. reference_group: A)")
+        if self.method == "between_groups" and self.reference_group is not None:
+            raise ValueError("reference_group is only used with method: reference")
+        if self.reference is not None and len(self.reference) != len(self.attributes):
+            raise ValueError(
+                f"reference_group needs one value per attribute "
+                f"{self.attributes}, found {self.reference_group!r}"
+            )
+        return self
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return (self.attribute,) if isinstance(self.attribute, str) else tuple(self.attribute)
+
+    @property
+    def reference(self) -> tuple[Scalar, ...] | None:
+        if self.reference_group is None:
+            return None
+        if isinstance(self.reference_group, list):
+            return tuple(self.reference_group)
+        return (self.reference_group,)
+
+    @property
+    def needs_labels(self) -> bool:
+        """Whether the metric compares rates that need labels (true/false positive rates);
+        selection rates (demographic parity, disparate impact) need predictions only."""
+        return self.metric not in ("demographic_parity_difference", "disparate_impact_ratio")
+
+
+# --- SLOs -------------------------------------------------------------------------------------
+
+Budgeting = Literal["occurrences", "aggregate", "timeslices"]
+Dimension = Literal["availability", "latency", "freshness", "accuracy", "fairness"]
+DIMENSIONS: tuple[str, ...] = typing.get_args(Dimension)
+
+
+class _SLOBase(Strict):
+    name: Name
+    description: str | None = None
+    objective: Objective
+    window: Window = Window(rolling=timedelta(days=30))
+    budgeting: Budgeting | None = None
+    slice: Duration | None = None
+    min_samples: int = Field(default=1, ge=1)
+    max_ci_width: float | None = Field(default=None, gt=0)
+    filter: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    alerts: list[BurnAlert] | None = None
+    runbook_url: str | None = None
+
+    # Filled in by each dimension.
+    @property
+    def metric(self) -> str:
+        raise AttributeError
+
+    @property
+    def natural_op(self) -> Op:
+        return "<=" if self._lower_is_better() else ">="
+
+    def _lower_is_better(self) -> bool:
+        return False
+
+    def _is_event_ratio(self) -> bool:
+        return False
+
+    def _duration_unit(self) -> str | None:
+        """``'s'`` or ``'ms'`` when the SLI value is a duration, else None."""
+        return None
+
+    # Derived, validated settings --------------------------------------------------------
+    @property
+    def op(self) -> Op:
+        if self.effective_budgeting == "timeslices":
+            return ">="
+        return self.objective.op or self.natural_op
+
+    @property
+    def slice_op(self) -> Op:
+        return self.objective.op or self.natural_op
+
+    @property
+    def effective_budgeting(self) -> Budgeting:
+        if self.budgeting is not None:
+            return self.budgeting
+        return "occurrences" if self._is_event_ratio() else "aggregate"
+
+    @property
+    def unit(self) -> str | None:
+        return self._duration_unit()
+
+    @property
+    def target(self) -> float:
+        """The objective's target as a number (durations in the SLI's unit)."""
+        return self._as_number(self.objective.target)
+
+    @property
+    def timeslice_target(self) -> float | None:
+        value = self.objective.timeslice_target
+        return None if value is None else self._as_number(value)
+
+    def _as_number(self, value: float | timedelta) -> float:
+        if isinstance(value, timedelta):
+            seconds = value.total_seconds()
+            return seconds * 1000.0 if self._duration_unit() == "ms" else seconds
+        return float(value)
+
+    @model_validator(mode="after")
+    def _check_objective(self) -> _SLOBase:
+        budgeting = self.effective_budgeting
+        if budgeting == "occurrences" and not self._is_event_ratio():
+            raise AtPath(
+                f"occurrences counts good and bad events, which '{self.metric}' is not; use "
+                "aggregate (the default) or timeslices",
+                "budgeting",
+            )
+        if budgeting == "timeslices":
+            if self.slice is None or self.objective.timeslice_target is None:
+                raise AtPath(
+                    "timeslices needs slice (e.g. 1h) and objective.timeslice_target "
+                    "(the bound each slice must meet)",
+                    "budgeting",
+                )
+            self._check_bound(self.objective.timeslice_target, self.slice_op, "timeslice_target")
+            share = self.objective.target
+            if isinstance(share, timedelta) or not 0 < share < 1:
+                raise AtPath(
+                    "with budgeting: timeslices, the target is the share of good "
+                    "slices, between 0 and 1 (e.g. 0.99)",
+                    "objective",
+                    "target",
+                )
+        else:
+            if self.slice is not None or self.objective.timeslice_target is not None:
+                raise AtPath(
+                    "slice and objective.timeslice_target are only used with budgeting: timeslices",
+                    "budgeting",
+                )
+            self._check_bound(self.objective.target, self.op, "target")
+        if (
+            self.objective.op is not None
+            and self.objective.op != self.natural_op
+            and (self._duration_unit() is not None or self.metric in REGRESSION_METRICS)
+        ):
+            raise AtPath(
+                f"'{self.metric}' is lower-is-better without an upper limit; its op must be <=",
+                "objective",
+                "op",
+            )
+        return self
+
+    def _check_bound(self, value: float | timedelta, op: Op, field: str) -> None:
+        if self._duration_unit() is not None:
+            if not isinstance(value, timedelta):
+                raise AtPath(
+                    f"'{self.metric}' is a duration; write the bound with a unit, "
+                    "e.g. 15m or 250ms",
+                    "objective",
+                    field,
+                )
+            return
+        if isinstance(value, timedelta):
+            raise AtPath(f"'{self.metric}' is a number, not a duration", "objective", field)
+        if op == ">=" and not 0 < value < 1:
+            raise AtPath(
+                f"must be between 0 and 1 (exclusive) for a >= objective whose ideal is 1, "
+                f"found {value}; e.g. 0.995 for 99.5 %",
+                "objective",
+                field,
+            )
+        if op == "<=" and value <= 0:
+            raise AtPath(
+                f"must be greater than 0 for a <= objective whose ideal is 0, found {value}",
+                "objective",
+                field,
+            )
+
+
+class AvailabilitySLO(_SLOBase):
+    dimension: Literal["availability"]
+    sli: AvailabilitySLI = AvailabilitySLI()
+
+    @property
+    def metric(self) -> str:
+        return "availability"
+
+    def _is_event_ratio(self) -> bool:
+        return True
+
+
+class LatencySLO(_SLOBase):
+    dimension: Literal["latency"]
+    sli: LatencySLI
+
+    @property
+    def metric(self) -> str:
+        if self.sli.percentile is not None:
+            return f"latency_p{self.sli.percentile:g}"
+        return "fast_share"
+
+    def _lower_is_better(self) -> bool:
+        return self.sli.percentile is not None
+
+    def _is_event_ratio(self) -> bool:
+        return self.sli.percentile is None
+
+    def _duration_unit(self) -> str | None:
+        return "ms" if self.sli.percentile is not None else None
+
+
+class FreshnessSLO(_SLOBase):
+    dimension: Literal["freshness"]
+    sli: FreshnessSLI
+
+    @property
+    def metric(self) -> str:
+        if self.sli.percentile is not None:
+            return f"lag_p{self.sli.percentile:g}"
+        return "fresh_share"
+
+    def _lower_is_better(self) -> bool:
+        return self.sli.percentile is not None
+
+    def _is_event_ratio(self) -> bool:
+        return self.sli.percentile is None
+
+    def _duration_unit(self) -> str | None:
+        return "s" if self.sli.percentile is not None else None
+
+
+class AccuracySLO(_SLOBase):
+    dimension: Literal["accuracy"]
+    sli: AccuracySLI
+
+    @property
+    def metric(self) -> str:
+        return self.sli.metric
+
+    def _lower_is_better(self) -> bool:
+        return self.sli.regression
+
+    def _is_event_ratio(self) -> bool:
+        return self.sli.metric == "accuracy"
+
+
+class FairnessSLO(_SLOBase):
+    dimension: Literal["fairness"]
+    sli: FairnessSLI
+
+    @property
+    def metric(self) -> str:
+        return self.sli.metric
+
+    def _lower_is_better(self) -> bool:
+        return self.sli.metric != "disparate_impact_ratio"
+
+
+SLO = Annotated[
+    AvailabilitySLO | LatencySLO | FreshnessSLO | AccuracySLO | FairnessSLO,
+    Field(discriminator="dimension"),
+]
+AnySLO = AvailabilitySLO | LatencySLO | FreshnessSLO | AccuracySLO | FairnessSLO
+
+
+def needs_histogram(slo: AnySLO) -> bool:
+    """Whether ``slo`` is a percentile SLO, read from a histogram (the scan builds one for it
+    and its timeline keeps one)."""
+    return isinstance(slo, LatencySLO | FreshnessSLO) and slo.sli.percentile is not None

@@ -1,0 +1,142 @@
+"""Rollups: the sufficient statistics of each SLO per time bucket x slice, and their windows.
+
+A :class:`Rollup` is what the scan returns and what the service stores. It merges by
+addition. :mod:`mlslo.stats.timeline` lays one SLO's statistics on a grid of buckets for windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+BUCKET = "bucket"
+SEP = "/"
+Array = npt.NDArray[np.float64]
+
+
+_ARROW_TYPES: dict[type, pa.DataType] = {np.int64: pa.int64(), np.float64: pa.float64()}
+
+
+def numbers(column: pa.ChunkedArray, dtype: type[np.int64] | type[np.float64]) -> Any:
+    """A numeric column as a numpy array (nulls as NaN, or 0 for integers).
+
+    Without nulls the chunks' buffers are read directly: pyarrow's own ``to_numpy`` imports
+    pandas on first use, which costs more than a whole evaluation of a small rollup.
+    """
+    column = column.cast(_ARROW_TYPES[dtype])
+    if column.null_count:
+        converted = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+        return converted if dtype is np.float64 else np.nan_to_num(converted).astype(dtype)
+    parts = [
+        np.frombuffer(chunk.buffers()[1], dtype=dtype)[chunk.offset : chunk.offset + len(chunk)]
+        for chunk in column.chunks
+        if len(chunk)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def stat_column(slo: str, stat: str) -> str:
+    return f"{slo}{SEP}{stat}"
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Statistics per bucket (``floor(epoch / bucket_seconds)``) and slice.
+
+    ``table`` has the integer ``bucket``, one column per slice attribute, and one float column
+    per statistic named ``"<slo>/<stat>"``. ``histograms`` holds, per percentile SLO, rows of
+    ``(bucket, bin, count)``.
+    """
+
+    bucket_seconds: int
+    slice_columns: tuple[str, ...]
+    table: pa.Table
+    histograms: Mapping[str, pa.Table] = field(default_factory=dict)
+
+    def merge(self, other: Rollup) -> Rollup:
+        """The rollup of the union of both inputs (statistics add up)."""
+        return merge_all([self, other])
+
+
+def merge_all(rollups: Sequence[Rollup]) -> Rollup:
+    """One rollup from many (one concatenation and one grouped sum)."""
+    first = rollups[0]
+    for other in rollups[1:]:
+        if other.bucket_seconds != first.bucket_seconds:
+            raise ValueError("cannot merge rollups with different bucket sizes")
+        if list(other.slice_columns) != list(first.slice_columns):
+            raise ValueError("cannot merge rollups sliced by different attributes")
+    if len(rollups) == 1:
+        return first
+    keys = [BUCKET, *first.slice_columns]
+    combined = pa.concat_tables([r.table for r in rollups], promote_options="permissive")
+    histograms: dict[str, pa.Table] = {}
+    names = dict.fromkeys(n for r in rollups for n in r.histograms)
+    for name in names:
+        parts = [r.histograms[name] for r in rollups if name in r.histograms]
+        histograms[name] = _sum_by(pa.concat_tables(parts), [BUCKET, "bin"])
+    return Rollup(first.bucket_seconds, first.slice_columns, _sum_by(combined, keys), histograms)
+
+
+def _sum_by(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    values = [c for c in table.column_names if c not in keys]
+    if table.num_rows == 0:
+        return table
+    grouped = table.group_by(list(keys), use_threads=False).aggregate([(c, "sum") for c in values])
+    return grouped.select([*keys, *(f"{c}_sum" for c in values)]).rename_columns([*keys, *values])
+
+
+# --- from the scan's grouped rows -------------------------------------------------------------
+
+CHECKS = "x"
+
+
+def all_valid(rows: pa.Table) -> bool:
+    """No value check failed and every record has a timestamp."""
+    if CHECKS in rows.column_names and pc.sum(rows[CHECKS]).as_py():
+        return False
+    return bool(rows.num_rows == 0 or rows[BUCKET].null_count == 0)
+
+
+def stat_table(result: pa.Table, names: Mapping[str, str]) -> pa.Table:
+    """Keys, then one float column per statistic (from the alias that computed it)."""
+    aliases = set(names.values())
+    keys = [c for c in result.column_names if c not in aliases and c != CHECKS]
+    columns = {c: result[c] for c in keys}
+    for stat, alias in names.items():
+        column = result[alias]
+        if column.type != pa.float64():
+            column = column.cast(pa.float64())
+        columns[stat] = pc.fill_null(column, 0.0) if column.null_count else column
+    return pa.table(columns)
+
+
+def histogram_tables(rows: pa.Table, names: Sequence[str]) -> dict[str, pa.Table]:
+    """Per percentile SLO, its (bucket, bin, count) rows from the ``h<i>`` count columns."""
+    out = {}
+    for i, name in enumerate(names):
+        mine = rows.filter(pc.greater(rows[f"h{i}"], 0))
+        out[name] = pa.table(
+            {
+                BUCKET: mine[BUCKET].cast(pa.int64()),
+                "bin": mine["bin"].cast(pa.int64()),
+                "count": mine[f"h{i}"].cast(pa.float64()),
+            }
+        )
+    return out
+
+
+def outcome_rollup(rows: pa.Table, bucket_seconds: int, slices: Sequence[str]) -> Rollup:
+    """Outcome counts carry no slice attributes: their slice columns are null."""
+    for column in slices:
+        rows = rows.append_column(column, pa.nulls(rows.num_rows))
+    rows = rows.select(
+        [BUCKET, *slices, *(c for c in rows.column_names if c != BUCKET and c not in slices)]
+    )
+    return Rollup(bucket_seconds, tuple(slices), rows, {})
