@@ -543,7 +543,7 @@ def load_store(db: Path, spec: Path, daily: int, seed: int, scratch: Path) -> di
     poller.start()
     store = Store.open(db, load_spec(spec))
     try:
-        store.bulk_load(table, None)
+        store.writer.bulk_load(table, None)
         timings["bulk_load_s"] = time.perf_counter() - began
         timings["rows"] = store.counts()["predictions"]
     finally:

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from mlslo.api import evaluate_files
 from mlslo.cli import app
+from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.render.documents import evaluation_json
 from mlslo.scan.files import Sources
 from mlslo.server import Service, create_app
@@ -189,6 +190,11 @@ def evaluate_table(spec_text: str, table: pa.Table, at: datetime) -> dict[str, A
     return {slo["name"]: slo for slo in document["slos"]}
 
 
+def evaluate_store(store: Store, at: datetime, **options: Any) -> Evaluation:
+    """Evaluate a store's SLOs at ``at`` the way its service does."""
+    return evaluate(*store.rollups.at(at), at, **options)
+
+
 def close(expected: float) -> Any:
     """Equal to an oracle's number up to float noise."""
     return pytest.approx(expected, rel=1e-9, abs=1e-12)
@@ -230,7 +236,7 @@ class Live:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def token(self, scope: str) -> str:
-        return self.service.store.create_token(scope, f"test {scope}")[1]  # type: ignore[arg-type]
+        return self.service.store.tokens.create(scope, f"test {scope}")[1]  # type: ignore[arg-type]
 
 
 class ThreadedServer:
@@ -288,7 +294,7 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
         spec_path.write_text(textwrap.dedent(spec_text).lstrip())
         clock = Clock(now or datetime(2026, 11, 21, tzinfo=UTC))
         store = Store.open(tmp_path / f"db{len(stack)}.duckdb", load_spec(spec_path), clock=clock)
-        admin = store.create_token("admin", "test admin")[1]
+        admin = store.tokens.create("admin", "test admin")[1]
         service = Service(store, spec_path, clock=clock, auth=auth, **service_options)
         server = serve(service)
         stack.append((server, service))

@@ -43,9 +43,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conftest import Clock, free_port
+from conftest import Clock, evaluate_store, free_port
 from mlslo.measure.budget import snap
 from mlslo.render.notifications import Alert
+from mlslo.server import Service
 from mlslo.server.alert_loop import AlertEngine, _due
 from mlslo.server.store import Store
 from mlslo.spec import Spec, parse_spec
@@ -193,7 +194,9 @@ def generate_log(s: Scenario, seed: int = 20260301) -> pa.Table:
 def ingest(store: Store, log: pa.Table) -> None:
     per_day = 1440 * RATE
     for start in range(0, log.num_rows, per_day):
-        result = store.ingest("predictions", log.slice(start, per_day), max_skew=timedelta(days=40))
+        result = store.writer.records(
+            "predictions", log.slice(start, per_day), max_skew=timedelta(days=40)
+        )
         assert result.accepted == min(per_day, log.num_rows - start)
 
 
@@ -435,7 +438,7 @@ class Replay:
 
     def history(self) -> list[dict[str, Any]]:
         """The stored alert events, oldest first."""
-        return list(reversed(self.store.alert_events(100_000)))
+        return list(reversed(self.store.alert_states.events(100_000)))
 
     def events(self, slo: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         return [
@@ -462,7 +465,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
         spec = spec_with(hook=f"{receiver.url}/hook", oncall=f"{receiver.url}/page")
         clock = Clock(T0)
         store = Store.open(tmp_path_factory.mktemp("replay") / "mlslo.duckdb", spec, clock=clock)
-        engine = AlertEngine(store, clock, backoff=0.01)
+        engine = Service(store, clock=clock).enable_alerts(backoff=0.01)
         try:
             ingest(store, log)
             ingested = time.monotonic()
@@ -698,7 +701,7 @@ def test_fairness_regression_fires_for_the_fairness_slo(replay: Replay) -> None:
         assert event["short_burn_rate"] == pytest.approx(5.0, abs=1.0)
     # group B has the lowest TPR (tiny group C, with too few positives for min_group_size
     # in any window up to 3 days, counts only in the 30-day budget)
-    result = replay.store.evaluate(deploy + timedelta(days=1))
+    result = evaluate_store(replay.store, deploy + timedelta(days=1))
     fairness = result.get("fairness")
     assert fairness.burn_rate(timedelta(days=1)).value == pytest.approx(5.0, abs=1.0)
     assert fairness.measurement.detail["between"][1] == {"group": "B"}
@@ -770,7 +773,7 @@ def test_every_event_is_notified_once(replay: Replay) -> None:
 
 
 def test_history_records_what_a_person_needs(replay: Replay) -> None:
-    history = replay.store.alert_events(5)
+    history = replay.store.alert_states.events(5)
     assert len(history) == 5
     assert [e["id"] for e in history] == sorted((e["id"] for e in history), reverse=True)
     for event in replay.history():
@@ -780,7 +783,7 @@ def test_history_records_what_a_person_needs(replay: Replay) -> None:
         for field_name in ("summary", "description", "severity", "dimension", "long_window"):
             assert event[field_name], field_name
     # the stored states are those that ever changed; by the end of the month all resolved
-    states = replay.store.alert_states()
+    states = replay.store.alert_states.load()
     assert set(states) == {e["key"] for e in replay.history()}
     assert all(d["status"] == "resolved" for d in states.values())
     assert states["uptime/page-1h-5m"]["notified"]["hook"] is not None
@@ -806,7 +809,7 @@ def test_restart_mid_incident_keeps_the_alert_and_does_not_notify_again(
         down = f"http://127.0.0.1:{free_port()}/hook"
         spec = spec_with(hook=f"{receiver.url}/hook", down=down)
         store = Store.open(path, spec, clock=clock)
-        engine = AlertEngine(store, clock, backoff=0.01)
+        engine = Service(store, clock=clock).enable_alerts(backoff=0.01)
         try:
             ingest(store, short_log)
             slowest = 0.0
@@ -834,7 +837,7 @@ def test_restart_mid_incident_keeps_the_alert_and_does_not_notify_again(
         assert [(e["event"], e["fired_at"]) for e in before] == [("firing", iso(start + MINUTE))]
 
         store = Store.open(path, spec, clock=clock)  # the same file, as after a restart
-        engine = AlertEngine(store, clock, backoff=0.01)
+        engine = Service(store, clock=clock).enable_alerts(backoff=0.01)
         try:
             state = engine.states[key]
             assert state.status == "firing" and state.fired_at == start + MINUTE
@@ -875,7 +878,7 @@ def test_restart_mid_incident_keeps_the_alert_and_does_not_notify_again(
 def store_events(path: Path, spec: Spec, clock: Clock) -> list[dict[str, Any]]:
     store = Store.open(path, spec, clock=clock)
     try:
-        return store.alert_events(1000)
+        return store.alert_states.events(1000)
     finally:
         store.close()
 
@@ -897,14 +900,14 @@ def test_a_delivery_finishing_during_an_evaluation_is_not_sent_twice(
         store = Store.open(
             tmp_path / "mlslo.duckdb", spec_with(hook=f"{receiver.url}/hook"), clock=clock
         )
-        engine = AlertEngine(store, clock, backoff=0.01)
+        engine = Service(store, clock=clock).enable_alerts(backoff=0.01)
         try:
             ingest(store, short_log)
             receiver.hold.clear()
             engine.evaluate(start + MINUTE)  # page-1h-5m fires and is POSTed
             assert receiver.arrived.wait(10)
             sender = engine.senders["hook"]
-            with store.locked():
+            with store.db.locked():
                 # at +5m more rules fire: saving them waits for the store's lock
                 later = threading.Thread(target=engine.evaluate, args=(start + 5 * MINUTE,))
                 later.start()
@@ -935,7 +938,7 @@ def test_stopping_with_a_notifier_down_is_prompt(short_log: pa.Table, tmp_path: 
     clock = Clock(T0)
     spec = spec_with(down=f"http://127.0.0.1:{free_port()}/hook")
     store = Store.open(tmp_path / "mlslo.duckdb", spec, clock=clock)
-    engine = AlertEngine(store, clock)
+    engine = Service(store, clock=clock).enable_alerts()
     sender = engine.senders["down"]
     crashed: list[str] = []
     hook = threading.excepthook

@@ -34,7 +34,7 @@ def test_tokens_through_the_database(cli, tmp_path):
     assert "revoked" in cli("token", "list", "--db", db).stdout
     store = Store.open_admin(db)
     try:
-        assert store.verify(secret).revoked_at is not None
+        assert store.tokens.verify(secret).revoked_at is not None
     finally:
         store.close()
     bad = cli("token", "create", "--scope", "superuser", "--db", db)

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import Clock, ThreadedServer, free_port, serve, shutdown
+from conftest import Clock, ThreadedServer, evaluate_store, free_port, serve, shutdown
 from mlslo.client import Client
 from mlslo.integrations.asgi import MlsloMiddleware
 from mlslo.server import Service
@@ -120,7 +120,7 @@ def test_spool_keeps_records_while_the_server_is_down(server, tmp_path):
     assert client.flush(timeout=30)
     assert client.close(timeout=5)
     assert server.store.counts()["predictions"] == 300
-    with server.store.locked() as con:
+    with server.store.db.locked() as con:
         assert con.execute("SELECT count(DISTINCT id) FROM predictions").fetchone()[0] == 300
 
 
@@ -226,7 +226,7 @@ def test_asgi_middleware_logs_status_and_latency(server, tmp_path):
     asyncio.run(traffic())
     assert client.flush(timeout=30)
     client.close()
-    with server.store.locked() as con:
+    with server.store.db.locked() as con:
         rows = con.execute(
             "SELECT status, model, model_version, latency_ms FROM predictions"
         ).fetchall()
@@ -234,5 +234,5 @@ def test_asgi_middleware_logs_status_and_latency(server, tmp_path):
     assert sorted(r[0] for r in rows) == ["error"] + ["ok"] * 9
     assert {(r[1], r[2]) for r in rows} == {("fraud", "v3")}
     assert all(r[3] >= 0 for r in rows)
-    uptime = server.store.evaluate(NOW).slos[0]
+    uptime = evaluate_store(server.store, NOW).slos[0]
     assert uptime.measurement.value == pytest.approx(0.9)

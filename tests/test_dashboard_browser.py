@@ -82,11 +82,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     store = Store.open(tmp_path_factory.mktemp("dash") / "demo.duckdb", spec, clock=clock)
     service = Service(store, None, clock=clock)
     try:
-        store.bulk_load(data.predictions, data.labels)
+        store.writer.bulk_load(data.predictions, data.labels)
         service.enable_alerts()
         assert service.alerts is not None
         service.alerts.evaluate(END)
-        reader = store.create_token("read", "browser test")[1]
+        reader = store.tokens.create("read", "browser test")[1]
         with ThreadedServer(create_app(service)) as server:
             url = f"http://127.0.0.1:{server.port}"
             with httpx.Client(

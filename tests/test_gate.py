@@ -470,7 +470,7 @@ def test_exit_codes(cli, write_spec, write_records):
     assert "no policy named 'staging'" in unknown.stderr
     selector = cli("gate", "--spec", spec, "--data", data, "--candidate", "v2")
     assert selector.exit_code == 2
-    assert "KEY=VALUE" in selector.stderr
+    assert "ATTRIBUTE=VALUE" in selector.stderr
     absent = cli(
         "gate", "--spec", spec, "--data", data, "--at", AT, "--candidate", "model_version=v9"
     )

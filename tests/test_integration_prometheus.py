@@ -544,7 +544,7 @@ def test_prometheus_scrapes_mlslo_and_evaluates_its_rules(
         ]
 
         # Prometheus fires the same rules as mlslo's own engine on the same data.
-        evaluation = live.service.store.evaluate(live.clock())
+        evaluation = live.service.evaluate(live.clock())
         active = {
             (slo.name, rule.name)
             for slo, rule, result in checks(live.service.spec, evaluation)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from conftest import Clock
+from conftest import Clock, evaluate_store
 from mlslo.render.documents import evaluation_json
 from mlslo.server.store import Store
 from mlslo.spec import parse_spec
@@ -40,28 +40,30 @@ def test_prune_drops_what_no_window_reads_and_compaction_changes_nothing(tmp_pat
     try:
         for day in range(20):
             clock.now = NOW - timedelta(days=20 - day)
-            store.ingest("predictions", _batch(clock.now - timedelta(days=1), 24, f"d{day}-"))
+            store.writer.records(
+                "predictions", _batch(clock.now - timedelta(days=1), 24, f"d{day}-")
+            )
         clock.now = NOW
-        before = evaluation_json(store.evaluate(NOW))
+        before = evaluation_json(evaluate_store(store, NOW))
         counts = store.counts()
         assert counts["predictions"] == 20 * 144
-        with store.locked() as con:
+        with store.db.locked() as con:
             rows_before = con.execute("SELECT count(*) FROM rollup_rows").fetchone()[0]
-        deleted = store.prune()
+        deleted = store.retention.prune()
         assert deleted["predictions"] == 11 * 144
         assert store.counts()["predictions"] == 9 * 144
         assert deleted["rollup_rows"] > 0
-        store.compact()
-        with store.locked() as con:
+        store.retention.compact()
+        with store.db.locked() as con:
             rows_after = con.execute("SELECT count(*) FROM rollup_rows").fetchone()[0]
             oldest = con.execute("SELECT min(bucket) FROM rollup_rows").fetchone()[0]
         assert rows_after < rows_before
         assert oldest * 60 >= (NOW - timedelta(days=7, hours=1)).timestamp() - 3 * 86400 - 120
-        assert evaluation_json(store.evaluate(NOW)) == before
+        assert evaluation_json(evaluate_store(store, NOW)) == before
     finally:
         store.close()
     reopened = Store.open(tmp_path / "keep.duckdb", SPEC, clock=clock)
     try:
-        assert evaluation_json(reopened.evaluate(NOW)) == before
+        assert evaluation_json(evaluate_store(reopened, NOW)) == before
     finally:
         reopened.close()

@@ -413,7 +413,7 @@ def test_sql_looking_attribute_values_are_stored_verbatim(live_server):
     ]
     with live.client() as http:
         assert http.post("/api/v1/predictions", json=rows).status_code == 200
-    with live.service.store.locked() as con:
+    with live.service.store.db.locked() as con:
         stored = con.execute('SELECT region, "group" FROM predictions').fetchall()
     assert stored == [(nasty, "A' OR '1'='1")]
     assert live.service.store.counts()["predictions"] == 1

@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conftest import Clock
+from conftest import Clock, evaluate_store
 from mlslo.api import evaluate_files
-from mlslo.inputs.normalize import CANONICAL_TYPES, OUTCOME_TYPES
 from mlslo.render.documents import evaluation_json
-from mlslo.scan.batch import compile_batch_scan
 from mlslo.scan.files import Sources
-from mlslo.server.store import Store, _ibis_type, rollup_fingerprint
+from mlslo.server.store import Store, rollup_fingerprint
+from mlslo.server.store.rollups import store_scan
 from mlslo.spec import parse_spec
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -27,7 +26,7 @@ slos:
 
 
 def _accuracy(store: Store) -> tuple[float | None, int]:
-    sli = store.evaluate(NOW).slos[0].measurement
+    sli = evaluate_store(store, NOW).slos[0].measurement
     return sli.value, sli.n
 
 
@@ -39,17 +38,17 @@ def test_labels_held_before_a_restart_meet_their_predictions_after_it(tmp_path):
     clock = Clock(NOW)
     store = Store.open(tmp_path / "held.duckdb", SPEC, clock=clock)
     try:
-        assert store.ingest("labels", labels).accepted == 10
+        assert store.writer.records("labels", labels).accepted == 10
         assert store.counts()["held_labels"] == 10
         assert _accuracy(store) == (None, 0)
     finally:
         store.close()
     reopened = Store.open(tmp_path / "held.duckdb", SPEC, clock=clock)
     try:
-        assert reopened.ingest("predictions", predictions).accepted == 10
+        assert reopened.writer.records("predictions", predictions).accepted == 10
         assert reopened.counts()["held_labels"] == 0
         assert _accuracy(reopened) == (0.8, 10)
-        candidate = reopened.rollup()
+        candidate = reopened.rollups.at(NOW, whole=True).rollups
         assert candidate.table.num_rows > 0
     finally:
         reopened.close()
@@ -81,11 +80,11 @@ slos:
     from_files = evaluation_json(evaluate_files(spec, sources, NOW))
     store = Store.open(tmp_path / "outcomes.duckdb", spec, clock=Clock(NOW))
     try:
-        store.ingest("predictions", predictions)
-        store.ingest("outcomes", outcomes)
-        live = evaluation_json(store.evaluate(NOW))
+        store.writer.records("predictions", predictions)
+        store.writer.records("outcomes", outcomes)
+        live = evaluation_json(evaluate_store(store, NOW))
         store.configure(spec.model_copy(update={"bucket": timedelta(minutes=5)}))
-        rebuilt = evaluation_json(store.evaluate(NOW))
+        rebuilt = evaluation_json(evaluate_store(store, NOW))
     finally:
         store.close()
     counts = {s["name"]: (s["sli"]["good"], s["sli"]["valid"]) for s in live["slos"]}
@@ -98,9 +97,7 @@ def test_the_rollup_fingerprint_covers_the_statistics_kept():
     """A store written by a version of mlslo that kept other statistics for the same spec
     (say, a separate labelled count) is rebuilt on open instead of read with the wrong
     columns."""
-    schema = {name: _ibis_type(kind) for name, kind in CANONICAL_TYPES.items()}
-    outcomes = {name: _ibis_type(kind) for name, kind in OUTCOME_TYPES.items()}
-    scan = compile_batch_scan(SPEC, schema, [], outcomes)
+    scan = store_scan(SPEC)
     older = dataclasses.replace(scan, names={**scan.names, "acc/labelled": "c99"})
     assert rollup_fingerprint(SPEC, scan) == rollup_fingerprint(SPEC, scan)
     assert rollup_fingerprint(SPEC, older) != rollup_fingerprint(SPEC, scan)

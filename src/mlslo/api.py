@@ -1,17 +1,20 @@
-"""Evaluating and gating from record files: scan once, then the same evaluation and gate the
+"""Evaluating and gating from record files: one scan, then the same evaluation and gate the
 service runs over its store."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from mlslo.decide.gate import CandidateCheck, GateDecision, gate
-from mlslo.measure.candidate import candidate_check
+from mlslo.decide.alerts import checks
+from mlslo.decide.gate import GateRun, gate
+from mlslo.errors import UsageError
+from mlslo.measure.candidate import Selector
 from mlslo.measure.evaluate import Evaluation, evaluate
-from mlslo.measure.windows import scan_range
+from mlslo.measure.windows import scan_range, series_step
+from mlslo.render.documents import alerts_json, evaluation_json, gate_json
+from mlslo.render.report import report_html, report_markdown
 from mlslo.scan.files import Sources, scan_files
 from mlslo.spec import Spec
 
@@ -23,21 +26,11 @@ def evaluate_files(
     *,
     series_step: timedelta | None = None,
     con: Any | None = None,
-    where: Mapping[str, Sequence[Any]] | None = None,
 ) -> Evaluation:
     """Evaluate every SLO of ``spec`` at ``at`` from the records in ``sources``."""
     start, end = scan_range(spec, at)
-    rollup = scan_files(
-        spec, sources, start=start, end=end, con=con, slice_columns=list(where or {})
-    )
-    return evaluate(spec, rollup, at, series_step=series_step, where=where)
-
-
-@dataclass(frozen=True)
-class GateRun:
-    evaluation: Evaluation
-    decision: GateDecision
-    candidate: CandidateCheck | None
+    rollup = scan_files(spec, sources, start=start, end=end, con=con)
+    return evaluate(spec, rollup, at, series_step=series_step)
 
 
 def gate_files(
@@ -46,14 +39,40 @@ def gate_files(
     at: datetime,
     *,
     policy: str | None = None,
-    candidate: tuple[str, str] | None = None,
+    candidate: Selector | None = None,
     con: Any | None = None,
 ) -> GateRun:
-    """Evaluate from files and decide; with a candidate, also check its own predictions."""
+    """Decide from files; with a candidate, also check its own predictions."""
     start, end = scan_range(spec, at)
     slices = [candidate[0]] if candidate else []
     rollup = scan_files(spec, sources, start=start, end=end, con=con, slice_columns=slices)
-    evaluation = evaluate(spec, rollup, at)
-    check = candidate_check(spec, rollup, at, candidate) if candidate else None
-    decision = gate(spec, evaluation, policy=policy, candidate=check)
-    return GateRun(evaluation, decision, check)
+    return gate(spec, rollup, at, policy=policy, candidate=candidate)
+
+
+def report_files(
+    spec: Spec,
+    sources: Sources,
+    at: datetime,
+    out: Path,
+    *,
+    policy: str | None = None,
+    con: Any | None = None,
+) -> None:
+    """Write the SLO review report (``.html``, self-contained, or ``.md``) from files: every
+    SLO with its charts, the gate's decision when the spec has a policy, and the alert rules
+    that would fire."""
+    suffix = out.suffix.lower()
+    if suffix not in (".html", ".htm", ".md", ".markdown"):
+        raise UsageError(f"'{out}' should end in .html or .md", parameter="out")
+    step = min(series_step(s.window) for s in spec.slos)
+    start, end = scan_range(spec, at)
+    rollup = scan_files(spec, sources, start=start, end=end, con=con)
+    evaluation = evaluate(spec, rollup, at, series_step=step)
+    gate_document = None
+    if spec.all_policies():
+        run = gate(spec, rollup, at, policy=policy, evaluation=evaluation)
+        gate_document = gate_json(run.evaluation, run.decision)
+    alerts_document = alerts_json(evaluation, checks(spec, evaluation))
+    render = report_html if suffix in (".html", ".htm") else report_markdown
+    text = render(evaluation_json(evaluation), spec, gate_document, alerts_document)
+    out.write_text(text, encoding="utf-8")

@@ -73,7 +73,16 @@ class DataError(MlsloError):
 
 
 class UsageError(MlsloError):
-    """A command-line or API argument is wrong (bad --at, unknown SLO name, ...)."""
+    """An argument is wrong (a malformed moment, an unknown policy, ...).
+
+    ``parameter`` names the argument by its library name (``at``, ``policy``,
+    ``candidate``): the CLI shows it as its option (``--at``), the API as the query field.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        self.parameter = parameter
+        self.detail = message
+        super().__init__(message if parameter is None else f"{parameter}: {message}")
 
 
 class NotFoundError(UsageError):

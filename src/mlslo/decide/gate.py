@@ -1,5 +1,8 @@
 """The deployment gate: a policy turns evaluated budgets into allow, warn or block. Pure.
 
+:func:`gate` is the one composition every caller uses (the CLI over files, the service over
+its store, the report and the dashboard): evaluate, check a candidate, apply the policy.
+
 Every rule is checked and every reason kept (not only the first), so a blocked team sees the
 whole list of what to fix. Reasons are ordered by SLO name and rule, so the decision and its
 explanation do not depend on the order of SLOs in the spec.
@@ -7,15 +10,18 @@ explanation do not depend on the order of SLOs in the spec.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from mlslo.errors import UsageError
 from mlslo.measure.budget import TOLERANCE
-from mlslo.measure.evaluate import Evaluation, SLOEvaluation
+from mlslo.measure.candidate import CandidateCheck, Selector, candidate_check
+from mlslo.measure.evaluate import Evaluation, SLOEvaluation, evaluate
 from mlslo.spec import Policy, Spec
+from mlslo.stats.rollup import Rollup
+from mlslo.stats.timeline import Timeline
 
 Decision = Literal["allow", "warn", "block"]
 Effect = Literal["warn", "block"]
@@ -97,7 +103,8 @@ def choose_policy(spec: Spec, name: str | None) -> tuple[str, Policy]:
     if name is not None:
         if name not in policies:
             raise UsageError(
-                f"--policy: no policy named '{name}'; the spec defines {', '.join(policies)}"
+                f"no policy named '{name}'; the spec defines {', '.join(policies)}",
+                parameter="policy",
             )
         return name, policies[name]
     if spec.default_policy is not None:
@@ -106,8 +113,9 @@ def choose_policy(spec: Spec, name: str | None) -> tuple[str, Policy]:
         only = next(iter(policies))
         return only, policies[only]
     raise UsageError(
-        f"the spec defines several policies ({', '.join(policies)}); choose one "
-        "with --policy or set default_policy"
+        f"the spec defines several policies ({', '.join(policies)}); name one, or set "
+        "default_policy in the spec",
+        parameter="policy",
     )
 
 
@@ -249,23 +257,6 @@ def _risk(
     return sum(t.contribution for t in terms), terms
 
 
-@dataclass(frozen=True)
-class CandidateCheck:
-    """A candidate's accuracy and fairness SLOs evaluated on its own (shadow or canary)
-    predictions, beside the same SLOs on the current version's predictions."""
-
-    selector: tuple[str, object]
-    candidate: Evaluation
-    current: Evaluation
-
-    @property
-    def scope(self) -> str:
-        return f"candidate {self.selector[0]}={self.selector[1]}"
-
-
-CANDIDATE_DIMENSIONS = ("accuracy", "fairness")
-
-
 def state_of(result: SLOEvaluation, scope: str | None = None) -> BudgetState:
     return BudgetState(
         result.name,
@@ -277,7 +268,7 @@ def state_of(result: SLOEvaluation, scope: str | None = None) -> BudgetState:
     )
 
 
-def gate(
+def judge(
     spec: Spec,
     evaluation: Evaluation,
     *,
@@ -285,7 +276,7 @@ def gate(
     candidate: CandidateCheck | None = None,
     override: Override | None = None,
 ) -> GateDecision:
-    """The gate decision for the live budgets; with a candidate, its accuracy and fairness
+    """The policy applied to evaluated budgets; with a candidate, its accuracy and fairness
     budgets stand in for the live ones, so the question is "may this version go live?"."""
     name, chosen = choose_policy(spec, policy)
     states = {r.name: state_of(r) for r in evaluation.slos}
@@ -293,3 +284,38 @@ def gate(
         for result in candidate.candidate.slos:
             states[result.name] = state_of(result, candidate.scope)
     return decide(chosen, name, list(states.values()), override, evaluation.evaluated_at)
+
+
+@dataclass(frozen=True)
+class GateRun:
+    """A deployment decision with everything it was made from."""
+
+    evaluation: Evaluation
+    decision: GateDecision
+    candidate: CandidateCheck | None
+
+
+def gate(
+    spec: Spec,
+    rollups: Rollup | Mapping[str, Timeline],
+    at: datetime,
+    *,
+    policy: str | None = None,
+    candidate: Selector | None = None,
+    override: Override | None = None,
+    evaluation: Evaluation | None = None,
+) -> GateRun:
+    """The deployment gate at ``at``: every SLO evaluated from ``rollups`` (whatever produced
+    them: a scan of files, the service's store), the candidate's own predictions checked when
+    a ``candidate`` selector is given (``rollups`` must then be a :class:`Rollup` sliced by
+    its attribute), and the policy applied. ``evaluation``, when the caller has just
+    evaluated at ``at``, is reused so both show the same numbers."""
+    if evaluation is None:
+        evaluation = evaluate(spec, rollups, at)
+    check = None
+    if candidate is not None:
+        if not isinstance(rollups, Rollup):
+            raise TypeError("a candidate check needs the whole rollup, not timelines")
+        check = candidate_check(spec, rollups, at, candidate)
+    decision = judge(spec, evaluation, policy=policy, candidate=check, override=override)
+    return GateRun(evaluation, decision, check)

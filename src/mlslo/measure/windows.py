@@ -107,3 +107,10 @@ def window_bounds(window: Window, end: datetime) -> tuple[datetime, datetime]:
 def burn_key(duration: timedelta) -> str:
     """How a burn window is named in JSON and metrics: ``1h``, ``5m``, ``3d``."""
     return format_duration(duration)
+
+
+def series_step(window: Window) -> timedelta:
+    """A step that gives about 30 points across ``window`` (a calendar window: a day)."""
+    if window.rolling is None:
+        return timedelta(days=1)
+    return timedelta(minutes=max(1, round(window.rolling.total_seconds() / 60 / 30)))

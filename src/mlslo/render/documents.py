@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlslo.decide.alerts import Check
-from mlslo.decide.gate import CandidateCheck, GateDecision, Override, Reason
+from mlslo.decide.gate import GateDecision, Override, Reason
+from mlslo.measure.candidate import CandidateCheck
 from mlslo.measure.evaluate import Evaluation, SLOEvaluation
 from mlslo.moments import format_duration
 from mlslo.render.format import iso, json_number

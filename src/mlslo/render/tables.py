@@ -23,8 +23,10 @@ from mlslo.render.format import (
 )
 from mlslo.spec import AnySLO, FairnessSLO
 from mlslo.spec.alert_rules import AlertRule
+from mlslo.spec.document import Spec
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -227,3 +229,18 @@ def alerts_table(
     if not shown:
         table.caption = "no alert would fire (use --all to see every rule)"
     return table
+
+
+def print_evaluation(console: Console, evaluation: Evaluation) -> None:
+    """The evaluation table, then a bullet for each reason."""
+    console.print(evaluation_table(evaluation))
+    for line in reasons(evaluation):
+        console.print(f"  • {line}", markup=False, highlight=False)
+
+
+def validation_summary(file: str, spec: Spec) -> str:
+    """What ``mlslo validate`` says of a valid spec."""
+    names = ", ".join(f"{s.name} ({s.dimension})" for s in spec.slos)
+    policies = spec.all_policies()
+    extra = f"; policies: {', '.join(policies)}" if policies else ""
+    return f"{file}: valid — service {spec.service}, {len(spec.slos)} SLOs: {names}{extra}"

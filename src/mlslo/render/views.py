@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlslo.measure.windows import burn_key, headline_windows
-from mlslo.moments import parse_duration
 from mlslo.render import charts
 from mlslo.render.format import SHARE_METRICS
 from mlslo.spec import AnySLO
@@ -325,15 +324,6 @@ def burn_cells(alert: Mapping[str, Any]) -> dict[str, str]:
         f"{'—' if short is None else f'{short:.2f}×'}",
         "threshold": f"{alert['threshold']:g}×",
     }
-
-
-def series_step(window: str) -> timedelta:
-    """A step that gives about 30 points across a window."""
-    if window.startswith("calendar"):
-        return timedelta(days=1)
-    length = parse_duration(window)
-    minutes = max(1, round(length.total_seconds() / 60 / 30))
-    return timedelta(minutes=minutes)
 
 
 def by_name(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

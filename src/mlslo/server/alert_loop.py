@@ -1,6 +1,6 @@
-"""The service's alert engine: it checks the rules on each evaluation (the pure checks live
-in :mod:`mlslo.alerts.rules`), keeps alert states in the store, sends what is due to each
-notifier and records the history."""
+"""The service's alert loop: each cycle it evaluates, checks the rules and advances their
+states (pure, in :mod:`mlslo.decide.alerts`), keeps the states in the store, sends what is
+due to each notifier and records the history."""
 
 from __future__ import annotations
 
@@ -9,18 +9,17 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from mlslo.decide.alerts import AlertState, advance, checks
+from mlslo.measure.evaluate import Evaluation
 from mlslo.render.format import iso
 from mlslo.render.notifications import Alert, Kind
 from mlslo.server.notifiers import Sender
+from mlslo.server.store.alert_state import AlertStates
 from mlslo.spec import Spec
-
-if TYPE_CHECKING:
-    from mlslo.server.store import Store
 
 log = logging.getLogger("mlslo.alerts")
 
@@ -30,20 +29,24 @@ class AlertEngine:
 
     def __init__(
         self,
-        store: Store,
+        spec: Callable[[], Spec],
+        evaluate: Callable[[datetime], Evaluation],
+        states: AlertStates,
         clock: Callable[[], datetime],
         *,
         dashboard_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
         backoff: float = 1.0,
     ) -> None:
-        self.store = store
+        self._spec = spec
+        self._evaluate = evaluate
+        self.states_store = states
         self.clock = clock
         self.dashboard_url = dashboard_url
         self.transport = transport
         self.backoff = backoff
         self._lock = threading.Lock()
-        self.states = {k: AlertState.from_dict(v) for k, v in store.alert_states().items()}
+        self.states = {k: AlertState.from_dict(v) for k, v in states.load().items()}
         self.current: list[Alert] = []
         self.evaluated_at: datetime | None = None
         self.senders: dict[str, Sender] = {}
@@ -52,7 +55,7 @@ class AlertEngine:
 
     @property
     def spec(self) -> Spec:
-        return self.store.spec
+        return self._spec()
 
     def configure(self) -> None:
         """(Re)create one sender per notifier of the spec."""
@@ -77,7 +80,7 @@ class AlertEngine:
     def evaluate(self, at: datetime | None = None) -> list[Alert]:
         """One cycle: check every rule, advance states, persist, send what is due."""
         moment = at or self.clock()
-        evaluation = self.store.evaluate(moment)
+        evaluation = self._evaluate(moment)
         dashboard = self.dashboard_url or self.spec.dashboard_url
         alerts: list[Alert] = []
         events: list[tuple[datetime, str, dict[str, Any]]] = []
@@ -105,7 +108,7 @@ class AlertEngine:
     def _persist(self, events: Sequence[tuple[datetime, str, dict[str, Any]]]) -> None:
         changed = {k: self.states[k].as_dict() for k in self._dirty if k in self.states}
         if changed or events:
-            self.store.save_alerts(changed, events)
+            self.states_store.save(changed, events)
         self._dirty = set()
 
     def _dispatch(self, alerts: Sequence[Alert], at: datetime) -> None:
@@ -146,7 +149,7 @@ class AlertEngine:
             self._persist([])
 
     def history(self, limit: int = 200) -> list[dict[str, Any]]:
-        rows = self.store.alert_events(limit)
+        rows = self.states_store.events(limit)
         return [{**r, "at": iso(r["at"])} for r in rows]
 
     def counts(self) -> dict[tuple[str, str], int]:

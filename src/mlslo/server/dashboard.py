@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlslo.decide.alerts import checks
 from mlslo.errors import MlsloError
+from mlslo.measure.windows import series_step
 from mlslo.render import charts
 from mlslo.render.documents import alerts_json, evaluation_json
 from mlslo.render.views import (
@@ -28,12 +29,11 @@ from mlslo.render.views import (
     by_name,
     facts,
     headline_rates,
-    series_step,
     slo_charts,
     target_text,
     value_text,
 )
-from mlslo.server.errors import ApiError, parse_moment
+from mlslo.server.errors import ApiError, moment_param
 from mlslo.server.service import Service
 
 COOKIE = "mlslo_token"
@@ -55,7 +55,7 @@ def add_dashboard(app: FastAPI, service: Service) -> None:
         if not service.auth:
             return True
         secret = request.cookies.get(COOKIE) or ""
-        token = service.store.verify(secret) if secret else None
+        token = service.store.tokens.verify(secret) if secret else None
         return token is not None and token.allows("read")
 
     def moment(request: Request) -> tuple[datetime, bool]:
@@ -65,7 +65,7 @@ def add_dashboard(app: FastAPI, service: Service) -> None:
         if not text:
             return service.clock(), True
         try:
-            return parse_moment(text, service.clock), False
+            return moment_param(text, service.clock), False
         except ApiError as error:
             raise BadMoment(str(error)) from None
 
@@ -96,7 +96,7 @@ def add_dashboard(app: FastAPI, service: Service) -> None:
     def login_redirect(request: Request) -> Response:
         token = request.query_params.get("token")
         if token:
-            found = service.store.verify(token)
+            found = service.store.tokens.verify(token)
             clean = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = request.url.path + ("?" + urllib.parse.urlencode(clean) if clean else "")
             if found is not None and found.allows("read"):
@@ -128,7 +128,7 @@ def add_dashboard(app: FastAPI, service: Service) -> None:
         form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         target = _safe_next((form.get("next") or ["/"])[0])
-        found = service.store.verify(token) if token else None
+        found = service.store.tokens.verify(token) if token else None
         if found is None or not found.allows("read"):
             return page(
                 "login.html",
@@ -204,7 +204,7 @@ class BadMoment(Exception):
 
 
 def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
-    evaluation = service.store.evaluate(at)
+    evaluation = service.evaluate(at)
     document = evaluation_json(evaluation)
     cards = []
     for entry in document["slos"]:
@@ -283,8 +283,8 @@ def _would_fire(row: dict[str, Any], at: str) -> dict[str, Any]:
 
 def _slo(service: Service, at: datetime, name: str) -> dict[str, Any]:
     slo = service.spec.slo(name)
-    step = series_step(str(slo.window))
-    evaluation = service.store.evaluate(at, series_step=step, slos=[name])
+    step = series_step(slo.window)
+    evaluation = service.evaluate(at, series_step=step, slos=[name])
     entry = by_name(evaluation_json(evaluation))[name]
     status = entry["budget"]["status"]
     icon, words = STATUS_WORDS[status]

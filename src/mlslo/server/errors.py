@@ -1,15 +1,18 @@
-"""The HTTP error type and the parsing of query values, shared by the API and the dashboard."""
+"""The HTTP error envelope and the reading of query values, shared by the API and the
+dashboard: every error is ``{"errors": [{"row", "field", "message"}]}``."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlslo.errors import MlsloError, NotFoundError, UsageError
 from mlslo.inputs.bodies import FieldError
-from mlslo.moments import parse_duration
-
-_OFFSET_AS_SPACE = re.compile(r" (\d{2}:?\d{2})$")
+from mlslo.moments import parse_duration, parse_moment
 
 
 class ApiError(Exception):
@@ -28,22 +31,60 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def parse_moment(text: str | None, clock: Callable[[], datetime], field: str = "at") -> datetime:
-    """``?at=``: ISO-8601 (naive means UTC). An unencoded ``+00:00`` arrives as `` 00:00``
-    and is read as meant."""
-    if text is None:
-        return clock()
-    cleaned = _OFFSET_AS_SPACE.sub(r"+\1", text.strip()).replace("Z", "+00:00")
+class ErrorItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    row: int | None = Field(description="1-based record number, when one record is at fault")
+    field: str | None = Field(description="the field (or header / parameter) at fault")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    errors: list[ErrorItem]
+
+
+def envelope(
+    status: int, errors: list[FieldError], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [e.as_dict() for e in errors]}, status_code=status, headers=headers
+    )
+
+
+def library_error(error: MlsloError) -> JSONResponse:
+    """A library error as the API answers it: 404 for a missing thing, else 422; an
+    argument at fault is named as the field."""
+    status = 404 if isinstance(error, NotFoundError) else 422
+    if isinstance(error, UsageError) and error.parameter is not None:
+        return envelope(status, [FieldError(None, error.parameter, error.detail)])
+    return envelope(status, [FieldError(None, None, str(error))])
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "unreadable request"),
+        (401, "missing, unknown or revoked token"),
+        (403, "the token lacks the needed scope"),
+        (422, "invalid parameters or records"),
+    )
+}
+INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    413: {"model": ErrorBody, "description": "body larger than the server's limit"},
+    415: {"model": ErrorBody, "description": "unsupported Content-Type"},
+}
+
+
+def moment_param(text: str | None, clock: Callable[[], datetime], field: str = "at") -> datetime:
+    """``?at=``: ISO-8601 (naive means UTC), default now."""
     try:
-        moment = datetime.fromisoformat(cleaned)
-    except ValueError:
-        raise ApiError(
-            422, f"'{text}' is not an ISO-8601 time; e.g. 2026-11-30T00:00:00Z", field
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return parse_moment(text, clock)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), field) from None
 
 
-def parse_step(text: str | None, field: str = "series") -> timedelta | None:
+def step_param(text: str | None, field: str = "series") -> timedelta | None:
     if text is None:
         return None
     try:

@@ -34,7 +34,7 @@ class SLOCollector(Collector):
         store = self.service.store
         if not store.ready:
             return
-        evaluation = store.evaluate(self.service.clock())
+        evaluation = self.service.evaluate()
         yield from slo_families(evaluation)
         engine = self.service.alerts
         if engine is not None:
@@ -175,7 +175,7 @@ class Metrics:
         self.requests.labels(method, route, str(status)).observe(seconds)
 
     def _sync_counters(self) -> None:
-        counters = dict(self.service.store.counters)
+        counters = dict(self.service.store.writer.counters)
         for key, value in counters.items():
             delta = value - self._seen.get(key, 0)
             if delta > 0:

@@ -6,6 +6,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,71 +30,77 @@ def check_port(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise UsageError(
-                f"--port: cannot listen on {host}:{port} ({exc.strerror}); choose "
-                "another port or stop what uses it"
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another port or "
+                "stop what uses it",
+                parameter="port",
             ) from None
 
 
-def open_store(spec_path: Path, db: Path, console: Console, **options: Any) -> Store:
-    spec = load_spec(spec_path)
+@dataclass(frozen=True)
+class ServerOptions:
+    """How ``mlslo serve`` runs: the spec and store, where it listens, and its limits."""
+
+    spec_path: Path
+    db: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth: bool = True
+    retention: timedelta = timedelta(days=35)
+    max_body: int = 64 * 1024 * 1024
+    max_skew: timedelta = timedelta(minutes=5)
+    eval_interval: timedelta = timedelta(seconds=30)
+    log_level: str = "warning"
+    memory_limit: str = "512MB"
+    label_horizon: timedelta = timedelta(days=30)
+
+
+def open_store(options: ServerOptions, console: Console) -> Store:
+    spec = load_spec(options.spec_path)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("Rebuilding rollups from raw records", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return Store.open(db, spec, progress=progress, **options)
+        return Store.open(
+            options.db,
+            spec,
+            progress=progress,
+            retention=options.retention,
+            memory_limit=options.memory_limit,
+            label_horizon=options.label_horizon,
+        )
 
 
-def run_server(
-    *,
-    spec_path: Path,
-    db: Path,
-    host: str,
-    port: int,
-    auth: bool,
-    retention: timedelta,
-    max_body: int,
-    max_skew: timedelta,
-    eval_interval: timedelta,
-    log_level: str,
-    console: Console,
-    memory_limit: str = "512MB",
-    label_horizon: timedelta = timedelta(days=30),
-) -> None:
-    check_port(host, port)
-    store = open_store(
-        spec_path,
-        db,
-        console,
-        retention=retention,
-        memory_limit=memory_limit,
-        label_horizon=label_horizon,
-    )
-    if not auth:
+def run_server(options: ServerOptions, *, console: Console) -> None:
+    """Open the store, make the first admin token if there is none, and serve until
+    stopped."""
+    check_port(options.host, options.port)
+    store = open_store(options, console)
+    if not options.auth:
         console.print(
             "[bold yellow]warning:[/] --no-auth: anyone who can reach "
-            f"{host}:{port} can send and read data"
+            f"{options.host}:{options.port} can send and read data"
         )
-    elif not store.has_tokens():
-        _, secret = store.create_token("admin", "created at first start")
+    elif not store.tokens.any_active():
+        _, secret = store.tokens.create("admin", "created at first start")
         console.print("No tokens yet, so an admin token was created (shown only now):")
         console.print(f"  {secret}", markup=False, highlight=False)
         console.print(
             "Create narrower ones with: mlslo token create --scope ingest --url "
-            f"http://{host}:{port} --token <admin token>",
+            f"http://{options.host}:{options.port} --token <admin token>",
             markup=False,
         )
     serve_store(
         store,
-        spec_path,
-        host=host,
-        port=port,
-        auth=auth,
-        max_body=max_body,
-        max_skew=max_skew,
-        eval_interval=eval_interval,
-        log_level=log_level,
+        options.spec_path,
+        host=options.host,
+        port=options.port,
+        auth=options.auth,
+        max_body=options.max_body,
+        max_skew=options.max_skew,
+        eval_interval=options.eval_interval,
+        log_level=options.log_level,
         console=console,
     )
 

@@ -1,13 +1,15 @@
 """The running service: the store, its spec file, reloads and background maintenance.
 
-The HTTP layer (``app.py``) holds no logic; it calls these methods.
+Evaluations and gate decisions are the same two functions the CLI runs over files
+(:func:`mlslo.measure.evaluate.evaluate`, :func:`mlslo.decide.gate.gate`), fed the store's
+rollups as of the moment asked about. The HTTP layer holds no logic; it calls these methods.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +19,8 @@ import httpx
 
 from mlslo.decide.gate import Override, gate
 from mlslo.errors import UsageError
-from mlslo.measure.candidate import candidate_check, parse_selector
-from mlslo.measure.evaluate import Evaluation
+from mlslo.measure.candidate import parse_selector
+from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.render.documents import gate_json
 from mlslo.server.alert_loop import AlertEngine
 from mlslo.server.store import Store
@@ -88,6 +90,19 @@ class Service:
                 "seconds": round(seconds, 3),
             }
 
+    def evaluate(
+        self,
+        at: datetime | None = None,
+        *,
+        series_step: timedelta | None = None,
+        slos: Sequence[str] | None = None,
+    ) -> Evaluation:
+        """Every SLO (or those named) at ``at`` (default: now), from what had arrived by
+        then."""
+        moment = at or self.clock()
+        reading = self.store.rollups.at(moment)
+        return evaluate(reading.spec, reading.rollups, moment, series_step=series_step, slos=slos)
+
     def gate(
         self,
         *,
@@ -98,29 +113,32 @@ class Service:
         record: bool = True,
         evaluation: Evaluation | None = None,
     ) -> dict[str, Any]:
-        """Decide from the live budgets (and a candidate's own predictions), record the
+        """Decide from the budgets at ``at`` (and a candidate's own predictions), record the
         decision in the audit log (unless ``record`` is false: the dashboard only shows it),
         and return the JSON of ``mlslo gate --format json``. A caller that has just
         evaluated at ``at`` passes its ``evaluation`` so both show the same numbers."""
         moment = at or self.clock()
         selector = parse_selector(candidate) if candidate else None
-        if evaluation is None:
-            evaluation = self.store.evaluate(moment)
-        check = None
-        if selector is not None:
-            check = candidate_check(self.spec, self.store.rollup(), moment, selector)
-        override = self.store.active_override(moment)
-        decision = gate(self.spec, evaluation, policy=policy, candidate=check, override=override)
-        document = gate_json(evaluation, decision, check)
+        reading = self.store.rollups.at(moment, whole=selector is not None)
+        run = gate(
+            reading.spec,
+            reading.rollups,
+            moment,
+            policy=policy,
+            candidate=selector,
+            override=self.store.overrides.active(moment),
+            evaluation=evaluation,
+        )
+        document = gate_json(run.evaluation, run.decision, run.candidate)
         if not record:
             return document
-        document["id"] = self.store.record_decision(
+        document["id"] = self.store.audit.record(
             moment,
-            decision.policy,
+            run.decision.policy,
             candidate,
-            decision.decision,
+            run.decision.decision,
             caller,
-            decision.override.id if decision.override else None,
+            run.decision.override.id if run.decision.override else None,
             document,
         )
         return document
@@ -131,13 +149,13 @@ class Service:
             raise UsageError("an override needs a reason (it is shown on every decision)")
         if expires <= timedelta(0) or expires > timedelta(days=30):
             raise UsageError("an override must expire within 30 days")
-        return self.store.add_override(reason.strip(), self.clock() + expires, caller)
+        return self.store.overrides.add(reason.strip(), self.clock() + expires, caller)
 
     def maintain(self) -> dict[str, int]:
         """Retention and compaction: delete what is past retention, fold delta rows."""
-        deleted = self.store.prune()
-        self.store.compact()
-        self.store.checkpoint()
+        deleted = self.store.retention.prune()
+        self.store.retention.compact()
+        self.store.db.checkpoint()
         return deleted
 
     def start(self) -> None:
@@ -168,7 +186,9 @@ class Service:
     ) -> AlertEngine:
         """Evaluate the alert rules every ``eval_interval`` once started."""
         self.alerts = AlertEngine(
-            self.store,
+            lambda: self.spec,
+            self.evaluate,
+            self.store.alert_states,
             self.clock,
             dashboard_url=dashboard_url,
             transport=transport,

@@ -1,0 +1,47 @@
+"""``POST /api/v1/reload`` and the token routes (admin scope)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from mlslo.server.admin import token_json
+from mlslo.server.auth import require
+from mlslo.server.errors import ERRORS
+from mlslo.server.service import Service
+from mlslo.server.store import Scope, Token
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: Scope
+    name: str | None = Field(default=None, max_length=200)
+
+
+def router(service: Service) -> APIRouter:
+    routes = APIRouter(tags=["admin"])
+    admin = Depends(require(service, "admin"))
+
+    @routes.post("/api/v1/reload", responses=ERRORS)
+    async def post_reload(_: Annotated[Token | None, admin]) -> dict[str, Any]:
+        """Re-read the spec file (also on SIGHUP); rebuilds rollups if their inputs changed."""
+        return await run_in_threadpool(service.reload)
+
+    @routes.post("/api/v1/tokens", responses=ERRORS, status_code=201)
+    async def post_token(body: TokenRequest, _: Annotated[Token | None, admin]) -> dict[str, Any]:
+        """Create a token; the secret is in this response only."""
+        token, secret = service.store.tokens.create(body.scope, body.name)
+        return {**token_json(token), "token": secret}
+
+    @routes.get("/api/v1/tokens", responses=ERRORS)
+    async def get_tokens(_: Annotated[Token | None, admin]) -> list[dict[str, Any]]:
+        """Every token (never the secrets)."""
+        return [token_json(t) for t in service.store.tokens.all()]
+
+    @routes.delete("/api/v1/tokens/{token_id}", responses=ERRORS)
+    async def delete_token(token_id: int, _: Annotated[Token | None, admin]) -> dict[str, Any]:
+        """Revoke a token (it stops working at once)."""
+        return token_json(service.store.tokens.revoke(token_id))
+
+    return routes

@@ -1,0 +1,59 @@
+"""``GET /api/v1/slos``, ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mlslo.render.documents import evaluation_json
+from mlslo.server.auth import require
+from mlslo.server.errors import ERRORS, moment_param, step_param
+from mlslo.server.metrics import Metrics
+from mlslo.server.service import Service
+from mlslo.server.store import Token
+
+
+def router(service: Service, metrics: Metrics) -> APIRouter:
+    routes = APIRouter()
+    reader = Depends(require(service, "read"))
+
+    @routes.get("/api/v1/slos", responses=ERRORS, tags=["status"])
+    async def get_slos(
+        _: Annotated[Token | None, reader],
+        at: Annotated[
+            str | None, Query(description="evaluate as of this ISO-8601 time (default: now)")
+        ] = None,
+        series: Annotated[str | None, Query(description="add the SLI per step, e.g. 1d")] = None,
+    ) -> dict[str, Any]:
+        """Every SLO: SLI, budget, burn rates: the JSON of mlslo evaluate --format json."""
+        moment = moment_param(at, service.clock)
+        step = step_param(series)
+        evaluation = await run_in_threadpool(service.evaluate, moment, series_step=step)
+        return evaluation_json(evaluation)
+
+    @routes.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @routes.get("/readyz", tags=["health"], responses={503: {"description": "not ready"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the store is open and the rollups are current."""
+        ready = service.store.ready and not service.rebuild.running
+        body: dict[str, Any] = {
+            "status": "ready" if ready else "rebuilding",
+            "service": service.spec.service,
+        }
+        if service.rebuild.running:
+            body["rebuild"] = {"done": service.rebuild.done, "total": service.rebuild.total}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @routes.get("/metrics", tags=["status"], response_class=Response, responses=ERRORS)
+    async def get_metrics(_: Annotated[Token | None, reader]) -> Response:
+        """SLIs, targets, budgets, burn rates and the server's own counters, in the
+        Prometheus text format."""
+        body, content_type = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=content_type)
+
+    return routes

@@ -1,0 +1,79 @@
+"""Retention: raw records, rollups, audit rows and alert history older than they need to be
+are deleted, and the rollup delta rows are folded into one row per bucket and slice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from mlslo.measure.windows import bucket_floor, scan_range
+from mlslo.server.store.database import Database, naive
+from mlslo.server.store.rollups import Rollups
+
+BATCH_KEYS_KEPT = timedelta(days=7)
+
+
+class Retention:
+    def __init__(
+        self,
+        db: Database,
+        rollups: Rollups,
+        clock: Callable[[], datetime],
+        *,
+        keep: timedelta,
+        label_horizon: timedelta,
+    ) -> None:
+        self.db = db
+        self.rollups = rollups
+        self.clock = clock
+        self.keep = keep
+        self.label_horizon = label_horizon
+
+    def prune(self) -> dict[str, int]:
+        """Delete what is past retention: raw records after ``keep``, labels waiting for
+        their prediction after ``label_horizon``, rollups older than the longest window, and
+        audit and alert history with the raw records. Returns the rows deleted per table."""
+        scan = self.rollups.scan
+        spec = self.rollups.spec
+        assert scan is not None and spec is not None
+        now = self.clock()
+        raw_cutoff = naive(now - self.keep)
+        start, _ = scan_range(spec, now)
+        bucket_cutoff = bucket_floor(start, scan.bucket_seconds) - 1
+        oldest_kept = min(bucket_cutoff, bucket_floor(now - self.keep, scan.bucket_seconds))
+        deleted = {}
+        with self.db.lock:
+            for table, column, cutoff in (
+                ("predictions", "ts", raw_cutoff),
+                ("outcomes", "ts", raw_cutoff),
+                ("labels", "ts", naive(now - self.keep - self.label_horizon)),
+                ("held_labels", "received_at", naive(now - self.label_horizon)),
+                ("batches", "received_at", naive(now - BATCH_KEYS_KEPT)),
+                ("gate_decisions", '"at"', raw_cutoff),
+                ("alert_events", '"at"', raw_cutoff),
+            ):
+                gone = self.db.run(f"DELETE FROM {table} WHERE {column} < ? RETURNING 1", [cutoff])
+                deleted[table] = len(gone)
+            for table, cutoff_bucket in (
+                ("rollup_rows", bucket_cutoff),
+                ("histogram_rows", bucket_cutoff),
+                ("repeated_ids", oldest_kept),
+            ):
+                gone = self.db.run(
+                    f"DELETE FROM {table} WHERE bucket < ? RETURNING 1", [cutoff_bucket]
+                )
+                deleted[table] = len(gone)
+        return deleted
+
+    def compact(self) -> None:
+        """Rewrite the rollup delta rows as one row per bucket and slice."""
+        with self.db.transaction():
+            self.db.run(f"CREATE TABLE rollup_compact AS {self.rollups.summed_rows()}")
+            self.db.run("DROP TABLE rollup_rows")
+            self.db.run("ALTER TABLE rollup_compact RENAME TO rollup_rows")
+            self.db.run(
+                "CREATE TABLE histogram_compact AS SELECT slo, bucket, bin, "
+                "sum(count) AS count FROM histogram_rows GROUP BY ALL"
+            )
+            self.db.run("DROP TABLE histogram_rows")
+            self.db.run("ALTER TABLE histogram_compact RENAME TO histogram_rows")
