@@ -215,8 +215,8 @@ def test_payloads_tell_a_person_what_is_wrong() -> None:
     description = notes["description"]
     for phrase in (
         "SLO uptime (availability: availability >= 99.9% over 30d)",
-        "83.3× over the last 1h",
-        "1000.0× over the last 5m",
+        "83.33× over the last 1h",
+        "1000.00× over the last 5m",
         "threshold 14.4×",
         "62.0% of the budget is left",
         "gone in 5.4 hours",

@@ -133,16 +133,16 @@ def test_alerts_table_lists_what_fires_or_is_held_back(
     assert "fraud-scoring — alerts at 2026-03-03T12:03:00Z" in run.stdout
     # SLO, rule, severity, status, long burn, short burn, threshold, note; ok rules left out
     assert table_rows(run.stdout) == [
-        ["uptime", "page-1h-5m", "page", "firing", "50.00", "600.00", "14.4", ""],
-        ["uptime", "page-6h-30m", "page", "firing", "8.33", "100.00", "6", ""],
+        ["uptime", "page-1h-5m", "page", "firing", "50.00×", "600.00×", "14.4×", ""],
+        ["uptime", "page-6h-30m", "page", "firing", "8.33×", "100.00×", "6×", ""],
         [
             "freshness",
             "page-1h-5m",
             "page",
             "held back",
-            "0.00",
-            "0.00",
-            "14.4",
+            "0.00×",
+            "0.00×",
+            "14.4×",
             "the 5m window has 100 samples, fewer than min_samples 500: too few to fire",
         ],
     ]

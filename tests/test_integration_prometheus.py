@@ -326,11 +326,11 @@ def test_alertmanager_delivers_mlslo_alerts_firing_then_resolved(
         "window": "30d",
     }
     notes = alert["annotations"]
-    assert notes["summary"] == f"fraud: uptime is burning its error budget {rate_1h:.1f}×"
+    assert notes["summary"] == f"fraud: uptime is burning its error budget {rate_1h:.2f}×"
     description = notes["description"]
     assert description.startswith("SLO uptime (availability: availability >= 99.9% over 30d)")
-    assert f"burning its error budget {rate_1h:.1f}× over the last 1h" in description
-    assert f"{rate_5m:.1f}× over the last 5m" in description
+    assert f"burning its error budget {rate_1h:.2f}× over the last 1h" in description
+    assert f"{rate_5m:.2f}× over the last 5m" in description
     assert f"{uptime['budget']['remaining'] * 100:.1f}% of the budget is left" in description
     assert f"Runbook: {RUNBOOK}." in description
     assert notes["runbook_url"] == RUNBOOK

@@ -12,8 +12,7 @@ from typing import Any, Literal
 from mlslo.decide.alerts import AlertState, Check
 from mlslo.moments import format_duration
 from mlslo.render.documents import check_fields
-from mlslo.render.format import iso, slo_title
-from mlslo.render.views import hours_text
+from mlslo.render.format import hours_text, iso, rate_text, share_text, slo_title, threshold_text
 from mlslo.spec import AnySLO
 from mlslo.spec.alert_rules import AlertRule
 
@@ -49,8 +48,9 @@ class Alert:
         if self.rule.kind == "exhausted":
             return f"{name} error budget is {'no longer ' if resolved else ''}exhausted"
         if resolved:
-            return f"{name} no longer burns its error budget faster than {self.rule.burn_rate:g}×"
-        return f"{name} is burning its error budget {_rate(self.check.long_rate)}"
+            limit = threshold_text(self.rule.burn_rate)
+            return f"{name} no longer burns its error budget faster than {limit}"
+        return f"{name} is burning its error budget {rate_text(self.check.long_rate)}"
 
     def description(self) -> str:
         slo = self.slo
@@ -59,9 +59,10 @@ class Alert:
         if self.rule.kind == "burn":
             assert self.rule.long is not None and self.rule.short is not None
             rates = (
-                f"{_rate(self.check.long_rate)} over the last {format_duration(self.rule.long)} "
-                f"and {_rate(self.check.short_rate)} over the last "
-                f"{format_duration(self.rule.short)} (threshold {self.rule.burn_rate:g}×"
+                f"{rate_text(self.check.long_rate)} over the last "
+                f"{format_duration(self.rule.long)} and {rate_text(self.check.short_rate)} over "
+                f"the last {format_duration(self.rule.short)} (threshold "
+                f"{threshold_text(self.rule.burn_rate)}"
             )
             if resolved:
                 parts.append(f"has recovered: its burn rate is now {rates})")
@@ -76,9 +77,9 @@ class Alert:
             )
         remaining = self.check.remaining
         if remaining is not None and remaining >= 0:
-            parts.append(f"{remaining * 100:.1f}% of the budget is left")
+            parts.append(f"{share_text(remaining)} of the budget is left")
         elif remaining is not None:
-            parts.append(f"the budget is overspent by {-remaining * 100:.1f}%")
+            parts.append(f"the budget is overspent by {share_text(-remaining)}")
         if (
             not resolved
             and self.check.hours_left is not None
@@ -119,10 +120,6 @@ class Alert:
             "runbook_url": self.slo.runbook_url,
             "dashboard_url": self.link,
         }
-
-
-def _rate(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}×"
 
 
 # --- payloads --------------------------------------------------------------------------------

@@ -12,14 +12,20 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mlslo import __version__
+from mlslo.render.format import (
+    Shape,
+    headline_rates,
+    met_text,
+    objective_text,
+    share_text,
+    status_icon,
+    status_text,
+    value_text,
+)
 from mlslo.render.views import (
-    STATUS_WORDS,
     burn_cells,
     facts,
-    headline_rates,
     slo_charts,
-    target_text,
-    value_text,
 )
 from mlslo.spec import Spec
 
@@ -49,20 +55,21 @@ def _alert_rows(alerts: Mapping[str, Any] | None) -> list[dict[str, str]] | None
 def _summary(document: Mapping[str, Any], spec: Spec) -> list[dict[str, str]]:
     rows = []
     for entry in document["slos"]:
-        icon, words = STATUS_WORDS[entry["budget"]["status"]]
+        status = entry["budget"]["status"]
+        icon, words = status_icon(status), status_text(status)
         remaining = entry["budget"]["remaining"]
         met = entry["met"]
         rows.append(
             {
                 "name": entry["name"],
                 "dimension": entry["dimension"],
-                "value": value_text(entry, entry["sli"]["value"]),
-                "target": target_text(entry),
-                "met": "—" if met is None else ("yes" if met else "NO"),
-                "remaining": "—" if remaining is None else f"{remaining * 100:.1f}%",
+                "value": value_text(Shape.of_entry(entry), entry["sli"]["value"]),
+                "target": objective_text(entry),
+                "met": met_text(met),
+                "remaining": share_text(remaining),
                 "icon": icon,
                 "status": words,
-                "rates": headline_rates(entry, spec.slo(entry["name"]), spec.bucket),
+                "rates": headline_rates(entry, spec.slo(entry["name"]).window, spec.bucket),
             }
         )
     return rows
@@ -78,7 +85,7 @@ def report_html(
     stylesheet = resources.files("mlslo").joinpath("static/mlslo.css").read_text("utf-8")
     slos = []
     for index, entry in enumerate(document["slos"]):
-        icon, words = STATUS_WORDS[entry["budget"]["status"]]
+        icon, words = status_icon(entry["budget"]["status"]), status_text(entry["budget"]["status"])
         slos.append(
             {
                 "entry": entry,
@@ -166,7 +173,7 @@ def report_markdown(
             else ["None."]
         )
     for index, entry in enumerate(document["slos"]):
-        icon, words = STATUS_WORDS[entry["budget"]["status"]]
+        icon, words = status_icon(entry["budget"]["status"]), status_text(entry["budget"]["status"])
         lines += ["", f"## {entry['name']} — {icon} {words}", ""]
         if entry.get("description"):
             lines += [entry["description"], ""]

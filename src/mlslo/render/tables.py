@@ -8,20 +8,22 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlslo.decide.alerts import Check
-from mlslo.measure.evaluate import Evaluation, SLOEvaluation
-from mlslo.measure.windows import headline_windows
+from mlslo.measure.evaluate import Evaluation
+from mlslo.render.documents import evaluation_json
 from mlslo.render.format import (
-    STATUS_STYLE,
-    format_json_value,
-    format_target,
-    format_value,
-    hours_short,
+    Shape,
+    headline_rates,
+    hours_text,
     iso,
     met_text,
+    objective_text,
     rate_text,
     share_text,
+    status_text,
+    threshold_text,
+    value_text,
 )
-from mlslo.spec import AnySLO, FairnessSLO
+from mlslo.spec import AnySLO
 from mlslo.spec.alert_rules import AlertRule
 from mlslo.spec.document import Spec
 
@@ -31,28 +33,48 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 
-def _headline_rates(result: SLOEvaluation, bucket: timedelta) -> list[str]:
-    """The burn rates over the SLO window's equivalents of 1h, 6h and 1d."""
-    rates = (result.burn_rate(w) for w in headline_windows(result.slo.window, bucket))
-    return [f"{rate.key} {rate_text(rate.value)}" for rate in rates if rate is not None]
+STATUS_STYLE = {
+    "healthy": "green",
+    "low": "yellow",
+    "exhausted": "bold red",
+    "no_data": "dim",
+    "insufficient_data": "magenta",
+}
+COLUMNS = (
+    ("SLO", "left"),
+    ("dimension", "left"),
+    ("SLI", "right"),
+    ("objective", "left"),
+    ("met", "center"),
+    ("remaining", "right"),
+    ("status", "left"),
+    ("burn rates", "left"),
+    ("exhausted in", "right"),
+)
 
 
-def _cells(result: SLOEvaluation, bucket: timedelta, gap: str) -> list[str]:
-    """One SLO's row of the table and of the Markdown (``gap`` before the sample count);
-    the status is the plain word."""
-    slo = result.slo
-    m = result.measurement
-    sli = format_value(slo, m.value) + (f"{gap}(n={m.n:,})" if m.n else "")
+def _cells(entry: Mapping[str, Any], slo: AnySLO, bucket: timedelta, gap: str) -> list[str]:
+    """One SLO's row of the table and of the Markdown (``gap`` before the sample count)."""
+    sli = entry["sli"]
+    value = value_text(Shape.of_entry(entry), sli["value"])
     return [
-        slo.name,
-        slo.dimension,
-        sli,
-        format_target(slo),
-        met_text(result.met),
-        share_text(result.budget.remaining),
-        result.budget.status,
-        ", ".join(_headline_rates(result, bucket)),
-        hours_short(result.time_to_exhaustion.get("1h")),
+        entry["name"],
+        entry["dimension"],
+        value + (f"{gap}(n={sli['n']:,})" if sli["n"] else ""),
+        objective_text(entry),
+        met_text(entry["met"]),
+        share_text(entry["budget"]["remaining"]),
+        status_text(entry["budget"]["status"]),
+        headline_rates(entry, slo.window, bucket),
+        hours_text(entry["time_to_exhaustion_hours"]),
+    ]
+
+
+def _rows(evaluation: Evaluation, gap: str) -> list[tuple[str, list[str]]]:
+    document = evaluation_json(evaluation)
+    return [
+        (entry["budget"]["status"], _cells(entry, result.slo, evaluation.bucket, gap))
+        for entry, result in zip(document["slos"], evaluation.slos, strict=True)
     ]
 
 
@@ -63,45 +85,35 @@ def evaluation_table(evaluation: Evaluation) -> Table:
     table = Table(
         title=f"{evaluation.service} — SLOs at {iso(evaluation.evaluated_at)}", title_justify="left"
     )
-    for header, justify in (
-        ("SLO", "left"),
-        ("dimension", "left"),
-        ("SLI", "right"),
-        ("objective", "left"),
-        ("met", "center"),
-        ("remaining", "right"),
-        ("status", "left"),
-        ("burn rates", "left"),
-        ("exhausted in", "right"),
-    ):
+    for header, justify in COLUMNS:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
-    for result in evaluation.slos:
-        *before, status, rates, hours = _cells(result, evaluation.bucket, "  ")
-        table.add_row(*before, Text(status, style=STATUS_STYLE[status]), rates, hours)
+    for status, cells in _rows(evaluation, "  "):
+        cells[6] = Text(cells[6], style=STATUS_STYLE[status])  # type: ignore[call-overload]
+        table.add_row(*cells)
     return table
 
 
-def reasons(evaluation: Evaluation) -> list[str]:
-    """Why SLIs have no value, and notes such as label coverage, one line each."""
+def reasons(document: Mapping[str, Any]) -> list[str]:
+    """Why SLIs have no value, and notes such as label coverage, one line each (from the
+    evaluation's JSON)."""
     out = []
-    for result in evaluation.slos:
-        m = result.measurement
-        if m.reason:
-            out.append(f"{result.name}: {m.reason}")
-        if m.label_coverage is not None and m.label_coverage < 1:
-            out.append(f"{result.name}: {m.label_coverage * 100:.1f}% of predictions labelled")
-        estimate = m.detail.get("estimated")
+    for entry in document["slos"]:
+        name, sli = entry["name"], entry["sli"]
+        if sli.get("reason"):
+            out.append(f"{name}: {sli['reason']}")
+        coverage = sli.get("label_coverage")
+        if coverage is not None and coverage < 1:
+            out.append(f"{name}: {coverage * 100:.1f}% of predictions labelled")
+        estimate = sli.get("estimated")
         if isinstance(estimate, Mapping) and estimate.get("value") is not None:
             out.append(
-                f"{result.name}: estimated {result.slo.metric} of "
-                f"{estimate['n']:,} unlabelled predictions: {estimate['value']:.4f} (CBPE)"
+                f"{name}: estimated {entry['metric']} of {estimate['n']:,} unlabelled "
+                f"predictions: {estimate['value']:.4f} (CBPE)"
             )
-        if isinstance(result.slo, FairnessSLO) and "between" in m.detail:
-            pair = " vs ".join(
-                ",".join(f"{k}={v}" for k, v in g.items()) for g in m.detail["between"]
-            )
-            what = "lowest ratio" if result.slo.metric == "disparate_impact_ratio" else "widest gap"
-            out.append(f"{result.name}: {what} between {pair}")
+        if entry["dimension"] == "fairness" and "between" in sli:
+            pair = " vs ".join(",".join(f"{k}={v}" for k, v in g.items()) for g in sli["between"])
+            what = "lowest ratio" if entry["metric"] == "disparate_impact_ratio" else "widest gap"
+            out.append(f"{name}: {what} between {pair}")
     return out
 
 
@@ -109,14 +121,12 @@ def evaluation_markdown(evaluation: Evaluation) -> str:
     lines = [
         f"# {evaluation.service} — SLOs at {iso(evaluation.evaluated_at)}",
         "",
-        "| SLO | dimension | SLI | objective | met | remaining | status | "
-        "burn rates | exhausted in |",
+        "| " + " | ".join(header for header, _ in COLUMNS) + " |",
         "|---|---|---:|---|:-:|---:|---|---|---:|",
     ]
-    for result in evaluation.slos:
-        cells = _cells(result, evaluation.bucket, " ")
+    for _, cells in _rows(evaluation, " "):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    notes = reasons(evaluation)
+    notes = reasons(evaluation_json(evaluation))
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
@@ -148,7 +158,7 @@ def gate_lines(document: Mapping[str, Any]) -> list[Text | Table]:
         out.append(Text("  every budget is within the policy"))
     if document["risk_score"] is not None:
         terms = ", ".join(
-            f"{t['slo']} {t['weight']:g}×{share_text(t['consumed'])}"
+            f"{t['slo']} {t['weight']:g} × {share_text(t['consumed'])}"
             for t in document["risk_terms"]
         )
         out.append(Text(f"  risk score {document['risk_score']:.3f} ({terms})"))
@@ -171,11 +181,11 @@ def gate_lines(document: Mapping[str, Any]) -> list[Text | Table]:
             status = entry["budget"]["status"]
             table.add_row(
                 entry["name"],
-                format_json_value(now),
+                value_text(Shape.of_entry(now), now["sli"]["value"]),
                 share_text(now["budget"]["remaining"]),
-                format_json_value(entry),
+                value_text(Shape.of_entry(entry), entry["sli"]["value"]),
                 share_text(entry["budget"]["remaining"]),
-                Text(status, style=STATUS_STYLE[status]),
+                Text(status_text(status), style=STATUS_STYLE[status]),
             )
         out.append(table)
     return out
@@ -223,7 +233,7 @@ def alerts_table(
             Text(status, style=style),
             rate_text(result.long_rate),
             rate_text(result.short_rate),
-            "—" if rule.burn_rate is None else f"{rule.burn_rate:g}",
+            threshold_text(rule.burn_rate),
             result.suppressed or "",
         )
     if not shown:
@@ -234,7 +244,7 @@ def alerts_table(
 def print_evaluation(console: Console, evaluation: Evaluation) -> None:
     """The evaluation table, then a bullet for each reason."""
     console.print(evaluation_table(evaluation))
-    for line in reasons(evaluation):
+    for line in reasons(evaluation_json(evaluation)):
         console.print(f"  • {line}", markup=False, highlight=False)
 
 

@@ -8,19 +8,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mlslo.measure.windows import burn_key, headline_windows
+from mlslo.measure.windows import burn_key
 from mlslo.render import charts
-from mlslo.render.format import SHARE_METRICS
+from mlslo.render.format import (
+    NONE,
+    Shape,
+    bound_text,
+    hours_text,
+    met_text,
+    objective_text,
+    rate_text,
+    share_text,
+    status_text,
+    threshold_text,
+    value_text,
+)
 from mlslo.spec import AnySLO
 from mlslo.spec.alert_rules import slo_rules
-
-STATUS_WORDS = {
-    "healthy": ("✓", "healthy"),
-    "low": ("⚠", "budget low"),
-    "exhausted": ("✗", "budget exhausted"),
-    "no_data": ("∅", "no data"),
-    "insufficient_data": ("?", "too little data"),
-}
 
 
 @dataclass(frozen=True)
@@ -32,61 +36,6 @@ class Chart:
 
 def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def formatter(entry: Mapping[str, Any]) -> tuple[Any, str]:
-    """How to print this SLO's values (and the unit suffix)."""
-    unit = entry["sli"].get("unit")
-    if entry["budgeting"] == "timeslices":
-        return (lambda v: f"{v * 100:.1f}%"), ""
-    if unit == "s":
-        return (lambda v: f"{v / 60:.1f}" if abs(v) >= 60 else f"{v:.0f}s"), (
-            " min" if entry["objective"]["target"] >= 60 else ""
-        )
-    if unit == "ms":
-        return (lambda v: f"{v:.0f}"), " ms"
-    if entry["metric"] in SHARE_METRICS:
-        return (lambda v: f"{v * 100:.2f}%"), ""
-    return (lambda v: f"{v:.3f}"), ""
-
-
-def value_text(entry: Mapping[str, Any], value: float | None) -> str:
-    if value is None:
-        return "—"
-    unit = entry["sli"].get("unit")
-    if entry["budgeting"] == "timeslices":
-        return f"{value * 100:.2f}% of slices good"
-    if unit == "s":
-        return f"{value / 60:.1f} min" if value >= 60 else f"{value:.1f} s"
-    if unit == "ms":
-        return f"{value:.0f} ms"
-    if entry["metric"] in SHARE_METRICS:
-        return f"{value * 100:.3f}%"
-    return f"{value:.4f}"
-
-
-def target_text(entry: Mapping[str, Any]) -> str:
-    objective = entry["objective"]
-    if entry["budgeting"] == "timeslices":
-        inner = dict(entry, budgeting="aggregate")
-        return (
-            f"{objective['target'] * 100:g}% of {objective.get('slice')} slices with "
-            f"{entry['metric']} {objective['timeslice_op']} "
-            f"{value_text(inner, objective['timeslice_target'])}"
-        )
-    return f"{entry['metric']} {objective['op']} {value_text(entry, objective['target'])}"
-
-
-def headline_rates(entry: Mapping[str, Any], slo: AnySLO, bucket: timedelta) -> str:
-    """The burn rates over the window's equivalents of 1h, 6h and 1d."""
-    rates = entry["burn_rates"]
-    parts = []
-    for window in headline_windows(slo.window, bucket):
-        key = burn_key(window)
-        if key in rates:
-            value = rates[key]
-            parts.append(f"{key} {'—' if value is None else f'{value:.2f}×'}")
-    return ", ".join(parts)
 
 
 def thresholds(slo: AnySLO, bucket: timedelta) -> dict[str, float]:
@@ -108,7 +57,11 @@ def slo_charts(
     """The charts of one SLO's page, in reading order."""
     out: list[Chart] = []
     name = entry["name"]
-    fmt, unit = formatter(entry)
+    shape = Shape.of_entry(entry)
+
+    def fmt(value: float) -> str:
+        return bound_text(shape, value, significant=3)
+
     burndown = entry.get("burndown") or []
     if burndown:
         start, end = _moment(entry["window_start"]), _moment(entry["window_end"])
@@ -136,11 +89,11 @@ def slo_charts(
             if entry["budgeting"] == "timeslices"
             else objective["target"]
         )
-        value_fmt = (
-            fmt
-            if entry["budgeting"] != "timeslices"
-            else formatter(dict(entry, budgeting="aggregate"))[0]
-        )
+        inner = shape.inner()
+
+        def value_fmt(value: float) -> str:
+            return bound_text(inner, value, significant=3)
+
         out.append(
             Chart(
                 "SLI over time",
@@ -150,7 +103,6 @@ def slo_charts(
                     [(_moment(p["end"]), p["value"]) for p in series],
                     lines=[charts.Line(target, "target")],
                     y_label=value_fmt,
-                    unit=unit,
                     colour=charts.BLUE,
                 ),
             )
@@ -242,7 +194,6 @@ def slo_charts(
                     keys,
                     [percentiles[k] for k in keys],
                     y_label=fmt,
-                    unit=unit,
                     lines=[charts.Line(entry["objective"]["target"], "target")],
                 ),
             )
@@ -270,9 +221,10 @@ def facts(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The numbers of an SLO as label/value pairs for a definition list."""
     sli = entry["sli"]
     budget = entry["budget"]
+    shape = Shape.of_entry(entry)
     out = [
-        ("SLI", value_text(entry, sli["value"])),
-        ("objective", target_text(entry)),
+        ("SLI", value_text(shape, sli["value"])),
+        ("objective", f"{entry['metric']} {objective_text(entry)}"),
         (
             "window",
             f"{entry['window']} ({entry['window_start'][:16]} → {entry['window_end'][:16]} UTC)",
@@ -280,22 +232,17 @@ def facts(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("samples", f"{sli['n']:,}"),
     ]
     if sli.get("ci"):
-        out.append(
-            (
-                "95% interval",
-                f"{value_text(entry, sli['ci'][0])} – {value_text(entry, sli['ci'][1])}",
-            )
-        )
+        low, high = sli["ci"]
+        out.append(("95% interval", f"{value_text(shape, low)} – {value_text(shape, high)}"))
     if budget["remaining"] is not None:
-        out.append(("budget left", f"{budget['remaining'] * 100:.1f}%"))
-    out.append(("status", STATUS_WORDS[budget["status"]][1]))
-    met = entry["met"]
-    out.append(("met", "—" if met is None else ("yes" if met else "no")))
+        out.append(("budget left", share_text(budget["remaining"])))
+    out.append(("status", status_text(budget["status"])))
+    out.append(("met", met_text(entry["met"])))
     hours = entry.get("time_to_exhaustion_hours")
     if hours is not None:
         out.append(("budget gone in", hours_text(hours)))
     if sli.get("label_coverage") is not None:
-        out.append(("labelled", f"{sli['label_coverage'] * 100:.1f}% of predictions"))
+        out.append(("labelled", f"{share_text(sli['label_coverage'])} of predictions"))
     estimate = sli.get("estimated")
     if isinstance(estimate, Mapping) and estimate.get("value") is not None:
         out.append(
@@ -309,20 +256,13 @@ def facts(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def hours_text(hours: float) -> str:
-    """A time to exhaustion in words: ``30.0 hours``, ``3.5 days`` (from 48 hours on)."""
-    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
-
-
 def burn_cells(alert: Mapping[str, Any]) -> dict[str, str]:
     """An alert's long / short burn rates and threshold as table cells (from its JSON)."""
     if alert["threshold"] is None:
-        return {"burn": "—", "threshold": "—"}
-    long, short = alert["long_burn_rate"], alert["short_burn_rate"]
+        return {"burn": NONE, "threshold": NONE}
     return {
-        "burn": f"{'—' if long is None else f'{long:.2f}×'} / "
-        f"{'—' if short is None else f'{short:.2f}×'}",
-        "threshold": f"{alert['threshold']:g}×",
+        "burn": f"{rate_text(alert['long_burn_rate'])} / {rate_text(alert['short_burn_rate'])}",
+        "threshold": threshold_text(alert["threshold"]),
     }
 
 

@@ -23,15 +23,21 @@ from mlslo.errors import MlsloError
 from mlslo.measure.windows import series_step
 from mlslo.render import charts
 from mlslo.render.documents import alerts_json, evaluation_json
+from mlslo.render.format import (
+    Shape,
+    headline_rates,
+    hours_text,
+    objective_text,
+    share_text,
+    status_icon,
+    status_text,
+    value_text,
+)
 from mlslo.render.views import (
-    STATUS_WORDS,
     burn_cells,
     by_name,
     facts,
-    headline_rates,
     slo_charts,
-    target_text,
-    value_text,
 )
 from mlslo.server.errors import ApiError, moment_param
 from mlslo.server.service import Service
@@ -209,38 +215,35 @@ def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
     cards = []
     for entry in document["slos"]:
         status = entry["budget"]["status"]
-        icon, words = STATUS_WORDS[status]
         remaining = entry["budget"]["remaining"]
         ci = entry["sli"]["ci"]
         hours = entry["time_to_exhaustion_hours"]
         met = entry["met"]
+        shape = Shape.of_entry(entry)
+        slo = evaluation.get(entry["name"]).slo
         cards.append(
             {
                 "name": entry["name"],
                 "dimension": entry["dimension"],
                 "status": status,
-                "icon": icon,
-                "status_text": words,
-                "target": target_text(entry),
+                "icon": status_icon(status),
+                "status_text": status_text(status),
+                "target": f"{entry['metric']} {objective_text(entry)}",
                 "window": entry["window"],
-                "value": value_text(entry, entry["sli"]["value"]),
+                "value": value_text(shape, entry["sli"]["value"]),
                 "raw_value": "" if entry["sli"]["value"] is None else entry["sli"]["value"],
                 "interval": None
                 if not ci
-                else f"{value_text(entry, ci[0])} – {value_text(entry, ci[1])}",
+                else f"{value_text(shape, ci[0])} – {value_text(shape, ci[1])}",
                 "n": f"{entry['sli']['n']:,}",
                 "met": "objective met"
                 if met
                 else ("objective NOT met" if met is False else "not judged"),
-                "remaining": "—" if remaining is None else f"{remaining * 100:.1f}%",
+                "remaining": share_text(remaining),
                 "raw_remaining": "" if remaining is None else remaining,
                 "gauge": charts.gauge(f"gauge-{entry['name']}", remaining, status),
-                "tte": None
-                if hours is None or hours <= 0
-                else (f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"),
-                "rates": headline_rates(
-                    entry, service.spec.slo(entry["name"]), service.spec.bucket
-                ),
+                "tte": None if hours is None or hours <= 0 else hours_text(hours),
+                "rates": headline_rates(entry, slo.window, evaluation.bucket),
                 "note": entry["sli"].get("reason"),
             }
         )
@@ -287,7 +290,7 @@ def _slo(service: Service, at: datetime, name: str) -> dict[str, Any]:
     evaluation = service.evaluate(at, series_step=step, slos=[name])
     entry = by_name(evaluation_json(evaluation))[name]
     status = entry["budget"]["status"]
-    icon, words = STATUS_WORDS[status]
+    icon, words = status_icon(status), status_text(status)
     slo_alerts = []
     if service.alerts is not None:
         for alert in service.alerts.current:
