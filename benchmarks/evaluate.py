@@ -634,16 +634,19 @@ def mark(name):
 
 from datetime import timedelta
 
-from mlslo import compiled
-from mlslo.cli import parse_at
-from mlslo.evaluate import evaluate, scan_range
-from mlslo.pipeline import Sources, scan_files
-from mlslo.render import evaluation_json
+from datetime import UTC, datetime
+
+from mlslo.measure.evaluate import evaluate
+from mlslo.measure.windows import scan_range
+from mlslo.moments import parse_moment
+from mlslo.render.documents import evaluation_json
+from mlslo.scan import compiled
+from mlslo.scan.files import Sources, scan_files
 from mlslo.spec import load_spec
 
 mark("import mlslo (+ pyarrow, numpy, pydantic, typer)")
 spec = load_spec(SPEC)
-at = parse_at(AT)
+at = parse_moment(AT, lambda: datetime.now(UTC))
 start, end = scan_range(spec, at)
 mark("load the spec")
 spent = {}

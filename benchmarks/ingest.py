@@ -17,7 +17,7 @@ What it does, in one run (see docs/benchmarks.md for the results and how to read
    Throughput is rows (or requests) acknowledged per second of wall time. The server's
    RSS is polled from /proc/<pid>/status during every phase.
 2. Builds two stores outside the server with the store's own API (``Store.open`` +
-   ``Store.bulk_load``, in a child process): 30 days x ``--daily`` predictions (default
+   ``store.writer.bulk_load``, in a child process): 30 days x ``--daily`` predictions (default
    1,000,000 a day: 30M rows) and 30 days x ``--rss-daily`` (default a tenth). For each it
    starts ``mlslo serve`` on the file, times sequential ``GET /api/v1/slos`` after a
    warm-up, and reads the server's RSS, to show whether memory depends on retained rows.
@@ -500,7 +500,7 @@ def slo_counts(document: dict[str, Any]) -> dict[str, tuple[Any, int]]:
 def load_store(db: Path, spec: Path, daily: int, seed: int, scratch: Path) -> dict[str, Any]:
     """30 days x ``daily`` records into an empty store: generated a day at a time into
     uncompressed Arrow IPC files, memory-mapped, and passed as one (zero-copy) table to
-    ``Store.bulk_load``, which normalises and inserts 500,000 rows at a time and then
+    ``store.writer.bulk_load``, which normalises and inserts 500,000 rows at a time and then
     builds the rollups a day at a time."""
     import numpy as np
     import pyarrow as pa

@@ -210,8 +210,9 @@ def _prefix(values: np.ndarray) -> np.ndarray:
 
 
 class Oracle:
-    """Burn rates from the raw log with numpy, the DESIGN.md §3 formulas, and the Workbook
-    rules: what the engine must decide, computed without mlslo's scan, rollups or budget code.
+    """Burn rates from the raw log with numpy, the formulas of docs/concepts.md (Error
+    budgets, Burn rates), and the Workbook rules: what the engine must decide, computed
+    without mlslo's scan, rollups or budget code.
     """
 
     def __init__(self, log: pa.Table) -> None:

@@ -1,5 +1,6 @@
-"""Unit tests of :mod:`mlslo.budget`: the budget formulas, the SRE Workbook burn windows and
-their scaling, time to exhaustion and window bounds (DESIGN.md §3)."""
+"""Unit tests of :mod:`mlslo.measure.budget` and :mod:`mlslo.measure.windows`: the budget
+formulas, the SRE Workbook burn windows and their scaling, time to exhaustion and window
+bounds (docs/concepts.md, Error budgets)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ def keys(windows: list[timedelta]) -> list[str]:
 @pytest.mark.parametrize(
     ("good", "valid", "target", "consumed"),
     [
-        (999_680, 1_000_000, 0.9995, 0.64),  # DESIGN.md: 320 failed of 1,000,000
-        (3, 5, 0.95, 8.0),  # DESIGN.md: freshness, 2 of 5 stale against 95 %
+        (999_680, 1_000_000, 0.9995, 0.64),  # docs/concepts.md: 320 failed of 1,000,000
+        (3, 5, 0.95, 8.0),  # docs/concepts.md: freshness, 2 of 5 stale against 95 %
         (100, 100, 0.99, 0.0),  # nothing bad: nothing spent
         (99, 100, 0.99, 1.0),  # exactly the allowed bad events
         (0, 100, 0.99, 100.0),  # everything bad: 1 / (1 - target)
@@ -75,11 +76,11 @@ def test_consumed_occurrences_is_bad_over_allowed_bad():
 @pytest.mark.parametrize(
     ("value", "target", "op", "consumed"),
     [
-        (10 / 12, 0.92, ">=", 2.0833333333333335),  # DESIGN.md accuracy: F1 0.8333 vs 0.92
+        (10 / 12, 0.92, ">=", 2.0833333333333335),  # docs/concepts.md accuracy: F1 0.8333 vs 0.92
         (1.0, 0.92, ">=", 0.0),  # the ideal spends nothing
         (0.92, 0.92, ">=", 1.0),  # on the bound: all of it
         (0.0, 0.5, ">=", 2.0),
-        (0.05, 0.05, "<=", 1.0),  # DESIGN.md fairness: gap 0.05 vs <= 0.05
+        (0.05, 0.05, "<=", 1.0),  # docs/concepts.md fairness: gap 0.05 vs <= 0.05
         (0.0, 0.05, "<=", 0.0),  # lower is better: ideal 0
         (28 * 60.0, 15 * 60.0, "<=", 28 / 15),  # p95 lag 28 min vs <= 15 min
         (1.5, 3.0, "<=", 0.5),  # MAE 1.5 vs <= 3

@@ -1,7 +1,8 @@
 """Hypothesis properties of the budget math, through the real scan and evaluation.
 
-Records are generated, scanned with :func:`mlslo.scan.scan` on a DuckDB connection and
-evaluated with :func:`mlslo.evaluate.evaluate`; the properties are the contract of DESIGN.md §3.
+Records are generated, scanned with :func:`mlslo.scan.queries.scan` on a DuckDB connection
+and evaluated with :func:`mlslo.measure.evaluate.evaluate`; the properties are the contract of
+docs/concepts.md (Error budgets).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from mlslo import __version__
+from mlslo.version import __version__
 
 BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 AT = "2026-11-21T00:00:00Z"
@@ -174,4 +174,4 @@ def test_dedupe_counts_a_repeated_id_once(cli, write_spec, write_records):
     no_id = write_records({k: v for k, v in rows.items() if k != "id"})
     run = cli("evaluate", "--spec", spec, "--data", no_id, "--dedupe")
     assert run.exit_code == 2
-    assert "--dedupe counts each prediction id once" in run.stderr
+    assert "counting each prediction id once needs the id column" in run.stderr

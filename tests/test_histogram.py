@@ -32,9 +32,9 @@ AT = datetime(2026, 11, 21, tzinfo=UTC)
 AT_TEXT = "2026-11-21T00:00:00Z"
 QS = (50, 90, 95, 99)
 TOLERANCE = 0.02
-# What DESIGN.md promises: a bin's midpoint is within sqrt(GAMMA) - 1 (~0.995 %) of any value
+# What docs/concepts.md promises: a bin's midpoint is within sqrt(GAMMA) - 1 (~0.995 %) of any value
 # in it, and linear interpolation between two such order statistics keeps that bound.
-DESIGN_BOUND = math.sqrt(GAMMA) - 1 + 1e-9
+PROMISED_BOUND = math.sqrt(GAMMA) - 1 + 1e-9
 WINDOW_US = 28 * 24 * 3600 * 1_000_000
 
 
@@ -69,7 +69,7 @@ def test_percentile_within_two_percent_of_numpy(values: np.ndarray) -> None:
         expected = float(np.percentile(values, q))
         got = histogram_percentile(values, q)
         assert got == pytest.approx(expected, rel=TOLERANCE), q
-        assert abs(got - expected) <= DESIGN_BOUND * expected, q
+        assert abs(got - expected) <= PROMISED_BOUND * expected, q
 
 
 @settings(max_examples=150, deadline=None)
@@ -82,7 +82,7 @@ def test_percentile_of_small_samples_within_two_percent(values: list[float], q: 
     expected = float(np.percentile(array, q))
     got = histogram_percentile(array, q)
     assert got == pytest.approx(expected, rel=TOLERANCE)
-    assert abs(got - expected) <= DESIGN_BOUND * expected
+    assert abs(got - expected) <= PROMISED_BOUND * expected
 
 
 @settings(max_examples=100, deadline=None)
@@ -167,7 +167,7 @@ def assert_percentiles(result: dict[str, Any], latency_ms: np.ndarray, lag_s: np
             assert slo["sli"]["unit"] == unit
             assert slo["sli"]["n"] == n
             assert slo["sli"]["value"] == pytest.approx(expected, rel=TOLERANCE), name
-            assert abs(slo["sli"]["value"] - expected) <= DESIGN_BOUND * expected, name
+            assert abs(slo["sli"]["value"] - expected) <= PROMISED_BOUND * expected, name
             low, high = slo["sli"]["ci"]
             assert low <= slo["sli"]["value"] <= high
             consumed = slo["sli"]["value"] / target

@@ -1,4 +1,4 @@
-"""The reference examples of DESIGN.md §3, each through the real CLI with the stated numbers."""
+"""The worked examples of docs/concepts.md, each through the real CLI with the stated numbers."""
 
 from __future__ import annotations
 

@@ -11,18 +11,18 @@ from mlslo.errors import SpecError
 from mlslo.moments import format_duration, parse_duration
 from mlslo.spec import parse_spec
 
-DESIGN_SPEC = Path(__file__).parent / "data" / "design_spec.yaml"
+REFERENCE_SPEC = Path(__file__).parent / "data" / "design_spec.yaml"
 
 
 def test_design_example_spec_validates(cli):
-    run = cli("validate", DESIGN_SPEC)
+    run = cli("validate", REFERENCE_SPEC)
     assert run.exit_code == 0, run.stderr
     assert "valid" in run.stdout
     assert "5 SLOs" in run.stdout
 
 
 def test_defaults_follow_the_metric():
-    spec = parse_spec(DESIGN_SPEC.read_text())
+    spec = parse_spec(REFERENCE_SPEC.read_text())
     got = {s.name: (s.metric, s.op, s.effective_budgeting, s.target) for s in spec.slos}
     assert got == {
         "accuracy": ("f1", ">=", "aggregate", 0.92),

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from mlslo import __version__
 from mlslo.cli import evaluate, service
 from mlslo.cli.gate import gate_app
 from mlslo.cli.shell import OneLineErrors
+from mlslo.version import __version__
 
 app = typer.Typer(
     cls=OneLineErrors,

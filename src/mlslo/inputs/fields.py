@@ -81,7 +81,7 @@ def _slo_needs(slo: AnySLO, *, labels_separate: bool, outcomes: bool) -> Iterabl
                 "label",
                 kind,
                 slo.name,
-                "quality compares predictions with labels (or pass the labels table with --labels)",
+                "quality compares predictions with labels (or give the labels as a separate table)",
             )
         if slo.sli.estimate == "cbpe":
             yield Need(
@@ -94,7 +94,7 @@ def _slo_needs(slo: AnySLO, *, labels_separate: bool, outcomes: bool) -> Iterabl
                 "label",
                 "value",
                 slo.name,
-                "true/false positive rates need labels (or pass the labels table with --labels)",
+                "true/false positive rates need labels (or give the labels as a separate table)",
             )
         for attribute in slo.sli.attributes:
             yield Need(attribute, "value", slo.name, "groups are formed from it")

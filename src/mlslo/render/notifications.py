@@ -3,7 +3,6 @@ generic webhook, Slack and Alertmanager. Pure; :mod:`mlslo.server.notifiers` del
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,6 @@ from mlslo.render.format import hours_text, iso, rate_text, share_text, slo_titl
 from mlslo.spec import AnySLO
 from mlslo.spec.alert_rules import AlertRule
 
-log = logging.getLogger("mlslo.alerts")
 Kind = Literal["firing", "resolved", "repeat"]
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from mlslo import __version__
 from mlslo.render.format import (
     Shape,
     headline_rates,
@@ -28,6 +27,7 @@ from mlslo.render.views import (
     slo_charts,
 )
 from mlslo.spec import Spec
+from mlslo.version import __version__
 
 _templates = Environment(
     loader=PackageLoader("mlslo", "templates"), autoescape=select_autoescape(["html"])

@@ -1,6 +1,6 @@
 """The scan compiled to DuckDB SQL: running it, and keeping it on disk between runs.
 
-:func:`mlslo.scan.compile_scan` turns the spec's ibis expressions into SQL over views with
+:func:`mlslo.scan.queries.compile_scan` turns the spec's ibis expressions into SQL over views with
 fixed names, with the window's bounds read from DuckDB variables. The SQL then depends only on
 the spec and the columns of the sources, so it is cached per (spec, schema): a repeated
 ``mlslo evaluate`` runs the same SQL without importing ibis or compiling anything.
@@ -145,7 +145,7 @@ def cache_key(
     mlslo's code, and the installed DuckDB, ibis and sqlglot (found, not imported)."""
     import duckdb
 
-    from mlslo import __version__
+    from mlslo.version import __version__
 
     digest = hashlib.sha256()
     for module in sorted(Path(__file__).parent.rglob("*.py")):

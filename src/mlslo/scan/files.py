@@ -36,7 +36,7 @@ def scan_files(
     """Scan the records between ``start`` and ``end`` into a rollup.
 
     ``con`` is an ibis backend; without one (or with an ibis DuckDB backend) the scan runs as
-    compiled SQL on DuckDB, cached per spec and schema (:mod:`mlslo.compiled`).
+    compiled SQL on DuckDB, cached per spec and schema (:mod:`mlslo.scan.compiled`).
     """
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()

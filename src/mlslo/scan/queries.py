@@ -246,8 +246,8 @@ def _build(
     if dedupe:
         if "id" not in base.columns:
             raise DataError(
-                "is missing; --dedupe counts each prediction id once, so it needs "
-                "the id column (map it with columns: {id: <your column>})",
+                "is missing; counting each prediction id once needs the id column "
+                "(map it with columns: {id: <your column>})",
                 source=source,
                 column=spec.columns.id,
             )

@@ -15,7 +15,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as ASGIScope
 
-from mlslo import __version__
 from mlslo.errors import MlsloError
 from mlslo.inputs.bodies import BatchError, FieldError
 from mlslo.server.dashboard import add_dashboard
@@ -23,6 +22,7 @@ from mlslo.server.errors import ApiError, envelope, library_error
 from mlslo.server.metrics import Metrics
 from mlslo.server.routes import admin, alerts, gate, ingest, status
 from mlslo.server.service import Service
+from mlslo.version import __version__
 
 
 class RequestTiming:

@@ -1,6 +1,6 @@
 """The dashboard: HTML pages rendered on the server from the same JSON the API serves.
 
-No JavaScript framework and no CDN: charts are inline SVG (see :mod:`mlslo.charts`), the
+No JavaScript framework and no CDN: charts are inline SVG (see :mod:`mlslo.render.charts`), the
 stylesheet is a package file, and pages refresh themselves with a meta tag. A browser signs
 in once with a read token (kept in an HttpOnly cookie); ``?token=`` does the same for links
 printed by ``mlslo demo``.

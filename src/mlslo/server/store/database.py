@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from mlslo.errors import MlsloError
+from mlslo.errors import MlsloError, UsageError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -93,9 +93,10 @@ class Database:
                 con.execute("SET memory_limit = ?", [memory_limit])
             except duckdb.Error as exc:
                 con.close()
-                raise StoreError(
-                    f"memory limit '{memory_limit}' is not a size DuckDB accepts "
-                    f"(e.g. 512MB): {str(exc).splitlines()[0]}"
+                raise UsageError(
+                    f"'{memory_limit}' is not a size DuckDB accepts (e.g. 512MB): "
+                    f"{str(exc).splitlines()[0]}",
+                    parameter="memory_limit",
                 ) from None
         database = cls(con, location)
         database.run(SCHEMA)
