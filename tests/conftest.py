@@ -192,7 +192,8 @@ def evaluate_table(spec_text: str, table: pa.Table, at: datetime) -> dict[str, A
 
 def evaluate_store(store: Store, at: datetime, **options: Any) -> Evaluation:
     """Evaluate a store's SLOs at ``at`` the way its service does."""
-    return evaluate(*store.rollups.at(at), at, **options)
+    reading = store.rollups.at(at)
+    return evaluate(reading.spec, reading.rollups, at, repeated_ids=reading.repeated_ids, **options)
 
 
 def close(expected: float) -> Any:

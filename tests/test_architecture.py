@@ -96,3 +96,44 @@ def test_every_folder_is_a_package_with_a_docstring():
         init = folder / "__init__.py"
         assert init.exists(), f"{folder.relative_to(ROOT)} has no __init__.py"
         assert init.read_text(encoding="utf-8").lstrip().startswith('"""'), init
+
+
+def _layers_in_pyproject() -> list[list[str]]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    return [[part.strip().removeprefix("mlslo.") for part in layer.split("|")] for layer in layers]
+
+
+def _doc_section(marker: str) -> str:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    return text.split(marker, 1)[1].split("\n\n", 1)[0]
+
+
+def test_architecture_doc_lists_the_layers_in_the_contracts_order():
+    rows = [line for line in _doc_section("<!-- layers -->").splitlines() if line.startswith("| `")]
+    documented = [
+        [name.strip(" `/").removesuffix(".py") for name in row.split("|")[1].split(", ")]
+        for row in rows
+    ]
+    assert list(reversed(documented)) == [sorted(layer) for layer in _layers_in_pyproject()]
+    on_disk = sorted(
+        p.stem if p.is_file() else p.name
+        for p in SOURCE.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__")
+        or (p.is_dir() and (p / "__init__.py").exists())
+    )
+    assert sorted(name for row in documented for name in row) == on_disk
+
+
+def test_architecture_doc_names_files_that_exist():
+    steps = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    steps = steps.split("<!-- new-family -->", 1)[1]
+    import re
+
+    paths = re.findall(r"`((?:src|docs|tests)/[\w/.]+)`", steps)
+    assert len(paths) >= 8
+    for path in paths:
+        assert (ROOT / path).exists(), path

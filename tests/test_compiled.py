@@ -22,6 +22,7 @@ from mlslo.api import evaluate_files
 from mlslo.errors import DataError
 from mlslo.inputs.files import connect_duckdb
 from mlslo.render.documents import evaluation_json
+from mlslo.scan.compiled import CACHE_FORMAT
 from mlslo.scan.files import Sources, scan_files
 from mlslo.scan.queries import scan
 from mlslo.spec import parse_spec
@@ -168,7 +169,7 @@ def test_a_corrupt_or_unwritable_cache_changes_nothing(
     (entry,) = entries(cache)
     entry.write_text('{"format": 1, "sql": "SELECT', encoding="utf-8")
     assert evaluation_json(evaluate_files(spec, Sources(str(path)), at)) == expected
-    assert json.loads(entry.read_text(encoding="utf-8"))["format"] == 1
+    assert json.loads(entry.read_text(encoding="utf-8"))["format"] == CACHE_FORMAT
 
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder would be", encoding="utf-8")

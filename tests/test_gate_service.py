@@ -93,7 +93,10 @@ def test_served_gate_equals_the_cli_gate_and_is_audited(live_server, tmp_path):
 def _run(tmp_path, candidate):
     spec = parse_spec(textwrap.dedent(SPEC))
     run = gate_files(
-        spec, Sources(str(tmp_path / "log.parquet")), NOW, candidate=tuple(candidate.split("="))
+        spec,
+        Sources(str(tmp_path / "log.parquet"), dedupe=True),
+        NOW,
+        candidate=tuple(candidate.split("=")),
     )
     return run.evaluation, run.decision, run.candidate
 

@@ -139,9 +139,8 @@ def _evaluate_files(
         pq.write_table(labels, tmp_path / "l.parquet")
         label_path = str(tmp_path / "l.parquet")
     spec = parse_spec(textwrap.dedent(spec_text))
-    return evaluation_json(
-        evaluate_files(spec, Sources(str(tmp_path / "p.parquet"), label_path), at)
-    )
+    sources = Sources(str(tmp_path / "p.parquet"), label_path, dedupe=True)
+    return evaluation_json(evaluate_files(spec, sources, at))
 
 
 @pytest.mark.parametrize("media", MEDIA)

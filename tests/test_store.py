@@ -76,7 +76,9 @@ slos:
     )
     pq.write_table(predictions, tmp_path / "p.parquet")
     pq.write_table(outcomes, tmp_path / "o.parquet")
-    sources = Sources(str(tmp_path / "p.parquet"), outcomes=str(tmp_path / "o.parquet"))
+    sources = Sources(
+        str(tmp_path / "p.parquet"), outcomes=str(tmp_path / "o.parquet"), dedupe=True
+    )
     from_files = evaluation_json(evaluate_files(spec, sources, NOW))
     store = Store.open(tmp_path / "outcomes.duckdb", spec, clock=Clock(NOW))
     try:

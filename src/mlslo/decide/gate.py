@@ -304,14 +304,16 @@ def gate(
     candidate: Selector | None = None,
     override: Override | None = None,
     evaluation: Evaluation | None = None,
+    repeated_ids: int | None = None,
 ) -> GateRun:
     """The deployment gate at ``at``: every SLO evaluated from ``rollups`` (whatever produced
     them: a scan of files, the service's store), the candidate's own predictions checked when
     a ``candidate`` selector is given (``rollups`` must then be a :class:`Rollup` sliced by
     its attribute), and the policy applied. ``evaluation``, when the caller has just
-    evaluated at ``at``, is reused so both show the same numbers."""
+    evaluated at ``at``, is reused so both show the same numbers; ``repeated_ids`` as for
+    :func:`~mlslo.measure.evaluate.evaluate`."""
     if evaluation is None:
-        evaluation = evaluate(spec, rollups, at)
+        evaluation = evaluate(spec, rollups, at, repeated_ids=repeated_ids)
     check = None
     if candidate is not None:
         if not isinstance(rollups, Rollup):

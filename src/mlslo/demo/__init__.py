@@ -104,7 +104,9 @@ def _serve(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     now = clock()
-    console.print(evaluation_table(evaluate(*store.rollups.at(now), now)))
+    reading = store.rollups.at(now)
+    evaluation = evaluate(reading.spec, reading.rollups, now, repeated_ids=reading.repeated_ids)
+    console.print(evaluation_table(evaluation))
     _, admin = store.tokens.create("admin", "demo")
     _, reader = store.tokens.create("read", "demo dashboard")
     host, port = address

@@ -94,10 +94,7 @@ def normalize_predictions(
     table = _rename(table, spec.columns.model_dump(), attributes, errors)
     out: dict[str, pa.Array] = {}
     n = table.num_rows
-    for field in ("id", "ts"):
-        if field not in table.column_names:
-            errors.add(None, field, "is required in every prediction record")
-    errors.raise_if_any()
+    _require(table, ("id", "ts"), "prediction", errors)
     out["id"] = _ids(table["id"], errors)
     out["ts"] = _timestamps(table["ts"], "ts", errors, required=True)
     _not_future(out["ts"], "ts", now, max_skew, errors)
@@ -125,10 +122,7 @@ def normalize_labels(
     """Validate a batch of label records (id, ts, label)."""
     errors = _Errors()
     table = _rename(table, spec.label_columns.model_dump(), [], errors)
-    for field in ("id", "ts", "label"):
-        if field not in table.column_names:
-            errors.add(None, field, "is required in every label record")
-    errors.raise_if_any()
+    _require(table, ("id", "ts", "label"), "label", errors)
     labels = _value(table, "label", errors)
     errors.first_row(pc.is_null(labels), "label", "is empty; a label record needs the label")
     out = {
@@ -153,10 +147,7 @@ def normalize_outcomes(
         "model_version": "model_version",
     }
     table = _rename(table, mapping, attributes, errors)
-    for field in ("ts", "total", "ok"):
-        if field not in table.column_names:
-            errors.add(None, field, "is required in every outcome record")
-    errors.raise_if_any()
+    _require(table, ("ts", "total", "ok"), "outcome", errors)
     out: dict[str, pa.Array] = {"ts": _timestamps(table["ts"], "ts", errors, required=True)}
     _not_future(out["ts"], "ts", now, max_skew, errors)
     for field in ("total", "ok"):
@@ -184,6 +175,14 @@ NORMALIZERS: dict[str, Normalizer] = {
     "outcomes": normalize_outcomes,
 }
 """The normalizer of each kind of batch."""
+
+
+def _require(table: pa.Table, fields: Sequence[str], kind: str, errors: _Errors) -> None:
+    """Refuse the batch, naming every field it lacks."""
+    for field in fields:
+        if field not in table.column_names:
+            errors.add(None, field, f"is required in every {kind} record")
+    errors.raise_if_any()
 
 
 def _rename(

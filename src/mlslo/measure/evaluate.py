@@ -76,10 +76,16 @@ class SLOEvaluation:
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Every SLO evaluated at one moment. ``deduplicated`` and ``repeated_ids`` say whether
+    a repeated prediction id was counted once and how many repeats were left out (None: not
+    checked, as on files without de-duplication)."""
+
     service: str
     evaluated_at: datetime
     slos: tuple[SLOEvaluation, ...]
     bucket: timedelta = timedelta(minutes=1)
+    deduplicated: bool = False
+    repeated_ids: int | None = None
 
     def get(self, name: str) -> SLOEvaluation:
         for slo in self.slos:
@@ -126,15 +132,20 @@ def evaluate(
     series_step: timedelta | None = None,
     where: Mapping[str, Sequence[Any]] | None = None,
     slos: Sequence[str] | None = None,
+    repeated_ids: int | None = None,
 ) -> Evaluation:
     """Evaluate the SLOs of ``spec`` at ``at`` from a rollup (or from timelines kept current
-    by the store).
+    by the store, which passes the ``repeated_ids`` it refused).
 
     ``where`` restricts every SLO to the slices whose attributes take the listed values (used
     by the candidate check); ``slos`` restricts the evaluation to the named SLOs.
     """
     at = at.astimezone(UTC)
+    deduplicated = repeated_ids is not None
     if isinstance(data, Rollup):
+        deduplicated = deduplicated or data.deduplicated
+        if repeated_ids is None:
+            repeated_ids = data.repeated_ids
         timelines = timelines_for(spec, data, at, where=where, slos=slos)
     else:
         if where:
@@ -146,7 +157,7 @@ def evaluate(
             continue
         view = _Corrected(timelines[slo.name], _excluded(spec, slo.name, spec.bucket))
         results.append(_evaluate_slo(spec, slo, view, at, series_step))
-    return Evaluation(spec.service, at, tuple(results), spec.bucket)
+    return Evaluation(spec.service, at, tuple(results), spec.bucket, deduplicated, repeated_ids)
 
 
 def _excluded(spec: Spec, name: str, bucket: timedelta) -> list[tuple[int, int]]:

@@ -109,8 +109,15 @@ def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "service": evaluation.service,
         "evaluated_at": iso(evaluation.evaluated_at),
+        "records": records_json(evaluation),
         "slos": [slo_json(s) for s in evaluation.slos],
     }
+
+
+def records_json(evaluation: Evaluation) -> dict[str, Any]:
+    """How records were counted: whether a repeated prediction id counted once, and how many
+    repeats were left out (null: not checked)."""
+    return {"deduplicated": evaluation.deduplicated, "repeated_ids": evaluation.repeated_ids}
 
 
 def reason_json(reason: Reason) -> dict[str, Any]:
@@ -150,6 +157,7 @@ def gate_json(
         "policy": decision.policy,
         "service": evaluation.service,
         "evaluated_at": iso(evaluation.evaluated_at),
+        "records": records_json(evaluation),
         "risk_score": json_number(decision.risk_score),
         "risk_terms": [
             _json_dict(

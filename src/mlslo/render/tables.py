@@ -97,6 +97,9 @@ def reasons(document: Mapping[str, Any]) -> list[str]:
     """Why SLIs have no value, and notes such as label coverage, one line each (from the
     evaluation's JSON)."""
     out = []
+    repeated = document.get("records", {}).get("repeated_ids")
+    if repeated:
+        out.append(f"{repeated:,} repeated prediction ids were counted once")
     for entry in document["slos"]:
         name, sli = entry["name"], entry["sli"]
         if sli.get("reason"):

@@ -26,12 +26,13 @@ from mlslo.errors import DataError, first_line
 from mlslo.stats.rollup import (
     Rollup,
     all_valid,
+    deduplicated,
     histogram_tables,
     outcome_rollup,
     stat_table,
 )
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CACHE_ENTRIES = 256
 
 # The DuckDB variables that hold the window's bounds, for timestamp columns with a zone and
@@ -41,6 +42,18 @@ START, END = "mlslo_start", "mlslo_end"
 
 def bound_variable(name: str, *, zoned: bool) -> str:
     return f"{name}_tz" if zoned else name
+
+
+@dataclass(frozen=True)
+class Views:
+    """Sources opened as DuckDB views: each role's view name (``predictions``, ``labels``,
+    ``outcomes``), where each came from (for messages), extra slice columns, and whether a
+    repeated prediction id counts once."""
+
+    tables: Mapping[str, str]
+    locations: Mapping[str, str]
+    slice_columns: Sequence[str] = ()
+    dedupe: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class CompiledScan:
     histograms: tuple[tuple[str, tuple[str, ...]], ...] = ()
     outcome_sql: str | None = None
     outcome_names: Mapping[str, str] | None = None
+    repeated_sql: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({"format": CACHE_FORMAT, **asdict(self)})
@@ -77,6 +91,7 @@ class CompiledScan:
             histograms=tuple((str(sql), tuple(names)) for sql, names in data["histograms"]),
             outcome_sql=data["outcome_sql"],
             outcome_names=data["outcome_names"],
+            repeated_sql=data["repeated_sql"],
         )
 
     def run(self, con: Any, start: datetime, end: datetime, *, source: str) -> Rollup | None:
@@ -91,6 +106,7 @@ class CompiledScan:
             for sql, names in self.histograms:
                 histograms.update(histogram_tables(rows_of(con, sql), names))
             outcome_rows = rows_of(con, self.outcome_sql) if self.outcome_sql else None
+            repeated = rows_of(con, self.repeated_sql) if self.repeated_sql else None
         except Exception as exc:
             raise DataError(f"the scan failed: {first_line(exc)}", source=source) from None
         rollup = Rollup(
@@ -99,6 +115,8 @@ class CompiledScan:
             stat_table(rows, self.names),
             histograms,
         )
+        if repeated is not None:
+            rollup = deduplicated(rollup, repeated)
         if outcome_rows is None or self.outcome_names is None:
             return rollup
         if not all_valid(outcome_rows):

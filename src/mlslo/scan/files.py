@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from mlslo.inputs.files import VIEWS, connect_duckdb, connect_raw, open_table, open_views
-from mlslo.scan.compiled import cache_key, load, set_window, store
+from mlslo.scan.compiled import Views, cache_key, load, set_window, store
 from mlslo.spec import Spec
 from mlslo.stats.rollup import Rollup
 
@@ -77,7 +77,9 @@ def _scan_compiled(
         )
         if location
     }
-    tables = {role: VIEWS[role] for role in locations}
+    views = Views(
+        {role: VIEWS[role] for role in locations}, locations, slice_columns, sources.dedupe
+    )
     schemas = open_views(raw, locations)
     key = cache_key(
         spec.model_dump_json(), schemas, slices=list(slice_columns), dedupe=sources.dedupe
@@ -87,14 +89,7 @@ def _scan_compiled(
         from mlslo.scan.queries import compile_scan
 
         set_window(raw, start, end)
-        compiled, cacheable = compile_scan(
-            spec,
-            connect_duckdb(raw),
-            tables,
-            slice_columns=slice_columns,
-            sources=locations,
-            dedupe=sources.dedupe,
-        )
+        compiled, cacheable = compile_scan(spec, connect_duckdb(raw), views)
         if cacheable:
             store(key, compiled)
     rollup = compiled.run(raw, start, end, source=sources.predictions)
@@ -102,11 +97,4 @@ def _scan_compiled(
         return rollup
     from mlslo.scan.queries import name_failure
 
-    raise name_failure(
-        spec,
-        connect_duckdb(raw),
-        tables,
-        slice_columns=slice_columns,
-        sources=locations,
-        dedupe=sources.dedupe,
-    )
+    raise name_failure(spec, connect_duckdb(raw), views)

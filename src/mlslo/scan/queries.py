@@ -14,7 +14,7 @@ runs and caches."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +24,7 @@ import pyarrow as pa
 from mlslo.errors import DataError, first_line
 from mlslo.inputs.fields import check_kind
 from mlslo.inputs.files import flatten_attributes
-from mlslo.scan.compiled import END, START, CompiledScan
+from mlslo.scan.compiled import END, START, CompiledScan, Views
 from mlslo.scan.expressions import (
     Bound,
     Expr,
@@ -58,6 +58,7 @@ from mlslo.stats.rollup import (
     CHECKS,
     Rollup,
     all_valid,
+    deduplicated,
     histogram_tables,
     outcome_rollup,
     stat_column,
@@ -87,6 +88,7 @@ class _Queries:
     histograms: list[tuple[Expr, list[str]]]
     outcomes: _Grouped | None
     cacheable: bool
+    repeated: Expr | None = None
 
 
 def scan(
@@ -133,6 +135,8 @@ def scan(
         stat_table(rows, records.plan.names),
         histograms,
     )
+    if queries.repeated is not None:
+        rollup = deduplicated(rollup, _execute(queries.repeated, source))
     if queries.outcomes is None:
         return rollup
     counted = queries.outcomes
@@ -144,19 +148,11 @@ def scan(
     )
 
 
-def compile_scan(
-    spec: Spec,
-    con: Expr,
-    tables: Mapping[str, str],
-    *,
-    slice_columns: Sequence[str] = (),
-    sources: Mapping[str, str] | None = None,
-    dedupe: bool = False,
-) -> tuple[CompiledScan, bool]:
-    """The scan as DuckDB SQL over the views named in ``tables`` (roles ``predictions``,
-    ``labels``, ``outcomes``), with the window's bounds in DuckDB variables; and whether it
-    may be cached (not when a multiclass SLO takes its classes from the data)."""
-    queries = _over_views(spec, con, tables, slice_columns, sources, dedupe)
+def compile_scan(spec: Spec, con: Expr, views: Views) -> tuple[CompiledScan, bool]:
+    """The scan as DuckDB SQL over ``views``, with the window's bounds in DuckDB variables;
+    and whether it may be cached (not when a multiclass SLO takes its classes from the
+    data)."""
+    queries = _over_views(spec, con, views)
 
     def sql(expr: Expr) -> str:
         return str(con.compile(expr))
@@ -170,22 +166,15 @@ def compile_scan(
         histograms=tuple((sql(q), tuple(n)) for q, n in queries.histograms),
         outcome_sql=None if counted is None else sql(counted.query),
         outcome_names=None if counted is None else dict(counted.plan.names),
+        repeated_sql=None if queries.repeated is None else sql(queries.repeated),
     )
     return compiled, queries.cacheable
 
 
-def name_failure(
-    spec: Spec,
-    con: Expr,
-    tables: Mapping[str, str],
-    *,
-    slice_columns: Sequence[str] = (),
-    sources: Mapping[str, str] | None = None,
-    dedupe: bool = False,
-) -> DataError:
+def name_failure(spec: Spec, con: Expr, views: Views) -> DataError:
     """After the compiled scan counted a record failing a value check (its window still set
     on ``con``): the first failing check and its first row, without aggregating again."""
-    queries = _over_views(spec, con, tables, slice_columns, sources, dedupe)
+    queries = _over_views(spec, con, views)
     for grouped in (queries.records, queries.outcomes):
         error = _first_failure(grouped) if grouped is not None else None
         if error is not None:
@@ -193,16 +182,9 @@ def name_failure(
     return DataError("a record failed a value check", source=queries.records.source)
 
 
-def _over_views(
-    spec: Spec,
-    con: Expr,
-    tables: Mapping[str, str],
-    slice_columns: Sequence[str],
-    sources: Mapping[str, str] | None,
-    dedupe: bool,
-) -> _Queries:
-    names = dict(sources or {})
-    opened = {role: flatten_attributes(con.table(view)) for role, view in tables.items()}
+def _over_views(spec: Spec, con: Expr, views: Views) -> _Queries:
+    names = views.locations
+    opened = {role: flatten_attributes(con.table(view)) for role, view in views.tables.items()}
     return _build(
         spec,
         opened["predictions"],
@@ -210,11 +192,11 @@ def _over_views(
         end=END,
         labels=opened.get("labels"),
         outcomes=opened.get("outcomes"),
-        slice_columns=slice_columns,
+        slice_columns=views.slice_columns,
         source=names.get("predictions", "data"),
         labels_source=names.get("labels", "labels"),
         outcomes_source=names.get("outcomes", "outcomes"),
-        dedupe=dedupe,
+        dedupe=views.dedupe,
     )
 
 
@@ -243,6 +225,7 @@ def _build(
         labels_separate=labels is not None,
     )
     table = base
+    repeated = None
     if dedupe:
         if "id" not in base.columns:
             raise DataError(
@@ -252,6 +235,8 @@ def _build(
                 column=spec.columns.id,
             )
         table = base.distinct(on="id", keep="first")
+        seen = base.filter(in_window(base, start, end))
+        repeated = seen.aggregate(n=seen.count() - seen.id.nunique())
     if labels is not None and uses_labels(spec):
         table = join_labels(spec, table, labels, labels_source, end)
     window = in_window(table, start, end)
@@ -273,6 +258,7 @@ def _build(
             isinstance(slo, AccuracySLO) and slo.sli.multiclass and slo.sli.classes is None
             for slo in spec.slos
         ),
+        repeated=repeated,
     )
 
 

@@ -159,25 +159,31 @@ def add_dashboard(app: FastAPI, service: Service) -> None:
         context = {**base(request, service.clock(), True), "refresh": None, "message": str(error)}
         return page("error.html", context, status=400)
 
-    @app.get("/", include_in_schema=False)
-    async def overview(request: Request) -> Response:
+    def opening(request: Request) -> Response | tuple[datetime, bool]:
+        """What every page checks first: a signed-in reader (else the login page) and a
+        readable ``?at=`` (else an error page); then the moment and whether it is live."""
         if not signed_in(request) or request.query_params.get("token"):
             return login_redirect(request)
         try:
-            at, live = moment(request)
+            return moment(request)
         except BadMoment as error:
             return bad_moment(request, error)
+
+    @app.get("/", include_in_schema=False)
+    async def overview(request: Request) -> Response:
+        opened = opening(request)
+        if isinstance(opened, Response):
+            return opened
+        at, live = opened
         context = await run_in_threadpool(_overview, service, at, live)
         return page("overview.html", {**base(request, at, live), **context})
 
     @app.get("/slo/{name}", include_in_schema=False)
     async def slo_page(request: Request, name: str) -> Response:
-        if not signed_in(request) or request.query_params.get("token"):
-            return login_redirect(request)
-        try:
-            at, live = moment(request)
-        except BadMoment as error:
-            return bad_moment(request, error)
+        opened = opening(request)
+        if isinstance(opened, Response):
+            return opened
+        at, live = opened
         if name not in {s.name for s in service.spec.slos}:
             return page(
                 "login.html",

@@ -101,7 +101,14 @@ class Service:
         then."""
         moment = at or self.clock()
         reading = self.store.rollups.at(moment)
-        return evaluate(reading.spec, reading.rollups, moment, series_step=series_step, slos=slos)
+        return evaluate(
+            reading.spec,
+            reading.rollups,
+            moment,
+            series_step=series_step,
+            slos=slos,
+            repeated_ids=reading.repeated_ids,
+        )
 
     def gate(
         self,
@@ -128,6 +135,7 @@ class Service:
             candidate=selector,
             override=self.store.overrides.active(moment),
             evaluation=evaluation,
+            repeated_ids=reading.repeated_ids,
         )
         document = gate_json(run.evaluation, run.decision, run.candidate)
         if not record:

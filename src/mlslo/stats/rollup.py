@@ -7,7 +7,7 @@ addition. :mod:`mlslo.stats.timeline` lays one SLO's statistics on a grid of buc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,13 +51,16 @@ class Rollup:
 
     ``table`` has the integer ``bucket``, one column per slice attribute, and one float column
     per statistic named ``"<slo>/<stat>"``. ``histograms`` holds, per percentile SLO, rows of
-    ``(bucket, bin, count)``.
+    ``(bucket, bin, count)``. ``deduplicated`` says a repeated prediction id was counted once,
+    and ``repeated_ids`` how many repeats were left out (None when nobody looked).
     """
 
     bucket_seconds: int
     slice_columns: tuple[str, ...]
     table: pa.Table
     histograms: Mapping[str, pa.Table] = field(default_factory=dict)
+    deduplicated: bool = False
+    repeated_ids: int | None = None
 
     def merge(self, other: Rollup) -> Rollup:
         """The rollup of the union of both inputs (statistics add up)."""
@@ -81,7 +84,15 @@ def merge_all(rollups: Sequence[Rollup]) -> Rollup:
     for name in names:
         parts = [r.histograms[name] for r in rollups if name in r.histograms]
         histograms[name] = _sum_by(pa.concat_tables(parts), [BUCKET, "bin"])
-    return Rollup(first.bucket_seconds, first.slice_columns, _sum_by(combined, keys), histograms)
+    counts = [r.repeated_ids for r in rollups if r.repeated_ids is not None]
+    return Rollup(
+        first.bucket_seconds,
+        first.slice_columns,
+        _sum_by(combined, keys),
+        histograms,
+        deduplicated=first.deduplicated,
+        repeated_ids=sum(counts) if counts else None,
+    )
 
 
 def _sum_by(table: pa.Table, keys: Sequence[str]) -> pa.Table:
@@ -140,3 +151,10 @@ def outcome_rollup(rows: pa.Table, bucket_seconds: int, slices: Sequence[str]) -
         [BUCKET, *slices, *(c for c in rows.column_names if c != BUCKET and c not in slices)]
     )
     return Rollup(bucket_seconds, tuple(slices), rows, {})
+
+
+def deduplicated(rollup: Rollup, counted: pa.Table) -> Rollup:
+    """``rollup`` marked as counting each prediction id once, with the number of repeats
+    left out (the one value of ``counted``)."""
+    value = counted.column(0)[0].as_py() if counted.num_rows else 0
+    return replace(rollup, deduplicated=True, repeated_ids=int(value or 0))

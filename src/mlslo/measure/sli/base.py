@@ -53,5 +53,15 @@ def distribution_percentile(stats: WindowStats, q: float, *, what: str) -> Measu
     return Measurement(value, int(histogram.total), interval, detail=detail)
 
 
+def within_or_percentile(
+    stats: WindowStats, percentile: float | None, *, what: str, empty_reason: str
+) -> Measurement:
+    """The two SLIs of a measured quantity (latency, lag): the share of events within its
+    threshold (the ``good`` and ``total`` counts), or its ``percentile``."""
+    if percentile is not None:
+        return distribution_percentile(stats, percentile, what=what)
+    return ratio(stats.get("good"), stats.get("total"), empty_reason=empty_reason)
+
+
 def divide(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None

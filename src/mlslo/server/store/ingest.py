@@ -55,6 +55,7 @@ class Ingest:
         self.clock = clock
         self.counters: dict[str, int] = {}
         self._held = bool(self.db.one("SELECT count(*) FROM held_labels")[0])
+        self._repeats: dict[int, int] = {}
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._writer: threading.Thread | None = None
 
@@ -134,6 +135,7 @@ class Ingest:
         """Apply jobs in order in one transaction; resolve each future after COMMIT."""
         results: dict[int, IngestResult] = {}
         deltas: list[Rollup] = []
+        self._repeats = {}
         with self.db.transaction():
             fresh = self._replayed(jobs, results)
             for kind, group in _runs(fresh):
@@ -160,7 +162,9 @@ class Ingest:
                     self.rollups.append(delta)
                     deltas.append(delta)
         labelled = any(job.kind == "labels" for job in jobs)
-        self.rollups.add_to_timelines(deltas, labels_at=self.clock() if labelled else None)
+        self.rollups.add_to_timelines(
+            deltas, labels_at=self.clock() if labelled else None, repeats=self._repeats
+        )
         for job in jobs:
             result = results[id(job)]
             self.counters[job.kind] = self.counters.get(job.kind, 0) + result.accepted
@@ -204,9 +208,9 @@ class Ingest:
             )
         fresh = pc.invert(pc.is_in(combined["id"], known["id"]))
         again = combined.filter(pc.invert(fresh))["ts"]
-        self.rollups.count_repeated(
-            self._buckets(pa.chunked_array([*repeated.chunks, *again.chunks], pa.timestamp("us")))
-        )
+        refused = pa.chunked_array([*repeated.chunks, *again.chunks], pa.timestamp("us"))
+        for bucket, count in self.rollups.count_repeated(self._buckets(refused)).items():
+            self._repeats[bucket] = self._repeats.get(bucket, 0) + count
         combined = combined.filter(fresh)
         accepted = combined["__owner"].to_numpy()
         results = _per_owner(len(batches), [b.num_rows for b in batches], accepted)

@@ -34,10 +34,12 @@ Progress = Callable[[int, int], None]
 
 
 class Reading(NamedTuple):
-    """A spec and the rollups an evaluation of it at one moment reads."""
+    """A spec and the rollups an evaluation of it at one moment reads, with the repeated
+    prediction ids refused in its range."""
 
     spec: Spec
     rollups: Rollup | Mapping[str, Timeline]
+    repeated_ids: int
 
 
 class Rollups:
@@ -53,6 +55,7 @@ class Rollups:
         self.first = 0
         self.rebuilding = False
         self.last_label: datetime | None = None
+        self.repeats: dict[int, int] = {}
 
     @property
     def ready(self) -> bool:
@@ -148,7 +151,14 @@ class Rollups:
             for slo in spec.slos
         }
         latest = self.db.one("SELECT max(received_at) FROM labels")
+        repeats = {
+            int(bucket): int(count)
+            for bucket, count in self.db.run(
+                "SELECT bucket, sum(count) FROM repeated_ids GROUP BY bucket"
+            )
+        }
         with self.cache_lock:
+            self.repeats = repeats
             self.spec, self.scan = spec, scan
             self.timelines = timelines
             self.first = cutoff
@@ -206,11 +216,18 @@ class Rollups:
                     )
 
     def add_to_timelines(
-        self, deltas: Sequence[Rollup], *, labels_at: datetime | None = None
+        self,
+        deltas: Sequence[Rollup],
+        *,
+        labels_at: datetime | None = None,
+        repeats: Mapping[int, int] | None = None,
     ) -> None:
         """After the commit: the in-memory timelines catch up with the rows written
-        (``labels_at``: when labels among them were received)."""
+        (``labels_at``: when labels among them were received; ``repeats``: repeated
+        prediction ids refused, per bucket)."""
         with self.cache_lock:
+            for bucket, count in (repeats or {}).items():
+                self.repeats[bucket] = self.repeats.get(bucket, 0) + count
             for delta in deltas:
                 for timeline in self.timelines.values():
                     timeline.add(delta)
@@ -219,13 +236,17 @@ class Rollups:
                 if self.last_label is None or received > self.last_label:
                     self.last_label = received
 
-    def count_repeated(self, buckets: pa.Array) -> None:
-        """Remember refused repeated prediction ids per bucket of their ``ts``."""
+    def count_repeated(self, buckets: pa.Array) -> dict[int, int]:
+        """Write down refused repeated prediction ids per bucket of their ``ts`` (in the
+        caller's transaction); returns the counts for :meth:`add_to_timelines`."""
         if not len(buckets):
-            return
+            return {}
         counts = pa.table({"bucket": buckets}).group_by("bucket").aggregate([("bucket", "count")])
         with self.db.registered("mlslo_repeated", counts):
             self.db.run("INSERT INTO repeated_ids SELECT bucket, bucket_count FROM mlslo_repeated")
+        return dict(
+            zip(counts["bucket"].to_pylist(), counts["bucket_count"].to_pylist(), strict=True)
+        )
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -261,13 +282,14 @@ class Rollups:
             later = self.last_label is not None and self.last_label > naive(moment)
             start, _ = scan_range(spec, moment)
             first = bucket_floor(start, scan.bucket_seconds)
+            repeated = sum(n for bucket, n in self.repeats.items() if bucket >= first)
             if not whole and not later and first >= self.first:
-                return Reading(spec, dict(self.timelines))
+                return Reading(spec, dict(self.timelines), repeated)
         with self.db.lock:
             rollup = self.between(first, scan)
             if later:
                 rollup = rollup.merge(self._taken_back(moment, spec, scan))
-        return Reading(spec, rollup)
+        return Reading(spec, rollup, repeated)
 
     def _taken_back(self, moment: datetime, spec: Spec, scan: BatchScan) -> Rollup:
         """The delta that turns today's rollups into those of ``moment``: for predictions
@@ -281,12 +303,6 @@ class Rollups:
         now = self.effective(relabelled, [], spec=spec)
         then = self.effective(relabelled, [], until=cutoff, spec=spec)
         return scan.run(self.db.con, then).merge(negated(scan.run(self.db.con, now)))
-
-    def repeated(self, first: int) -> int:
-        """Repeated prediction ids refused at ingest whose ``ts`` is in a bucket from
-        ``first`` on."""
-        row = self.db.one("SELECT sum(count) FROM repeated_ids WHERE bucket >= ?", [first])
-        return int(row[0] or 0) if row else 0
 
 
 def store_scan(spec: Spec) -> BatchScan:
