@@ -14,7 +14,6 @@ from mlslo.measure.candidate import Selector
 from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.measure.windows import scan_range, series_step
 from mlslo.render.documents import alerts_json, evaluation_json, gate_json
-from mlslo.render.report import report_html, report_markdown
 from mlslo.scan.files import Sources, scan_files
 from mlslo.spec import Spec
 
@@ -61,6 +60,8 @@ def report_files(
     """Write the SLO review report (``.html``, self-contained, or ``.md``) from files: every
     SLO with its charts, the gate's decision when the spec has a policy, and the alert rules
     that would fire."""
+    from mlslo.render.report import report_html, report_markdown
+
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown"):
         raise UsageError(f"'{out}' should end in .html or .md", parameter="out")
