@@ -67,7 +67,7 @@ def test_alerts_json_shows_the_page_rules_firing(
 ) -> None:
     spec, data = files
     run = cli("alerts", "--spec", spec, "--data", data, "--at", AT, "--format", "json")
-    assert run.exit_code == 0, run.stderr
+    assert run.exit_code == 1, run.stderr  # a page fires
     doc = run.json()
     assert doc["service"] == "fraud-scoring"
     assert doc["evaluated_at"] == AT
@@ -124,27 +124,17 @@ def table_rows(out: str) -> list[list[str]]:
     return [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if "│" in line]
 
 
-def test_alerts_table_lists_what_fires_or_is_held_back(
+def test_alerts_table_lists_what_fires_and_exits_like_the_gate(
     cli: Callable[..., Any], files: tuple[Path, Path]
 ) -> None:
     spec, data = files
     run = cli("alerts", "--spec", spec, "--data", data, "--at", AT)
-    assert run.exit_code == 0, run.stderr
+    assert run.exit_code == 1, run.stderr  # a page fires: 1, as a blocking gate
     assert "fraud-scoring — alerts at 2026-03-03T12:03:00Z" in run.stdout
-    # SLO, rule, severity, status, long burn, short burn, threshold, note; ok rules left out
+    # SLO, rule, severity, status, long burn, short burn, threshold, note; only what fires
     assert table_rows(run.stdout) == [
         ["uptime", "page-1h-5m", "page", "firing", "50.00×", "600.00×", "14.4×", ""],
         ["uptime", "page-6h-30m", "page", "firing", "8.33×", "100.00×", "6×", ""],
-        [
-            "freshness",
-            "page-1h-5m",
-            "page",
-            "held back",
-            "0.00×",
-            "0.00×",
-            "14.4×",
-            "the 5m window has 100 samples, fewer than min_samples 500: too few to fire",
-        ],
     ]
 
 
@@ -153,7 +143,7 @@ def test_alerts_table_all_shows_every_rule(
 ) -> None:
     spec, data = files
     run = cli("alerts", "--spec", spec, "--data", data, "--at", AT, "--all")
-    assert run.exit_code == 0, run.stderr
+    assert run.exit_code == 1, run.stderr
     uptime = {row[1]: row[3] for row in table_rows(run.stdout) if row[0] == "uptime"}
     assert uptime == {
         "page-1h-5m": "firing",
@@ -162,9 +152,15 @@ def test_alerts_table_all_shows_every_rule(
         "ticket-3d-6h": "ok",
         "exhausted": "ok",
     }
+    held = {(row[0], row[1]): (row[3], row[7]) for row in table_rows(run.stdout)}
+    assert held[("freshness", "page-1h-5m")] == (
+        "held back",
+        "the 5m window has 100 samples, fewer than min_samples 500: too few to fire",
+    )
     quiet = cli("alerts", "--spec", spec, "--data", data, "--at", BEFORE)
     assert quiet.exit_code == 0
-    assert [row[0] for row in table_rows(quiet.stdout)] == ["freshness"]  # only held back
+    assert table_rows(quiet.stdout) == []
+    assert "no alert would fire (--all shows every rule)" in quiet.stdout
 
 
 def test_rules_yaml_has_the_recording_and_alerting_groups(
@@ -200,3 +196,31 @@ def test_rules_yaml_has_the_recording_and_alerting_groups(
     assert written.exit_code == 0 and written.stdout == ""
     assert yaml.safe_load(out.read_text(encoding="utf-8")) == doc
     assert json.dumps(doc)  # plain data: no YAML-only types
+
+
+def test_alerts_exit_3_when_only_a_ticket_fires(
+    cli: Callable[..., Any], write_spec: Callable[..., Path], files: tuple[Path, Path]
+) -> None:
+    _, data = files
+    ticket_only = SPEC.replace(
+        "objective: {target: 0.999}",
+        "objective: {target: 0.999}\n"
+        "    alerts: [{long: 1h, short: 5m, burn_rate: 14.4, severity: ticket}]",
+        1,
+    )
+    assert ticket_only != SPEC
+    run = cli("alerts", "--spec", write_spec(ticket_only), "--data", data, "--at", AT)
+    assert run.exit_code == 3, run.stdout + run.stderr
+    assert [row[2] for row in table_rows(run.stdout)] == ["ticket"]
+
+
+def test_every_command_takes_the_spec_as_an_option(
+    cli: Callable[..., Any], write_spec: Callable[..., Path]
+) -> None:
+    spec = write_spec(SPEC)
+    for command in ("validate", "rules"):
+        positional, option = cli(command, spec), cli(command, "--spec", spec)
+        assert positional.exit_code == option.exit_code == 0, option.stderr
+        assert positional.stdout == option.stdout
+        both = cli(command, spec, "--spec", spec)
+        assert both.exit_code == 2 and "give the spec once" in both.stderr

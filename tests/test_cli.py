@@ -175,3 +175,19 @@ def test_dedupe_counts_a_repeated_id_once(cli, write_spec, write_records):
     run = cli("evaluate", "--spec", spec, "--data", no_id, "--dedupe")
     assert run.exit_code == 2
     assert "counting each prediction id once needs the id column" in run.stderr
+
+
+def test_series_shows_in_the_table_and_markdown_too(cli, write_spec, write_records):
+    spec = write_spec(SPEC)
+    data = _records(write_records)
+    table = cli("evaluate", "--spec", spec, "--data", data, "--at", AT, "--series", "12h")
+    assert table.exit_code == 0, table.stderr
+    assert "uptime: availability per step" in table.stdout
+    assert "│ 2026-11-20 12:00 │ 2026-11-21 00:00 │" in table.stdout
+    markdown = cli(
+        "evaluate", "--spec", spec, "--data", data, "--at", AT, "--series", "12h", "-f", "markdown"
+    )
+    assert "## f1: f1 per step" in markdown.stdout
+    assert "| 2026-11-20 12:00 | 2026-11-21 00:00 |" in markdown.stdout
+    plain = cli("evaluate", "--spec", spec, "--data", data, "--at", AT)
+    assert "per step" not in plain.stdout

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXAMPLES = ROOT / "examples"
 # Docs whose ``$ mlslo`` examples are run (others, such as benchmarks.md, need big data).
-RUNNABLE = ("concepts.md", "spec.md", "cli.md")
+RUNNABLE = ("concepts.md", "spec.md", "cli.md", "gate.md")
 
 
 # --- reading Markdown -------------------------------------------------------------------------
@@ -335,6 +335,17 @@ def test_every_command_and_option_is_in_cli_md(name):
             assert param.name.upper() in text, f"docs/cli.md: `mlslo {name}` lacks {param.name}"
 
 
+def test_the_command_table_lists_every_command():
+    """The table at the top of docs/cli.md, which a reader scans first, has every command
+    (top-level ones and those of a group, such as ``gate override``)."""
+    text = read("cli.md")
+    table = text[text.index("| command | what it does |") :].split("\n\n", 1)[0]
+    listed = set(re.findall(r"\[`mlslo ([a-z ]+)`\]\(#mlslo-[a-z-]+\)", table))
+    top_level = {name.split()[0] for name in COMMANDS}
+    assert top_level <= listed, sorted(top_level - listed)
+    assert {name for name in COMMANDS if " " in name and name.split()[0] == "gate"} <= listed
+
+
 def test_cli_md_documents_only_real_commands():
     titles = [t for _, level, t in headings(read("cli.md")) if level in (2, 3)]
     documented = {m.group(1) for t in titles if (m := COMMAND_HEADING.fullmatch(t))}
@@ -577,7 +588,7 @@ STATED: dict[str, list[tuple[Callable[[Any], Any], str]]] = {
         (_at("slos", 0, "sli", "value"), "`F1 = 354 / 381 = {:.4f}`"),
         (_at("slos", 0, "budget", "consumed"), "`consumed = (1 − 0.9291) / 0.08 = {:.3f}`"),
         (_at("slos", 0, "budget", "remaining"), "`remaining = {:.3f}`"),
-        (_at("risk_score"), "0.4 × 0.64 = {:.3f}`"),
+        (_at("risk_score"), "0.4 × 0.64) / 0.9 = {:.3f}`"),
     ],
     "Delayed labels": [
         (_at("slos", 0, "sli", "label_coverage"), "`label_coverage = 10 / 14 = {:.3f}`"),
@@ -635,14 +646,16 @@ def test_every_reference_file_comes_from_the_docs():
     written = set()
     for snippet in data_snippets():
         written |= set(re.findall(r'"([\w.-]+\.csv)"', snippet.body))
-    specs = {b.body for b in blocks("concepts.md") if b.lang == "yaml"}
+    homes = ("concepts.md", "gate.md")
+    specs = {b.body: doc for doc in homes for b in blocks(doc) if b.lang == "yaml"}
     for path in sorted((EXAMPLES / "reference").rglob("*")):
         if not path.is_file():
             continue
         where = path.relative_to(ROOT)
         if path.suffix == ".yaml":
-            assert path.read_text(encoding="utf-8") in specs, f"{where} is not in concepts.md"
-            assert f"`{where}`" in read("concepts.md"), f"concepts.md does not name {where}"
+            doc = specs.get(path.read_text(encoding="utf-8"))
+            assert doc is not None, f"{where} is in none of {', '.join(homes)}"
+            assert f"`{where}`" in read(doc), f"{doc} does not name {where}"
         else:
             assert path.name in written, f"no snippet in concepts.md writes {where}"
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlslo.decide.gate import BudgetState, Override, decide
+from mlslo.decide.policy import BudgetState, Override, decide
 from mlslo.errors import UsageError
-from mlslo.spec import Policy, RiskScore, parse_spec
+from mlslo.spec import Policy, RiskScore, parse_spec, spec_from_dict
 
 BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 AT = "2026-11-21T00:00:00Z"
@@ -38,9 +38,9 @@ REFERENCE_SPEC = """
         filter: {model: fairness-example}
     policy:
       hard_stop: [uptime, fairness]
-      soft_stop: [accuracy, freshness]
+      soft_stop: [accuracy]
       min_remaining: {uptime: 0.5, fairness: 0.75, accuracy: 0.3}
-      risk_score: {weights: {uptime: 0.4, fairness: 0.3, accuracy: 0.2, freshness: 0.1}, max: 0.6}
+      risk_score: {weights: {uptime: 0.4, fairness: 0.3, accuracy: 0.2}, max: 0.6}
 """
 
 
@@ -100,7 +100,8 @@ def test_reference_gate_example_blocks_with_every_reason(cli, write_spec, write_
     assert by_key[("uptime", "min_remaining")]["threshold"] == 0.5
     assert by_key[("fairness", "min_remaining")]["value"] == 0
     assert by_key[("accuracy", "min_remaining")]["value"] == pytest.approx(-1.0833, abs=1e-4)
-    assert doc["risk_score"] == pytest.approx(0.4 * 0.64 + 0.3 * 1 + 0.2 * 1)
+    # weights 0.4, 0.3, 0.2 normalised to sum 1
+    assert doc["risk_score"] == pytest.approx((0.4 * 0.64 + 0.3 * 1 + 0.2 * 1) / 0.9)
     assert {t["slo"]: t["consumed"] for t in doc["risk_terms"]} == {
         "uptime": pytest.approx(0.64),
         "fairness": 1.0,
@@ -121,6 +122,44 @@ def test_reference_gate_example_blocks_with_every_reason(cli, write_spec, write_
     assert table.exit_code == 1
     assert table.stdout.startswith("BLOCK")
     assert table.stdout.count("min_remaining:") == 3
+
+
+MINIMAL_SLI = {
+    "availability": {},
+    "latency": {"sli": {"latency_threshold": "250ms"}},
+    "freshness": {"sli": {"lag_threshold": "15m"}},
+    "accuracy": {"sli": {"metric": "f1"}},
+    "fairness": {"sli": {"metric": "true_positive_rate_difference", "attribute": "g"}},
+}
+
+
+def _spec_of(states, policy):
+    """A spec with an SLO for every state and every name the policy references, so the
+    policy's references resolve as they would in a real spec."""
+    dimensions = {
+        s.name: s.dimension if s.dimension in MINIMAL_SLI else "availability" for s in states
+    }
+    for ref, _ in policy.references():
+        if ref.startswith("dimension:") or ref in dimensions:
+            continue
+        if ref not in MINIMAL_SLI:
+            dimensions[ref] = "availability"
+        elif ref not in dimensions.values():
+            dimensions[ref] = ref
+    slos = [
+        {
+            "name": name,
+            "dimension": dimension,
+            "objective": {"target": 0.1 if dimension == "fairness" else 0.9},
+            **MINIMAL_SLI[dimension],
+        }
+        for name, dimension in dimensions.items()
+    ]
+    return spec_from_dict({"service": "gate-test", "slos": slos})
+
+
+def _decide(policy, states, **options):
+    return decide(_spec_of(states, policy), policy, "p", states, **options)
 
 
 def _state(name, status="healthy", remaining=0.8, dimension=None):
@@ -205,7 +244,7 @@ def _state(name, status="healthy", remaining=0.8, dimension=None):
     ],
 )
 def test_rules(policy, states, decision, rules):
-    result = decide(policy, "p", states)
+    result = _decide(policy, states)
     assert result.decision == decision
     assert [r.rule for r in result.reasons] == rules
 
@@ -216,11 +255,13 @@ def test_risk_score_clamps_each_term_and_names_cover_dimensions():
         _state("fresh-share", remaining=-3.0, dimension="freshness"),
         _state("fresh-p95", remaining=0.75, dimension="freshness"),
     ]
-    result = decide(policy, "p", states)
-    assert result.risk_score == pytest.approx(0.5 * 1.0 + 0.5 * 0.25)
-    assert [(t.slo, t.consumed) for t in result.risk_terms] == [
-        ("fresh-p95", 0.25),
-        ("fresh-share", 1.0),
+    result = _decide(policy, states)
+    # 'freshness' (a dimension) shares its 0.5 between its two SLOs: 0.25 each; fresh-p95
+    # has 0.5 more of its own: weights 0.75 and 0.25, already summing to 1
+    assert result.risk_score == pytest.approx(0.25 * 1.0 + 0.75 * 0.25)
+    assert [(t.slo, t.weight, t.consumed) for t in result.risk_terms] == [
+        ("fresh-p95", 0.75, 0.25),
+        ("fresh-share", 0.25, 1.0),
     ]
 
 
@@ -230,7 +271,7 @@ def test_a_name_that_is_both_slo_and_dimension_means_the_slo():
         _state("freshness", "healthy", 0.9),
         _state("lag", "exhausted", -1.0, dimension="freshness"),
     ]
-    assert decide(policy, "p", states).decision == "allow"
+    assert _decide(policy, states).decision == "allow"
 
 
 def test_override_turns_block_into_warning_until_it_expires():
@@ -240,12 +281,12 @@ def test_override_turns_block_into_warning_until_it_expires():
     override = Override(
         "hotfix for incident 42", now - timedelta(hours=1), now + timedelta(hours=23)
     )
-    active = decide(policy, "p", states, override, now)
+    active = _decide(policy, states, override=override, at=now)
     assert active.decision == "warn"
     assert active.blocked_before_override
     assert active.reasons[-1].rule == "override"
     assert "hotfix for incident 42" in active.reasons[-1].message
-    expired = decide(policy, "p", states, override, now + timedelta(days=1))
+    expired = _decide(policy, states, override=override, at=now + timedelta(days=1))
     assert expired.decision == "block"
     assert expired.override is None
 
@@ -282,7 +323,7 @@ policy_strategy = st.builds(
     | st.builds(
         RiskScore,
         weights=st.dictionaries(
-            st.sampled_from(["uptime", "accuracy", "latency"]), st.floats(0, 1), min_size=1
+            st.sampled_from(["uptime", "accuracy", "latency"]), st.floats(0.01, 1), min_size=1
         ),
         max=st.floats(0.05, 1),
     ),
@@ -301,7 +342,7 @@ def _unique(states):
 def test_decision_does_not_depend_on_slo_order(policy, states, rnd):
     shuffled = list(states)
     rnd.shuffle(shuffled)
-    a, b = decide(policy, "p", states), decide(policy, "p", shuffled)
+    a, b = _decide(policy, states), _decide(policy, shuffled)
     assert (a.decision, a.reasons, a.risk_score) == (b.decision, b.reasons, b.risk_score)
 
 
@@ -313,10 +354,10 @@ def test_decision_does_not_depend_on_slo_order(policy, states, rnd):
     st.floats(0, 1),
 )
 def test_raising_min_remaining_never_unblocks(policy, states, name, extra):
-    before = decide(policy, "p", states)
+    before = _decide(policy, states)
     raised = dict(policy.min_remaining)
     raised[name] = min(1.0, raised.get(name, 0.0) + extra)
-    after = decide(policy.model_copy(update={"min_remaining": raised}), "p", states)
+    after = _decide(policy.model_copy(update={"min_remaining": raised}), states)
     assert RANK[after.decision] >= RANK[before.decision] or before.decision != "block"
     if before.decision == "block":
         assert after.decision == "block"

@@ -148,7 +148,7 @@ policy:
             "hard_stop: [uptme]",
             11,
             "policy.hard_stop[0]",
-            ["'uptme' is neither an SLO nor a dimension", "did you mean 'uptime'"],
+            ["'uptme' names no SLO (did you mean 'uptime'?)", "did you mean 'uptime'"],
         ),
         ("  - name: fair", "  - name: uptime", 6, "slos[1].name", ["used twice"]),
         (

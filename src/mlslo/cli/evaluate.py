@@ -30,6 +30,7 @@ from mlslo.cli.shell import (
     stdout,
     user_errors,
 )
+from mlslo.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -37,12 +38,33 @@ def register(app: typer.Typer) -> None:
         app.command()(user_errors(command))
 
 
-def validate(spec: Annotated[Path, typer.Argument(help="The SLO spec to check (YAML).")]) -> None:
-    """Check an SLO spec; errors name the file, line, YAML path and fix."""
+SpecArgument = Annotated[
+    Path | None, typer.Argument(help="The SLO spec (YAML); or give it with --spec.")
+]
+SpecAsOption = Annotated[
+    Path | None, typer.Option("--spec", "-s", help="The SLO spec (YAML).", show_default=False)
+]
+
+
+def _one_spec(positional: Path | None, option: Path | None) -> Path:
+    chosen = positional if positional is not None else option
+    if chosen is None or (positional is not None and option is not None):
+        raise UsageError("give the spec once: mlslo <command> SPEC, or --spec SPEC")
+    return chosen
+
+
+def validate(spec: SpecArgument = None, spec_option: SpecAsOption = None) -> None:
+    """Check an SLO spec; errors name the file, line, YAML path and fix; warnings say what
+    is valid but probably not meant. Lists the SLOs each policy rule covers."""
     from mlslo.render.tables import validation_summary
     from mlslo.spec import load_spec
+    from mlslo.spec.references import spec_warnings
 
-    typer.echo(validation_summary(str(spec), load_spec(spec)))
+    spec = _one_spec(spec, spec_option)
+    loaded = load_spec(spec)
+    typer.echo(validation_summary(str(spec), loaded))
+    for warning in spec_warnings(loaded):
+        stderr().print(f"warning: {warning}", markup=False, highlight=False)
 
 
 def evaluate(
@@ -54,7 +76,11 @@ def evaluate(
     output: FormatOption = OutputFormat.table,
     series: Annotated[
         str | None,
-        typer.Option("--series", help="Add the SLI per step across each window (e.g. 1d, 6h)."),
+        typer.Option(
+            "--series",
+            help="Add the SLI per step across each window (e.g. 1d, 6h); a table "
+            "per SLO in the table and Markdown formats.",
+        ),
     ] = None,
     dedupe: DedupeOption = False,
     engine: EngineOption = Engine.duckdb,
@@ -93,12 +119,14 @@ def alerts(
     at: AtOption = None,
     output: TableOrJsonOption = TableOrJson.table,
     all_rules: Annotated[
-        bool, typer.Option("--all", help="Show every rule, not only those firing or held back.")
+        bool,
+        typer.Option("--all", help="Show every rule, not only those firing (table format)."),
     ] = False,
     dedupe: DedupeOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
-    """Check the burn-rate alert rules once, from files: which would fire at --at."""
+    """Check the alert rules once, from files: which would fire at --at; exit 1 when a page
+    fires, 3 when only a ticket does."""
     from mlslo.api import evaluate_files
     from mlslo.decide.alerts import checks
     from mlslo.render.documents import alerts_json
@@ -116,10 +144,13 @@ def alerts(
         typer.echo(json.dumps(alerts_json(evaluation, results), indent=2))
     else:
         stdout().print(alerts_table(evaluation, results, show_all=all_rules))
+    firing = {rule.severity for _, rule, result in results if result.active}
+    raise typer.Exit(1 if "page" in firing else 3 if "ticket" in firing else 0)
 
 
 def rules(
-    spec: Annotated[Path, typer.Argument(help="The SLO spec (YAML).")],
+    spec: SpecArgument = None,
+    spec_option: SpecAsOption = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write the rules here (default: standard output)."),
@@ -129,7 +160,7 @@ def rules(
     from mlslo.render.prometheus_rules import rules_yaml
     from mlslo.spec import load_spec
 
-    text = rules_yaml(load_spec(spec))
+    text = rules_yaml(load_spec(_one_spec(spec, spec_option)))
     if out is None:
         typer.echo(text, nl=False)
     else:

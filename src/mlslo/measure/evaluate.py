@@ -25,6 +25,7 @@ from mlslo.measure.windows import (
     slo_bounds,
 )
 from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, needs_histogram
+from mlslo.spec.references import policy_windows
 from mlslo.stats.confidence import wilson
 from mlslo.stats.rollup import Rollup
 from mlslo.stats.timeline import Timeline, WindowStats, build_timeline
@@ -204,7 +205,7 @@ def _evaluate_slo(
     if result_budget.status not in ("no_data", "insufficient_data"):
         met = budgeting.is_met(m.value, slo.target, slo.op)
     rates = []
-    for window in burn_windows(slo, bucket):
+    for window in burn_windows(slo, bucket, policy_windows(spec, slo.name)):
         span = int(window / bucket)
         wm = _measure_window(slo, timeline, b - span, b, bucket)
         rates.append(BurnRate(window, _consumed(slo, wm), wm.n))

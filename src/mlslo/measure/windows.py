@@ -7,11 +7,13 @@ statistics are a difference of two prefix sums.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from mlslo.moments import format_duration
 from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, Window
 from mlslo.spec.alert_rules import rule_windows
+from mlslo.spec.references import policy_windows
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STANDARD_BURN_WINDOWS: tuple[timedelta, ...] = (
@@ -65,10 +67,13 @@ def standard_burn_windows(window: Window, bucket: timedelta) -> list[timedelta]:
     return list(dict.fromkeys(window.scale(s, bucket) for s in STANDARD_BURN_WINDOWS))
 
 
-def burn_windows(slo: AnySLO, bucket: timedelta) -> list[timedelta]:
-    """Every window an SLO's burn rate is measured over: the standard ones and any window its
-    alert rules read."""
-    return sorted(set(standard_burn_windows(slo.window, bucket)) | rule_windows(slo, bucket))
+def burn_windows(
+    slo: AnySLO, bucket: timedelta, extra: Iterable[timedelta] = ()
+) -> list[timedelta]:
+    """Every window an SLO's burn rate is measured over: the standard ones, any window its
+    alert rules read, and the ``extra`` ones (a policy's ``max_burn_rate`` windows)."""
+    standard = set(standard_burn_windows(slo.window, bucket))
+    return sorted(standard | rule_windows(slo, bucket) | set(extra))
 
 
 def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
@@ -78,7 +83,7 @@ def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
     starts = []
     for slo in spec.slos:
         start, end = slo_bounds(slo, at)
-        longest = max(burn_windows(slo, spec.bucket))
+        longest = max(burn_windows(slo, spec.bucket, policy_windows(spec, slo.name)))
         starts.append(min(start, end - longest))
     return min(starts), at
 

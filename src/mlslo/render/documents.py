@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlslo.decide.alerts import Check
-from mlslo.decide.gate import GateDecision, Override, Reason
+from mlslo.decide.policy import GateDecision, Override, Reason
 from mlslo.measure.candidate import CandidateCheck
 from mlslo.measure.evaluate import Evaluation, SLOEvaluation
 from mlslo.moments import format_duration
@@ -166,6 +166,7 @@ def gate_json(
                     "weight": t.weight,
                     "consumed": t.consumed,
                     "contribution": t.contribution,
+                    "undefined": t.undefined,
                 }
             )
             for t in decision.risk_terms

@@ -8,7 +8,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlslo.decide.alerts import Check
+from mlslo.decide.policy import risk_weights
 from mlslo.measure.evaluate import Evaluation
+from mlslo.moments import format_duration
 from mlslo.render.documents import evaluation_json
 from mlslo.render.format import (
     Shape,
@@ -23,9 +25,11 @@ from mlslo.render.format import (
     threshold_text,
     value_text,
 )
-from mlslo.spec import AnySLO
+from mlslo.spec import AnySLO, Policy
 from mlslo.spec.alert_rules import AlertRule
 from mlslo.spec.document import Spec
+from mlslo.spec.references import coverage
+from mlslo.spec.resolve import resolve
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -120,6 +124,40 @@ def reasons(document: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _series_rows(entry: Mapping[str, Any]) -> list[list[str]]:
+    shape = Shape.of_entry(entry)
+    return [
+        [
+            p["start"][:16].replace("T", " "),
+            p["end"][:16].replace("T", " "),
+            value_text(shape, p["value"]),
+            f"{p['n']:,}",
+        ]
+        for p in entry.get("series") or []
+    ]
+
+
+SERIES_COLUMNS = ("from (UTC)", "to (UTC)", "SLI", "n")
+
+
+def series_tables(evaluation: Evaluation) -> list[Table]:
+    """With ``--series``, one table per SLO: its SLI per step across the window."""
+    from rich.table import Table
+
+    out = []
+    for entry in evaluation_json(evaluation)["slos"]:
+        rows = _series_rows(entry)
+        if not rows:
+            continue
+        table = Table(title=f"{entry['name']}: {entry['metric']} per step", title_justify="left")
+        for header in SERIES_COLUMNS:
+            table.add_column(header, justify="right" if header in ("SLI", "n") else "left")
+        for row in rows:
+            table.add_row(*row)
+        out.append(table)
+    return out
+
+
 def evaluation_markdown(evaluation: Evaluation) -> str:
     lines = [
         f"# {evaluation.service} — SLOs at {iso(evaluation.evaluated_at)}",
@@ -129,9 +167,16 @@ def evaluation_markdown(evaluation: Evaluation) -> str:
     ]
     for _, cells in _rows(evaluation, " "):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    notes = reasons(evaluation_json(evaluation))
+    document = evaluation_json(evaluation)
+    notes = reasons(document)
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
+    for entry in document["slos"]:
+        rows = _series_rows(entry)
+        if rows:
+            lines += ["", f"## {entry['name']}: {entry['metric']} per step", ""]
+            lines += ["| " + " | ".join(SERIES_COLUMNS) + " |", "|---|---|---:|---:|"]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -161,7 +206,8 @@ def gate_lines(document: Mapping[str, Any]) -> list[Text | Table]:
         out.append(Text("  every budget is within the policy"))
     if document["risk_score"] is not None:
         terms = ", ".join(
-            f"{t['slo']} {t['weight']:g} × {share_text(t['consumed'])}"
+            f"{t['slo']} {t['weight']:.3g} × {share_text(t['consumed'])}"
+            + (" (undefined)" if t.get("undefined") else "")
             for t in document["risk_terms"]
         )
         out.append(Text(f"  risk score {document['risk_score']:.3f} ({terms})"))
@@ -221,7 +267,7 @@ def alerts_table(
     shown = 0
     for slo, rule, result in results:
         status = "firing" if result.active else ("held back" if result.suppressed else "ok")
-        if not show_all and status == "ok":
+        if not show_all and status != "firing":
             continue
         shown += 1
         style = (
@@ -240,7 +286,7 @@ def alerts_table(
             result.suppressed or "",
         )
     if not shown:
-        table.caption = "no alert would fire (use --all to see every rule)"
+        table.caption = "no alert would fire (--all shows every rule)"
     return table
 
 
@@ -249,11 +295,49 @@ def print_evaluation(console: Console, evaluation: Evaluation) -> None:
     console.print(evaluation_table(evaluation))
     for line in reasons(evaluation_json(evaluation)):
         console.print(f"  • {line}", markup=False, highlight=False)
+    for table in series_tables(evaluation):
+        console.print(table)
 
 
 def validation_summary(file: str, spec: Spec) -> str:
-    """What ``mlslo validate`` says of a valid spec."""
+    """What ``mlslo validate`` says of a valid spec: its SLOs, then which SLOs each rule of
+    each policy covers."""
     names = ", ".join(f"{s.name} ({s.dimension})" for s in spec.slos)
     policies = spec.all_policies()
     extra = f"; policies: {', '.join(policies)}" if policies else ""
-    return f"{file}: valid — service {spec.service}, {len(spec.slos)} SLOs: {names}{extra}"
+    lines = [f"{file}: valid — service {spec.service}, {len(spec.slos)} SLOs: {names}{extra}"]
+    for name, policy in policies.items():
+        lines.append(f"policy {name}:")
+        lines += [f"  {rule:<15} {text}" for rule, text in _rule_texts(spec, policy)]
+    return "\n".join(lines)
+
+
+def _rule_texts(spec: Spec, policy: Policy) -> list[tuple[str, str]]:
+    """Each rule with the SLOs it covers, as ``mlslo validate`` lists them."""
+    out: list[tuple[str, str]] = []
+    covering = coverage(spec, policy)
+    for rule in ("hard_stop", "soft_stop"):
+        if rule in covering:
+            out.append((rule, ", ".join(covering[rule])))
+    minimums = [
+        f"{slo} ≥ {share_text(minimum)}"
+        for ref, minimum in policy.min_remaining.items()
+        for slo in resolve(spec.slos, ref).names
+    ]
+    if minimums:
+        out.append(("min_remaining", ", ".join(minimums)))
+    rates = [
+        f"{slo} ≤ {threshold_text(limit.rate)} over {format_duration(limit.window)}"
+        for ref, limit in policy.max_burn_rate.items()
+        for slo in resolve(spec.slos, ref).names
+    ]
+    if rates:
+        out.append(("max_burn_rate", ", ".join(rates)))
+    if policy.block_on_alert is not None:
+        out.append(("block_on_alert", f"{policy.block_on_alert} alerts on covered SLOs"))
+    if policy.risk_score is not None:
+        weights = risk_weights(spec, policy)
+        total = sum(weights.values())
+        terms = ", ".join(f"{slo} {share_text(w / total)}" for slo, w in weights.items())
+        out.append(("risk_score", f"{terms} (max {policy.risk_score.max:g})"))
+    return out

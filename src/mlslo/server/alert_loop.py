@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from mlslo.decide.alerts import AlertState, advance, checks
+from mlslo.decide.policy import Firing
 from mlslo.measure.evaluate import Evaluation
 from mlslo.render.format import iso
 from mlslo.render.notifications import Alert, Kind
@@ -151,6 +152,16 @@ class AlertEngine:
     def history(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = self.states_store.events(limit)
         return [{**r, "at": iso(r["at"])} for r in rows]
+
+    def firing(self) -> list[Firing]:
+        """The alerts firing after the last cycle (the gate's ``block_on_alert`` reads
+        them)."""
+        with self._lock:
+            return [
+                Firing(a.slo.name, a.rule.name, a.rule.severity)
+                for a in self.current
+                if a.state.status == "firing"
+            ]
 
     def counts(self) -> dict[tuple[str, str], int]:
         out: dict[tuple[str, str], int] = {}

@@ -256,7 +256,8 @@ def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
     gate = None
     if service.spec.all_policies():
         try:
-            gate = service.gate(at=at, record=False, evaluation=evaluation)
+            moment = None if live else at
+            gate = service.gate(at=moment, record=False, evaluation=evaluation)
         except MlsloError:
             gate = None
     alerts = None

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from mlslo.decide.gate import Override, gate
+from mlslo.decide.gate import gate
+from mlslo.decide.policy import Override
 from mlslo.errors import UsageError
 from mlslo.measure.candidate import parse_selector
 from mlslo.measure.evaluate import Evaluation, evaluate
@@ -126,6 +127,9 @@ class Service:
         evaluated at ``at`` passes its ``evaluation`` so both show the same numbers."""
         moment = at or self.clock()
         selector = parse_selector(candidate) if candidate else None
+        firing = None
+        if at is None and self.alerts is not None and self.alerts.evaluated_at is not None:
+            firing = self.alerts.firing()
         reading = self.store.rollups.at(moment, whole=selector is not None)
         run = gate(
             reading.spec,
@@ -136,6 +140,7 @@ class Service:
             override=self.store.overrides.active(moment),
             evaluation=evaluation,
             repeated_ids=reading.repeated_ids,
+            firing=firing,
         )
         document = gate_json(run.evaluation, run.decision, run.candidate)
         if not record:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     field_validator,
     model_validator,
 )
 
 from mlslo.moments import format_duration
-from mlslo.spec.slos import DIMENSIONS, SLO, AnySLO
+from mlslo.spec.resolve import resolve
+from mlslo.spec.slos import SLO, AnySLO
 from mlslo.spec.types import AtPath, Duration, Name, Strict, UtcDatetime, closest
 
 # --- data mapping, corrections, policy --------------------------------------------------------
@@ -69,32 +71,80 @@ class Correction(Strict):
 Effect = Literal["allow", "warn", "block"]
 
 
+def _share(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"must be a share from 0 to 1 (0.75 for 75 %), found {value:g}")
+    return value
+
+
+Share = Annotated[float, AfterValidator(_share)]
+"""A share of a budget, from 0 to 1 (0.5 is half)."""
+
+
 class RiskScore(Strict):
-    """Weighted sum of consumed budgets (each clamped to [0, 1]); above ``max`` blocks."""
+    """Consumed budgets weighted into one number in [0, 1]; above ``max`` blocks.
+
+    A weight on a dimension is shared equally by its SLOs; weights are normalised to sum 1;
+    each term is ``weight x consumed`` with ``consumed`` clipped to [0, 1]. ``undefined``
+    says what an SLO whose budget cannot be computed adds: all of its weight (``consumed``,
+    the default: it never passes silently) or nothing, its weight shared by the others
+    (``ignore``)."""
 
     weights: dict[str, float]
-    max: float = Field(gt=0)
+    max: float = Field(gt=0, le=1)
+    undefined: Literal["consumed", "ignore"] = "consumed"
 
     @field_validator("weights")
     @classmethod
     def _positive(cls, value: dict[str, float]) -> dict[str, float]:
         if not value:
             raise ValueError("give at least one weight")
-        bad = [k for k, w in value.items() if w < 0]
+        bad = [k for k, w in value.items() if not w >= 0]
         if bad:
             raise ValueError(f"weights must be >= 0 (see {', '.join(bad)})")
+        if not sum(value.values()) > 0:
+            raise ValueError("at least one weight must be above 0")
         return value
 
 
+class MaxBurnRate(Strict):
+    """Block while the burn rate over ``window`` is above ``rate``."""
+
+    window: Duration
+    rate: float = Field(gt=0)
+
+
 class Policy(Strict):
-    """How budgets gate a deployment. Names are SLO names or dimensions."""
+    """How budgets gate a deployment.
+
+    A reference names an SLO, or ``dimension:<name>`` for every SLO of a dimension (a bare
+    dimension name still works when no SLO has that name, with a deprecation warning)."""
 
     hard_stop: list[str] = Field(default_factory=list)
     soft_stop: list[str] = Field(default_factory=list)
-    min_remaining: dict[str, float] = Field(default_factory=dict)
+    min_remaining: dict[str, Share] = Field(default_factory=dict)
+    max_burn_rate: dict[str, MaxBurnRate] = Field(default_factory=dict)
+    block_on_alert: Literal["page", "ticket"] | None = None
     risk_score: RiskScore | None = None
     on_insufficient_data: Effect = "warn"
-    on_no_data: Effect = "warn"
+    on_no_data: Effect | None = None
+
+    @property
+    def no_data_effect(self) -> Effect:
+        """What an SLO without data does (``on_no_data``, else ``on_insufficient_data``)."""
+        return self.on_no_data or self.on_insufficient_data
+
+    def references(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """Every reference with its path inside the policy."""
+        out: list[tuple[str, tuple[Any, ...]]] = [
+            *((r, ("hard_stop", i)) for i, r in enumerate(self.hard_stop)),
+            *((r, ("soft_stop", i)) for i, r in enumerate(self.soft_stop)),
+            *((r, ("min_remaining", r)) for r in self.min_remaining),
+            *((r, ("max_burn_rate", r)) for r in self.max_burn_rate),
+        ]
+        if self.risk_score is not None:
+            out += [(r, ("risk_score", "weights", r)) for r in self.risk_score.weights]
+        return out
 
 
 class Notifier(Strict):
@@ -166,7 +216,6 @@ class Spec(Strict):
                         index,
                         what,
                     )
-        known = set(names) | set(DIMENSIONS)
         for index, correction in enumerate(self.corrections):
             for name in correction.slos or []:
                 if name not in names:
@@ -187,19 +236,20 @@ class Spec(Strict):
             where: tuple[Any, ...] = (
                 ("policy",) if policy is self.policy else ("policies", policy_name)
             )
-            refs: list[tuple[str, tuple[Any, ...]]] = [
-                *((r, ("hard_stop", i)) for i, r in enumerate(policy.hard_stop)),
-                *((r, ("soft_stop", i)) for i, r in enumerate(policy.soft_stop)),
-                *((r, ("min_remaining", r)) for r in policy.min_remaining),
-            ]
-            if policy.risk_score is not None:
-                refs += [(r, ("risk_score", "weights", r)) for r in policy.risk_score.weights]
-            for ref, sub in refs:
-                if ref not in known:
+            for ref, sub in policy.references():
+                try:
+                    resolve(self.slos, ref)
+                except ValueError as exc:
+                    raise AtPath(str(exc), *where, *sub) from None
+            for ref, limit in policy.max_burn_rate.items():
+                if limit.window % step:
                     raise AtPath(
-                        f"'{ref}' is neither an SLO nor a dimension{closest(ref, sorted(known))}",
+                        f"{format_duration(limit.window)} is not a multiple of bucket "
+                        f"{format_duration(step)}",
                         *where,
-                        *sub,
+                        "max_burn_rate",
+                        ref,
+                        "window",
                     )
         if self.default_policy is not None and self.default_policy not in self.all_policies():
             raise AtPath(f"'{self.default_policy}' is not defined under policies", "default_policy")

@@ -3,6 +3,7 @@ validation error turned into one located, actionable message (file, line, YAML p
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -162,12 +163,26 @@ def _located(
     return SpecError(message, file=file, path=_render_path(path) or None, line=line)
 
 
+_TYPE_TAG = re.compile(r"^(float|int|str|bool|none|decimal|timedelta|datetime|date|dict|list)$|\[")
+
+
 def _data_path(loc: Sequence[Any], data: Any) -> list[Any]:
-    """Drop the discriminator tags pydantic inserts so the path matches the YAML."""
+    """Drop the discriminator and type tags pydantic inserts so the path matches the YAML
+    (``objective.target``, never ``objective.target.float``)."""
     out: list[Any] = []
     node = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
+        if (
+            index
+            and out
+            and node is not None
+            and (
+                not isinstance(node, dict | list)
+                or (isinstance(node, list) and isinstance(part, str))
+            )
+        ):
+            break  # past a value: what follows names pydantic's types, not the YAML
         if (
             isinstance(node, dict)
             and part not in node
@@ -175,7 +190,7 @@ def _data_path(loc: Sequence[Any], data: Any) -> list[Any]:
             and (not last or "dimension" in node)
         ):
             continue
-        if isinstance(part, str) and part.startswith("function-"):
+        if isinstance(part, str) and (part.startswith("function-") or _TYPE_TAG.search(part)):
             continue
         out.append(part)
         if isinstance(node, dict):

@@ -27,11 +27,13 @@ REFERENCE_WINDOW = timedelta(days=30)
 
 class Objective(Strict):
     """The bound an SLI must meet. ``target`` is a share (0.95), a value (MAE 3) or a duration
-    (p95 lag 15m) depending on the SLI; ``op`` is implied by the metric."""
+    (p95 lag 15m) depending on the SLI; ``op`` is implied by the metric, and one that runs
+    against it (accuracy <= 0.99, to catch leaking labels) needs ``allow_reverse_op``."""
 
     target: float | Duration
     op: Op | None = None
     timeslice_target: float | Duration | None = None
+    allow_reverse_op: bool = False
 
 
 class Window(Strict):
@@ -350,10 +352,13 @@ class _SLOBase(Strict):
         if (
             self.objective.op is not None
             and self.objective.op != self.natural_op
-            and (self._duration_unit() is not None or self.metric in REGRESSION_METRICS)
+            and not self.objective.allow_reverse_op
         ):
+            direction = "lower" if self.natural_op == "<=" else "higher"
             raise AtPath(
-                f"'{self.metric}' is lower-is-better without an upper limit; its op must be <=",
+                f"'{self.metric}' is {direction}-is-better, so its op is "
+                f"{self.natural_op}; leave op out, or set allow_reverse_op: true if "
+                f"{self.objective.op} is really meant",
                 "objective",
                 "op",
             )

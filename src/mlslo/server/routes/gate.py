@@ -40,7 +40,7 @@ def router(service: Service) -> APIRouter:
     ) -> dict[str, Any]:
         """allow / warn / block with every reason: the JSON of mlslo gate --format json.
         Every decision is recorded in the audit log."""
-        moment = moment_param(at, service.clock)
+        moment = None if at is None else moment_param(at, service.clock)
         return await run_in_threadpool(
             service.gate, policy=policy, candidate=candidate, caller=caller(token), at=moment
         )

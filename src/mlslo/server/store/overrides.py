@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from mlslo.decide.gate import Override
+from mlslo.decide.policy import Override
 from mlslo.server.store.database import Database, naive
 
 
