@@ -206,6 +206,37 @@ def test_idempotency_key_replays_the_first_result(live_server):
     assert uptime["sli"]["good"] == 990
 
 
+def test_an_idempotency_key_is_bound_to_its_endpoint_token_and_body(live_server):
+    """As Stripe defines it: the same key with another body, another endpoint or another
+    token is a 409 that writes nothing, never the first request's answer; the metric of
+    records written counts a replay once."""
+    live = live_server(SPEC, now=NOW)
+    one = pa.table(
+        {"ts": pa.array([NOW - timedelta(hours=1)], pa.timestamp("us")), "total": [10], "ok": [9]}
+    )
+    other = one.set_column(1, "total", pa.array([20]))
+    key = {"Content-Type": "application/vnd.apache.arrow.stream", "Idempotency-Key": "k-1"}
+    ingest_token = live.token("ingest")
+    with live.client() as http, live.client(ingest_token) as second:
+        first = http.post("/api/v1/outcomes", content=arrow_bytes(one), headers=key)
+        again = http.post("/api/v1/outcomes", content=arrow_bytes(one), headers=key)
+        changed = http.post("/api/v1/outcomes", content=arrow_bytes(other), headers=key)
+        prediction = pa.table(
+            {"id": ["p1"], "ts": pa.array([NOW - timedelta(hours=1)], pa.timestamp("us"))}
+        )
+        elsewhere = http.post("/api/v1/predictions", content=arrow_bytes(prediction), headers=key)
+        stranger = second.post("/api/v1/outcomes", content=arrow_bytes(one), headers=key)
+        uptime = http.get("/api/v1/slos").json()["slos"][0]
+        metrics = http.get("/metrics").text
+    assert first.json() == again.json() == {"accepted": 1, "duplicates": 0}
+    for refused in (changed, elsewhere, stranger):
+        assert refused.status_code == 409, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["field"] == "Idempotency-Key" and "'k-1' was first used" in error["message"]
+    assert uptime["sli"]["valid"] == 10
+    assert 'mlslo_ingested_records_total{kind="outcomes"} 1.0' in metrics
+
+
 def test_late_and_early_labels_land_in_the_predictions_bucket(live_server, tmp_path):
     live = live_server(SPEC, now=NOW)
     predictions, labels = _log(n=600, seed=9)

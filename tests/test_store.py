@@ -103,3 +103,32 @@ def test_the_rollup_fingerprint_covers_the_statistics_kept():
     older = dataclasses.replace(scan, names={**scan.names, "acc/labelled": "c99"})
     assert rollup_fingerprint(SPEC, scan) == rollup_fingerprint(SPEC, scan)
     assert rollup_fingerprint(SPEC, older) != rollup_fingerprint(SPEC, scan)
+
+
+def test_a_repeated_id_is_refused_anywhere_in_the_retention(tmp_path):
+    """The same prediction id three days (or four weeks) later is a repeat, also after a
+    restart; a new id is not; the refused copies are counted in the evaluation."""
+    clock = Clock(NOW)
+    path = tmp_path / "ids.duckdb"
+
+    def batch(ids: list[str], ago: timedelta) -> pa.Table:
+        ts = pa.array([NOW - ago] * len(ids), pa.timestamp("us", tz="UTC"))
+        return pa.table({"id": ids, "ts": ts, "prediction": ["1"] * len(ids)})
+
+    store = Store.open(path, SPEC, clock=clock)
+    try:
+        assert (
+            store.writer.records("predictions", batch(["a", "b"], timedelta(days=28))).accepted == 2
+        )
+        again = store.writer.records("predictions", batch(["a", "c"], timedelta(days=1)))
+        assert (again.accepted, again.duplicates) == (1, 1)
+    finally:
+        store.close()
+    reopened = Store.open(path, SPEC, clock=clock)
+    try:
+        later = reopened.writer.records("predictions", batch(["b", "c", "d"], timedelta(hours=1)))
+        assert (later.accepted, later.duplicates) == (1, 2)
+        assert reopened.counts()["predictions"] == 4
+        assert evaluate_store(reopened, NOW).repeated_ids == 3
+    finally:
+        reopened.close()

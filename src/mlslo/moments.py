@@ -15,6 +15,12 @@ _UNITS: dict[str, timedelta] = {
     "d": timedelta(days=1),
     "w": timedelta(weeks=1),
 }
+LONGEST = timedelta(days=36_500)
+"""The longest duration anything takes: a hundred years."""
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Moments (``--at``, ``?at=``) lie in [EARLIEST, LATEST): time is counted from the epoch,
+and a window reaching past either end means a typo, not a question."""
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
 
@@ -28,10 +34,15 @@ def parse_duration(text: str) -> timedelta:
             "6h, 30d or 2w (units can be combined: 1h30m)"
         )
     total = timedelta(0)
-    for number, unit in _PART.findall(compact):
-        total += float(number) * _UNITS[unit]
+    try:
+        for number, unit in _PART.findall(compact):
+            total += float(number) * _UNITS[unit]
+    except OverflowError:
+        raise ValueError(f"'{text}' is too long; durations go up to {LONGEST.days:,}d") from None
     if total <= timedelta(0):
         raise ValueError(f"'{text}' must be longer than zero")
+    if total > LONGEST:
+        raise ValueError(f"'{text}' is too long; durations go up to {LONGEST.days:,}d")
     return total
 
 
@@ -74,4 +85,10 @@ def parse_moment(text: str | None, now: Callable[[], datetime]) -> datetime:
         raise ValueError(
             f"'{text}' is not an ISO-8601 time; write e.g. 2026-11-30T00:00:00Z"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(
+            f"'{text}' is outside the times mlslo evaluates, {EARLIEST:%Y-%m-%d} to "
+            f"{LATEST:%Y-%m-%d}"
+        )
+    return moment

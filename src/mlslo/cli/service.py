@@ -24,12 +24,16 @@ from mlslo.errors import UsageError
 token_app = typer.Typer(
     help="Create, list and revoke API tokens.", no_args_is_help=True, rich_markup_mode=None
 )
+store_app = typer.Typer(
+    help="Look after the service's database file.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def register(app: typer.Typer) -> None:
     for command in (demo, serve, ingest):
         app.command()(user_errors(command))
     app.add_typer(token_app, name="token")
+    app.add_typer(store_app, name="store")
 
 
 def serve(
@@ -228,3 +232,28 @@ def ingest(
             file, url=url, token=token, kind=kind, batch_size=batch_size, progress=advance
         )
     typer.echo(f"{file}: {totals.accepted:,} accepted, {totals.duplicates:,} duplicates")
+
+
+@store_app.command("check")
+@user_errors
+def store_check(
+    db: Annotated[
+        Path,
+        typer.Option(
+            "--db", help="The service's DuckDB file (the server stopped).", show_default=False
+        ),
+    ],
+) -> None:
+    """Read every table of the store in full, without changing it; exit 2 if any cannot be
+    read."""
+    from mlslo.server.store.check import check_store
+
+    results = check_store(db)
+    for result in results:
+        state = f"{result.rows:,} rows" if result.problem is None else f"PROBLEM: {result.problem}"
+        typer.echo(f"{result.table:<16}{state}")
+    damaged = [r.table for r in results if r.problem is not None and r.problem != "missing"]
+    if damaged:
+        raise UsageError(
+            f"{db}: {', '.join(damaged)} cannot be read; restore the file from a backup"
+        )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mlslo.errors import UsageError
 from mlslo.measure import budget as budgeting
 from mlslo.measure.sli import Measurement, measure
 from mlslo.measure.windows import (
@@ -24,6 +25,7 @@ from mlslo.measure.windows import (
     scan_range,
     slo_bounds,
 )
+from mlslo.moments import format_duration
 from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, needs_histogram
 from mlslo.spec.references import policy_windows
 from mlslo.stats.confidence import wilson
@@ -152,6 +154,8 @@ def evaluate(
         if where:
             raise ValueError("'where' needs a rollup, not prebuilt timelines")
         timelines = dict(data)
+    if series_step is not None:
+        _check_series(spec, at, series_step)
     results = []
     for slo in spec.slos:
         if slos is not None and slo.name not in slos:
@@ -159,6 +163,25 @@ def evaluate(
         view = _Corrected(timelines[slo.name], _excluded(spec, slo.name, spec.bucket))
         results.append(_evaluate_slo(spec, slo, view, at, series_step))
     return Evaluation(spec.service, at, tuple(results), spec.bucket, deduplicated, repeated_ids)
+
+
+MOST_SERIES_POINTS = 10_000
+"""A series is for people and charts: more points than this is a mistake, and costly."""
+
+
+def _check_series(spec: Spec, at: datetime, step: timedelta) -> None:
+    span = max(1, math.ceil(step / spec.bucket)) * spec.bucket
+    for slo in spec.slos:
+        start, end = slo_bounds(slo, at)
+        points = math.ceil((end - start) / span)
+        if points > MOST_SERIES_POINTS:
+            shortest = math.ceil((end - start) / MOST_SERIES_POINTS / spec.bucket) * spec.bucket
+            raise UsageError(
+                f"a step of {format_duration(step)} gives {points:,} points across the "
+                f"{slo.window} window of {slo.name}; at most {MOST_SERIES_POINTS:,}: use a step "
+                f"of at least {format_duration(shortest)}",
+                parameter="series",
+            )
 
 
 def _excluded(spec: Spec, name: str, bucket: timedelta) -> list[tuple[int, int]]:

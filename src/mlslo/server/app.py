@@ -6,6 +6,7 @@ Every error is ``{"errors": [{"row", "field", "message"}]}``, with the status th
 415 unknown content type, 422 records or parameters that fail validation, 503 not ready.
 """
 
+import logging
 import time
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,8 @@ from mlslo.server.metrics import Metrics
 from mlslo.server.routes import admin, alerts, gate, ingest, status
 from mlslo.server.service import Service
 from mlslo.version import __version__
+
+log = logging.getLogger("mlslo.server")
 
 
 class RequestTiming:
@@ -86,6 +89,13 @@ def create_app(service: Service) -> FastAPI:
             for e in exc.errors()
         ]
         return envelope(422, errors)
+
+    @app.exception_handler(Exception)
+    async def _fault(request: Request, exc: Exception) -> JSONResponse:
+        """A real fault of the server (a bug, a damaged file): still the JSON envelope."""
+        log.exception("%s %s failed", request.method, request.url.path)
+        message = f"internal error ({type(exc).__name__}); the server log has the details"
+        return envelope(500, [FieldError(None, None, message)])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

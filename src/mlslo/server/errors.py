@@ -71,6 +71,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
+    409: {"model": ErrorBody, "description": "Idempotency-Key reused for another request"},
     413: {"model": ErrorBody, "description": "body larger than the server's limit"},
     415: {"model": ErrorBody, "description": "unsupported Content-Type"},
 }

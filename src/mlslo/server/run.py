@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import socket
 import threading
@@ -34,6 +35,16 @@ def check_port(host: str, port: int) -> None:
                 "stop what uses it",
                 parameter="port",
             ) from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -76,11 +87,17 @@ def run_server(options: ServerOptions, *, console: Console) -> None:
     """Open the store, make the first admin token if there is none, and serve until
     stopped."""
     check_port(options.host, options.port)
+    if not options.auth and not is_loopback(options.host):
+        raise UsageError(
+            f"serving without tokens is only allowed on a loopback address, not {options.host}; "
+            "listen on 127.0.0.1, or keep tokens on",
+            parameter="no_auth",
+        )
     store = open_store(options, console)
     if not options.auth:
         console.print(
-            "[bold yellow]warning:[/] --no-auth: anyone who can reach "
-            f"{options.host}:{options.port} can send and read data"
+            "[bold yellow]warning:[/] --no-auth: anyone on this machine can send and read "
+            "data; no token can be created while it runs"
         )
     elif not store.tokens.any_active():
         _, secret = store.tokens.create("admin", "created at first start")

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlslo.server.admin import token_json
 from mlslo.server.auth import require
-from mlslo.server.errors import ERRORS
+from mlslo.server.errors import ERRORS, ApiError
 from mlslo.server.service import Service
 from mlslo.server.store import Scope, Token
 
@@ -23,6 +23,17 @@ def router(service: Service) -> APIRouter:
     routes = APIRouter(tags=["admin"])
     admin = Depends(require(service, "admin"))
 
+    def tokens_on() -> None:
+        """Tokens are managed only by an authenticated server: one made by anybody during a
+        run without authentication would outlive it."""
+        if not service.auth:
+            raise ApiError(
+                403,
+                "this server runs without authentication (--no-auth), so it manages no "
+                "tokens; restart it with tokens on to manage them",
+                "Authorization",
+            )
+
     @routes.post("/api/v1/reload", responses=ERRORS)
     async def post_reload(_: Annotated[Token | None, admin]) -> dict[str, Any]:
         """Re-read the spec file (also on SIGHUP); rebuilds rollups if their inputs changed."""
@@ -30,18 +41,22 @@ def router(service: Service) -> APIRouter:
 
     @routes.post("/api/v1/tokens", responses=ERRORS, status_code=201)
     async def post_token(body: TokenRequest, _: Annotated[Token | None, admin]) -> dict[str, Any]:
-        """Create a token; the secret is in this response only."""
+        """Create a token; the secret is in this response only. Refused while the server runs
+        without authentication: a token made by anyone would outlive the run."""
+        tokens_on()
         token, secret = service.store.tokens.create(body.scope, body.name)
         return {**token_json(token), "token": secret}
 
     @routes.get("/api/v1/tokens", responses=ERRORS)
     async def get_tokens(_: Annotated[Token | None, admin]) -> list[dict[str, Any]]:
         """Every token (never the secrets)."""
+        tokens_on()
         return [token_json(t) for t in service.store.tokens.all()]
 
     @routes.delete("/api/v1/tokens/{token_id}", responses=ERRORS)
     async def delete_token(token_id: int, _: Annotated[Token | None, admin]) -> dict[str, Any]:
         """Revoke a token (it stops working at once)."""
+        tokens_on()
         return token_json(service.store.tokens.revoke(token_id))
 
     return routes

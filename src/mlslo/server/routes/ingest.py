@@ -1,6 +1,7 @@
 """``POST /api/v1/predictions``, ``/labels`` and ``/outcomes``: records in, all or nothing."""
 
 import asyncio
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -60,7 +61,7 @@ def router(service: Service) -> APIRouter:
     routes = APIRouter(tags=["ingest"])
     writer = Depends(require(service, "ingest"))
 
-    async def ingest(kind: Kind, request: Request) -> IngestResponse:
+    async def ingest(kind: Kind, request: Request, token: Token | None) -> IngestResponse:
         fmt = body_format(request.headers.get("content-type"))
         body = await read_body(request, service.max_body)
         now = service.clock()
@@ -73,7 +74,12 @@ def router(service: Service) -> APIRouter:
 
         batch = prepare() if len(body) <= INLINE_BODY else await run_in_threadpool(prepare)
         key = request.headers.get("idempotency-key")
-        result = await asyncio.wrap_future(service.store.writer.submit(kind, batch, key))
+        fingerprint = None
+        if key is not None:
+            caller = "anonymous" if token is None else str(token.id)
+            fingerprint = hashlib.sha256(f"{kind}\0{caller}\0".encode() + body).hexdigest()
+        submitted = service.store.writer.submit(kind, batch, key, fingerprint)
+        result = await asyncio.wrap_future(submitted)
         return IngestResponse(accepted=result.accepted, duplicates=result.duplicates)
 
     @routes.post(
@@ -83,19 +89,21 @@ def router(service: Service) -> APIRouter:
         openapi_extra=BODY,
     )
     async def post_predictions(
-        request: Request, _: Annotated[Token | None, writer]
+        request: Request, token: Annotated[Token | None, writer]
     ) -> IngestResponse:
         """Prediction records (id, ts, model, model_version, status, latency_ms, event_ts,
         prediction, score, label, attributes). All-or-nothing; repeated ids count once."""
-        return await ingest("predictions", request)
+        return await ingest("predictions", request, token)
 
     @routes.post(
         "/api/v1/labels", response_model=IngestResponse, responses=INGEST_ERRORS, openapi_extra=BODY
     )
-    async def post_labels(request: Request, _: Annotated[Token | None, writer]) -> IngestResponse:
+    async def post_labels(
+        request: Request, token: Annotated[Token | None, writer]
+    ) -> IngestResponse:
         """Label records (id of the prediction, ts, label); applied to the prediction's
         bucket, or held until the prediction arrives."""
-        return await ingest("labels", request)
+        return await ingest("labels", request, token)
 
     @routes.post(
         "/api/v1/outcomes",
@@ -103,8 +111,10 @@ def router(service: Service) -> APIRouter:
         responses=INGEST_ERRORS,
         openapi_extra=BODY,
     )
-    async def post_outcomes(request: Request, _: Annotated[Token | None, writer]) -> IngestResponse:
+    async def post_outcomes(
+        request: Request, token: Annotated[Token | None, writer]
+    ) -> IngestResponse:
         """Outcome counts (ts, total, ok) for traffic that is not logged one by one."""
-        return await ingest("outcomes", request)
+        return await ingest("outcomes", request, token)
 
     return routes

@@ -14,9 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
+
 from mlslo.server.store.alert_state import AlertStates
 from mlslo.server.store.audit import GateAudit
-from mlslo.server.store.database import Database, StoreError
+from mlslo.server.store.database import Database, StoreError, damaged
 from mlslo.server.store.ingest import Ingest, IngestResult, Kind
 from mlslo.server.store.overrides import Overrides
 from mlslo.server.store.retention import Retention
@@ -57,7 +59,12 @@ class Store:
         self.audit = GateAudit(db)
         self.alert_states = AlertStates(db)
         self.retention = Retention(
-            db, self.rollups, clock, keep=retention, label_horizon=label_horizon
+            db,
+            self.rollups,
+            clock,
+            keep=retention,
+            label_horizon=label_horizon,
+            seen=self.writer.seen,
         )
 
     @classmethod
@@ -82,6 +89,10 @@ class Store:
         )
         try:
             store.rollups.configure(spec, progress=progress)
+            store.writer.seen.load()
+        except duckdb.Error as exc:
+            store.db.close()
+            raise damaged(store.path, exc) from None
         except BaseException:
             store.db.close()
             raise
@@ -96,7 +107,7 @@ class Store:
                 "check the path"
             )
         return cls(
-            Database.open(path),
+            Database.open(path, create=False),
             clock=lambda: datetime.now(UTC),
             retention=timedelta(days=35),
             label_horizon=timedelta(days=30),

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS gate_decisions (
 CREATE TABLE IF NOT EXISTS batches (
     key VARCHAR PRIMARY KEY, kind VARCHAR, received_at TIMESTAMP,
     accepted BIGINT, duplicates BIGINT);
+ALTER TABLE batches ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
 CREATE TABLE IF NOT EXISTS alert_state (
     key VARCHAR PRIMARY KEY, document VARCHAR);
 CREATE SEQUENCE IF NOT EXISTS alert_event_ids START 1;
@@ -73,19 +74,22 @@ class Database:
         self.lock = threading.RLock()
 
     @classmethod
-    def open(cls, path: str | Path, *, memory_limit: str | None = None) -> Database:
-        """Open (or create) the file and its tables. ``memory_limit`` caps DuckDB's cache."""
+    def open(
+        cls, path: str | Path, *, memory_limit: str | None = None, create: bool = True
+    ) -> Database:
+        """Open (or create) the file and its tables. ``memory_limit`` caps DuckDB's cache;
+        without ``create``, a file that is not an mlslo store is refused, not converted."""
         location = str(path)
         try:
             con = duckdb.connect(location)
-        except duckdb.IOException as exc:
-            message = str(exc).splitlines()[0]
-            if "lock" in message.lower():
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            if "conflicting lock" in message.lower() or "could not set lock" in message.lower():
                 raise StoreError(
                     f"{location}: the database is in use by another process (a running "
                     "mlslo server?); stop it, or go through its API"
                 ) from None
-            raise StoreError(f"{location}: cannot open the database: {message}") from None
+            raise damaged(location, exc) from None
         con.execute("SET TimeZone='UTC'")
         con.execute("SET checkpoint_threshold='256MB'")
         if memory_limit is not None:
@@ -99,7 +103,18 @@ class Database:
                     parameter="memory_limit",
                 ) from None
         database = cls(con, location)
-        database.run(SCHEMA)
+        try:
+            if not create and not database.table_exists("meta"):
+                con.close()
+                raise StoreError(
+                    f"{location}: not an mlslo store (a DuckDB file without its tables); "
+                    "check the path"
+                )
+            database.run(SCHEMA)
+            database.run("SELECT count(*) FROM meta")
+        except duckdb.Error as exc:
+            con.close()
+            raise damaged(location, exc) from None
         return database
 
     def run(self, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
@@ -169,6 +184,15 @@ class Database:
         """The connection, for a caller that needs several statements without interruption."""
         with self.lock:
             yield self.con
+
+
+def damaged(location: str, error: BaseException) -> StoreError:
+    """The one-line error for a database file that cannot be read."""
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return StoreError(
+        f"{location}: the database file cannot be read ({first}); restore it from a backup, "
+        f"or see what is still readable with: mlslo store check --db {location}"
+    )
 
 
 def quoted(name: str) -> str:

@@ -18,16 +18,18 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlslo.inputs.bodies import BatchError, FieldError
 from mlslo.inputs.normalize import NORMALIZERS
 from mlslo.server.store.database import Database, StoreError, constant_time, naive
+from mlslo.server.store.ids import SeenIds
 from mlslo.server.store.rollups import Progress, Rollups, negated
 from mlslo.stats.rollup import Rollup
 
 Kind = Literal["predictions", "labels", "outcomes"]
-DEDUPE_SPAN = timedelta(days=1)
 BULK_CHUNK = 500_000
 
 
@@ -44,15 +46,24 @@ class _Job:
     batch: pa.Table
     future: Future[IngestResult]
     key: str | None = None
+    fingerprint: str | None = None
 
 
 class Ingest:
     """The store's one writer."""
 
-    def __init__(self, db: Database, rollups: Rollups, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        rollups: Rollups,
+        clock: Callable[[], datetime],
+        seen: SeenIds | None = None,
+    ) -> None:
         self.db = db
         self.rollups = rollups
         self.clock = clock
+        self.seen = seen or SeenIds(db)
+        self._new_ids: list[npt.NDArray[np.uint64]] = []
         self.counters: dict[str, int] = {}
         self._held = bool(self.db.one("SELECT count(*) FROM held_labels")[0])
         self._repeats: dict[int, int] = {}
@@ -75,11 +86,20 @@ class Ingest:
             self._writer.join(timeout=30)
             self._writer = None
 
-    def submit(self, kind: Kind, batch: pa.Table, key: str | None = None) -> Future[IngestResult]:
-        """Queue a validated batch; the future resolves after its commit. A batch sent again
-        with the same idempotency ``key`` is not applied twice (its first result is returned).
-        """
-        job = _Job(kind, batch, Future(), key)
+    def submit(
+        self,
+        kind: Kind,
+        batch: pa.Table,
+        key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> Future[IngestResult]:
+        """Queue a validated batch; the future resolves after its commit.
+
+        A batch sent again with the same idempotency ``key`` is not applied twice: its first
+        result comes back. The key is bound to what it was first used for — the kind of
+        record, the caller and the body, summed up in ``fingerprint`` — so the same key with
+        another request is refused (409), never answered with the first one's result."""
+        job = _Job(kind, batch, Future(), key, fingerprint)
         if self._writer is None:
             self._commit_isolated([job])
         else:
@@ -133,9 +153,10 @@ class Ingest:
 
     def _commit(self, jobs: list[_Job]) -> None:
         """Apply jobs in order in one transaction; resolve each future after COMMIT."""
-        results: dict[int, IngestResult] = {}
+        results: dict[int, IngestResult | BaseException] = {}
         deltas: list[Rollup] = []
         self._repeats = {}
+        self._new_ids = []
         with self.db.transaction():
             fresh = self._replayed(jobs, results)
             for kind, group in _runs(fresh):
@@ -149,42 +170,67 @@ class Ingest:
                     results[id(job)] = result
                     if job.key is not None:
                         self.db.run(
-                            "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
+                            "INSERT INTO batches BY NAME SELECT ? AS key, ? AS kind, "
+                            "? AS received_at, ? AS accepted, ? AS duplicates, ? AS fingerprint",
                             [
                                 job.key,
                                 job.kind,
                                 naive(self.clock()),
                                 result.accepted,
                                 result.duplicates,
+                                job.fingerprint,
                             ],
                         )
                 if delta is not None:
                     self.rollups.append(delta)
                     deltas.append(delta)
+        for ids in self._new_ids:
+            self.seen.add(ids)
         labelled = any(job.kind == "labels" for job in jobs)
         self.rollups.add_to_timelines(
             deltas, labels_at=self.clock() if labelled else None, repeats=self._repeats
         )
         for job in jobs:
-            result = results[id(job)]
+            outcome = results[id(job)]
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+                continue
+            result = outcome
+            if result.replayed:
+                job.future.set_result(result)
+                continue
             self.counters[job.kind] = self.counters.get(job.kind, 0) + result.accepted
             self.counters[f"{job.kind}_duplicates"] = (
                 self.counters.get(f"{job.kind}_duplicates", 0) + result.duplicates
             )
             job.future.set_result(result)
 
-    def _replayed(self, jobs: list[_Job], results: dict[int, IngestResult]) -> list[_Job]:
-        """Jobs whose idempotency key was committed before get their first result back."""
+    def _replayed(
+        self, jobs: list[_Job], results: dict[int, IngestResult | BaseException]
+    ) -> list[_Job]:
+        """Jobs whose idempotency key was committed before get their first result back (or a
+        409 when the key was used for another request); the others are fresh."""
         fresh = []
         seen: dict[str, _Job] = {}
         for job in jobs:
             if job.key is None:
                 fresh.append(job)
                 continue
-            row = self.db.one("SELECT accepted, duplicates FROM batches WHERE key = ?", [job.key])
-            if row is not None:
+            row = self.db.one(
+                "SELECT accepted, duplicates, kind, fingerprint FROM batches WHERE key = ?",
+                [job.key],
+            )
+            first = seen.get(job.key)
+            if row is not None and (row[2] != job.kind or row[3] not in (None, job.fingerprint)):
+                results[id(job)] = _key_reused(job.key)
+            elif row is not None:
                 results[id(job)] = IngestResult(int(row[0]), int(row[1]), replayed=True)
-            elif job.key in seen:
+            elif first is not None and (first.kind, first.fingerprint) != (
+                job.kind,
+                job.fingerprint,
+            ):
+                results[id(job)] = _key_reused(job.key)
+            elif first is not None:
                 results[id(job)] = IngestResult(0, job.batch.num_rows, replayed=True)
             else:
                 seen[job.key] = job
@@ -198,19 +244,14 @@ class Ingest:
         first = _first_occurrence(combined["id"])
         repeated = combined.filter(pc.invert(first))["ts"]
         combined = combined.append_column("__owner", pa.array(owners)).filter(first)
-        lo = pc.min(combined["ts"]).as_py()
-        hi = pc.max(combined["ts"]).as_py()
         with self.db.registered("mlslo_new", combined):
-            known = self.db.fetch(
-                "SELECT id FROM predictions WHERE ts >= ? AND ts <= ? AND id IN "
-                "(SELECT id FROM mlslo_new)",
-                [lo - DEDUPE_SPAN, hi + DEDUPE_SPAN],
-            )
-        fresh = pc.invert(pc.is_in(combined["id"], known["id"]))
+            hashes = self.seen.hashes("mlslo_new")
+        fresh = pa.array(~self.seen.seen(hashes))
         again = combined.filter(pc.invert(fresh))["ts"]
         refused = pa.chunked_array([*repeated.chunks, *again.chunks], pa.timestamp("us"))
         for bucket, count in self.rollups.count_repeated(self._buckets(refused)).items():
             self._repeats[bucket] = self._repeats.get(bucket, 0) + count
+        self._new_ids.append(hashes[np.asarray(fresh)])
         combined = combined.filter(fresh)
         accepted = combined["__owner"].to_numpy()
         results = _per_owner(len(batches), [b.num_rows for b in batches], accepted)
@@ -326,7 +367,22 @@ class Ingest:
                         with self.db.registered("mlslo_rows", chunk):
                             self.db.run(f"INSERT INTO {kind} BY NAME SELECT * FROM mlslo_rows")
             self._held = False
+        self.seen.load()
         self.rollups.rebuild(progress)
+
+
+def _key_reused(key: str) -> BatchError:
+    return BatchError(
+        [
+            FieldError(
+                None,
+                "Idempotency-Key",
+                f"'{key}' was first used for another request (another kind of record, token "
+                "or body); send each batch with a key of its own",
+            )
+        ],
+        status=409,
+    )
 
 
 def _runs(jobs: list[_Job]) -> Iterator[tuple[Kind, list[_Job]]]:

@@ -8,9 +8,13 @@ from datetime import datetime, timedelta
 
 from mlslo.measure.windows import bucket_floor, scan_range
 from mlslo.server.store.database import Database, naive
+from mlslo.server.store.ids import SeenIds
 from mlslo.server.store.rollups import Rollups
 
 BATCH_KEYS_KEPT = timedelta(days=7)
+FORGET_EVERY = timedelta(days=1)
+"""How often the ids of predictions past retention are forgotten (a reload of the ids kept,
+seconds for tens of millions)."""
 
 
 class Retention:
@@ -22,12 +26,15 @@ class Retention:
         *,
         keep: timedelta,
         label_horizon: timedelta,
+        seen: SeenIds,
     ) -> None:
         self.db = db
         self.rollups = rollups
         self.clock = clock
         self.keep = keep
         self.label_horizon = label_horizon
+        self.seen = seen
+        self._forgotten: datetime | None = None
 
     def prune(self) -> dict[str, int]:
         """Delete what is past retention: raw records after ``keep``, labels waiting for
@@ -63,6 +70,11 @@ class Retention:
                     f"DELETE FROM {table} WHERE bucket < ? RETURNING 1", [cutoff_bucket]
                 )
                 deleted[table] = len(gone)
+        if deleted["predictions"] and (
+            self._forgotten is None or now - self._forgotten >= FORGET_EVERY
+        ):
+            self.seen.load()
+            self._forgotten = now
         return deleted
 
     def compact(self) -> None:
