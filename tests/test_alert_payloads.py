@@ -476,10 +476,12 @@ def test_workbook_rules_for_thirty_days() -> None:
         ("ticket-1d-2h", "ticket", 3.0),
         ("ticket-3d-6h", "ticket", 1.0),
         ("exhausted", "ticket", None),
+        ("absent", "page", None),
     ]
     assert all(r.for_ == timedelta(0) for r in rules)
     assert rules[0].key == "uptime/page-1h-5m"
-    assert len(spec_rules(SPEC)) == 4 * 5
+    # uptime and freshness have absent_after by default; accuracy and fairness do not
+    assert len(spec_rules(SPEC)) == 4 * 5 + 2
 
 
 def test_workbook_rules_scale_to_a_seven_day_window() -> None:
@@ -504,6 +506,7 @@ slos:
         "ticket-5h36m-28m",
         "ticket-16h48m-1h24m",
         "exhausted",
+        "absent",
     ]
     assert [r.burn_rate for r in weekly[:4]] == [14.4, 6.0, 3.0, 1.0]  # thresholds do not scale
     assert rule_windows(spec.slo("weekly"), spec.bucket) == {
@@ -536,6 +539,7 @@ slos:
         ("page-2h-10m", "page", 10.0, timedelta(minutes=5)),
         ("ticket-2d-4h", "ticket", 2.0, timedelta(0)),
         ("exhausted", "ticket", None, timedelta(0)),
+        ("absent", "page", None, timedelta(0)),
     ]
     assert rule_windows(spec.slo("uptime"), spec.bucket) == {
         timedelta(hours=2),
@@ -559,6 +563,7 @@ slos:
         ("ticket-2m-1m", 3.0),
         ("ticket-6m-1m", 1.0),
         ("exhausted", None),
+        ("absent", None),
     ]
     assert len({r.key for r in rules}) == len(rules)
 

@@ -244,6 +244,25 @@ class Timeline:
             group_sums = {k: v[order] if len(v) == len(order) else v for k, v in group_sums.items()}
         return WindowStats(sums, group_sums, groups, histogram)
 
+    def last_active(
+        self, stat: str, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()
+    ) -> int | None:
+        """The last bucket of ``[start, end)`` less ``excluded`` in which the count ``stat``
+        is above 0 (None: none is). Counts never fall, so their prefix sums never decrease
+        and a bisection finds it: no pass over the buckets."""
+        prefix = self._prefixes().get(stat)
+        if prefix is None:
+            return None
+        if prefix.ndim > 1:
+            prefix = prefix.sum(axis=1)
+        for lo, hi in reversed(_subtract(start, end, excluded)):
+            a, b = self._clip(lo, hi)
+            if prefix[b] - prefix[a] < 0.5:
+                continue
+            reached = int(np.searchsorted(prefix[a : b + 1], prefix[b] - 0.5, side="right"))
+            return self.first + a + reached - 1
+        return None
+
 
 def _sort_key(value: Any) -> tuple[int, str]:
     return (1, "") if value is None else (0, str(value))
