@@ -568,6 +568,44 @@ slos:
     assert len({r.key for r in rules}) == len(rules)
 
 
+def absent_alert(status: str, last: datetime | None) -> Alert:
+    r = rule("uptime", "absent")
+    result = Check(r, status == "firing", None, None, None, 0, 0, 1.0, None, last)
+    state = AlertState(r.key, status, AT - M, AT - M, AT if status == "resolved" else None)  # type: ignore[arg-type]
+    return Alert(SPEC.service, SPEC.slo("uptime"), r, result, state, AT, SPEC.dashboard_url)
+
+
+def test_an_absent_alert_says_since_when_and_for_how_long() -> None:
+    firing = absent_alert("firing", AT - timedelta(hours=2))
+    assert firing.summary() == "fraud-scoring: uptime has had no events since 2026-03-11T12:05:00Z"
+    assert firing.description() == (
+        "SLO uptime (availability: availability >= 99.9% over 30d) has had no events since "
+        "2026-03-11T12:05:00Z, longer than its absent_after of 1h: records stopped arriving "
+        "(the model server or its logging may be down), so its budget is not judged. "
+        "Runbook: https://runbooks.example.com/fraud-scoring/uptime. "
+        "Dashboard: https://mlslo.example.com/slo/uptime."
+    )
+    (sent,) = alertmanager_payload([("firing", firing)])
+    assert {k: sent["labels"][k] for k in ("alertname", "rule", "severity")} == {
+        "alertname": "MlsloEventsAbsent",
+        "rule": "absent",
+        "severity": "page",
+    }
+    assert sent["annotations"]["last_event"] == "2026-03-11T12:05:00Z"
+    assert "burn_rate_long" not in sent["annotations"]
+    assert webhook_payload(SPEC.service, [("firing", firing)], AT)["alerts"][0]["last_event"] == (
+        "2026-03-11T12:05:00Z"
+    )
+    never = absent_alert("firing", None)
+    assert never.summary() == "fraud-scoring: uptime has had no events in its 30d window"
+    resolved = absent_alert("resolved", AT)
+    assert resolved.summary() == "fraud-scoring: uptime has events again"
+    assert resolved.description().startswith(
+        "SLO uptime (availability: availability >= 99.9% over 30d) receives events again; "
+        "its budget is judged again."
+    )
+
+
 def test_a_resolved_notification_does_not_say_the_budget_is_burning() -> None:
     kind, alert = notifications()[2]
     assert (kind, alert.state.status) == ("resolved", "resolved")

@@ -2,7 +2,9 @@
 
 For each SLO: its window (shifted back by the label delay for labelled SLIs), the SLI and its
 interval, the budget, burn rates over the scaled SRE windows, time to exhaustion, and
-optionally a series of the SLI per step across the window.
+optionally a series of the SLI per step across the window. The end of the last bucket holding
+an event says whether the SLO is absent: with no event for longer than its ``absent_after``
+its budget is not judged (``no_data``), however healthy the window's old events look.
 """
 
 from __future__ import annotations
@@ -208,13 +210,11 @@ def _evaluate_slo(
         has_data=m.label_coverage is not None,
     )
     last_event = _last_event(slo, timeline, a, b, bucket, end)
-    absent = slo.absent_after is not None and (
-        last_event is None or at - last_event > slo.absent_after
-    )
-    if absent and last_event is not None and result_budget.status != "no_data":
-        assert slo.absent_after is not None
+    limit = slo.absent_after
+    absent = limit is not None and (last_event is None or at - last_event > limit)
+    if absent and limit is not None and last_event is not None:
         since = last_event.isoformat().replace("+00:00", "Z")
-        reason = f"no events since {since} (absent_after {format_duration(slo.absent_after)})"
+        reason = f"no events since {since} (absent_after {format_duration(limit)})"
         result_budget = replace(result_budget, status="no_data", reason=reason)
     met = None
     if result_budget.status not in ("no_data", "insufficient_data"):

@@ -67,6 +67,7 @@ class Timeline:
         self.groups: list[tuple[Any, ...]] | None = [] if group_by else None
         self._group_index: dict[tuple[Any, ...], int] = {}
         self._prefix: dict[str, Array] | None = None
+        self._summed: dict[str, tuple[Array, Array]] = {}
         self._has_histogram = histogram
         self._hist_buckets = np.zeros(0, dtype=np.int64)
         self._hist_bins = np.zeros(0, dtype=np.int64)
@@ -254,7 +255,11 @@ class Timeline:
         if prefix is None:
             return None
         if prefix.ndim > 1:
-            prefix = prefix.sum(axis=1)
+            summed = self._summed.get(stat)
+            if summed is None or summed[0] is not prefix:
+                summed = (prefix, prefix.sum(axis=1))
+                self._summed[stat] = summed
+            prefix = summed[1]
         for lo, hi in reversed(_subtract(start, end, excluded)):
             a, b = self._clip(lo, hi)
             if prefix[b] - prefix[a] < 0.5:
