@@ -476,10 +476,12 @@ def test_workbook_rules_for_thirty_days() -> None:
         ("ticket-1d-2h", "ticket", 3.0),
         ("ticket-3d-6h", "ticket", 1.0),
         ("exhausted", "ticket", None),
+        ("absent", "page", None),
     ]
     assert all(r.for_ == timedelta(0) for r in rules)
     assert rules[0].key == "uptime/page-1h-5m"
-    assert len(spec_rules(SPEC)) == 4 * 5
+    # uptime and freshness have absent_after by default; accuracy and fairness do not
+    assert len(spec_rules(SPEC)) == 4 * 5 + 2
 
 
 def test_workbook_rules_scale_to_a_seven_day_window() -> None:
@@ -504,6 +506,7 @@ slos:
         "ticket-5h36m-28m",
         "ticket-16h48m-1h24m",
         "exhausted",
+        "absent",
     ]
     assert [r.burn_rate for r in weekly[:4]] == [14.4, 6.0, 3.0, 1.0]  # thresholds do not scale
     assert rule_windows(spec.slo("weekly"), spec.bucket) == {
@@ -536,6 +539,7 @@ slos:
         ("page-2h-10m", "page", 10.0, timedelta(minutes=5)),
         ("ticket-2d-4h", "ticket", 2.0, timedelta(0)),
         ("exhausted", "ticket", None, timedelta(0)),
+        ("absent", "page", None, timedelta(0)),
     ]
     assert rule_windows(spec.slo("uptime"), spec.bucket) == {
         timedelta(hours=2),
@@ -559,8 +563,47 @@ slos:
         ("ticket-2m-1m", 3.0),
         ("ticket-6m-1m", 1.0),
         ("exhausted", None),
+        ("absent", None),
     ]
     assert len({r.key for r in rules}) == len(rules)
+
+
+def absent_alert(status: str, last: datetime | None) -> Alert:
+    r = rule("uptime", "absent")
+    result = Check(r, status == "firing", None, None, None, 0, 0, 1.0, None, last)
+    state = AlertState(r.key, status, AT - M, AT - M, AT if status == "resolved" else None)  # type: ignore[arg-type]
+    return Alert(SPEC.service, SPEC.slo("uptime"), r, result, state, AT, SPEC.dashboard_url)
+
+
+def test_an_absent_alert_says_since_when_and_for_how_long() -> None:
+    firing = absent_alert("firing", AT - timedelta(hours=2))
+    assert firing.summary() == "fraud-scoring: uptime has had no events since 2026-03-11T12:05:00Z"
+    assert firing.description() == (
+        "SLO uptime (availability: availability >= 99.9% over 30d) has had no events since "
+        "2026-03-11T12:05:00Z, longer than its absent_after of 1h: records stopped arriving "
+        "(the model server or its logging may be down), so its budget is not judged. "
+        "Runbook: https://runbooks.example.com/fraud-scoring/uptime. "
+        "Dashboard: https://mlslo.example.com/slo/uptime."
+    )
+    (sent,) = alertmanager_payload([("firing", firing)])
+    assert {k: sent["labels"][k] for k in ("alertname", "rule", "severity")} == {
+        "alertname": "MlsloEventsAbsent",
+        "rule": "absent",
+        "severity": "page",
+    }
+    assert sent["annotations"]["last_event"] == "2026-03-11T12:05:00Z"
+    assert "burn_rate_long" not in sent["annotations"]
+    assert webhook_payload(SPEC.service, [("firing", firing)], AT)["alerts"][0]["last_event"] == (
+        "2026-03-11T12:05:00Z"
+    )
+    never = absent_alert("firing", None)
+    assert never.summary() == "fraud-scoring: uptime has had no events in its 30d window"
+    resolved = absent_alert("resolved", AT)
+    assert resolved.summary() == "fraud-scoring: uptime has events again"
+    assert resolved.description().startswith(
+        "SLO uptime (availability: availability >= 99.9% over 30d) receives events again; "
+        "its budget is judged again."
+    )
 
 
 def test_a_resolved_notification_does_not_say_the_budget_is_burning() -> None:

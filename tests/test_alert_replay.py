@@ -496,7 +496,13 @@ def test_replay_runs_on_schedule(replay: Replay) -> None:
     assert replay.seconds["evaluate"] < 90, replay.seconds
     # every moment was evaluated, and every rule of every SLO checked at each
     assert len(replay.seen) == len(replay.moments)
-    assert all(len(alerts) == 4 * 5 for alerts in replay.seen.values())
+    # (five rules each, and the absent rule of uptime and freshness)
+    assert all(len(alerts) == 4 * 5 + 2 for alerts in replay.seen.values())
+    # traffic never stops in the log, so no SLO is ever absent
+    seen = [a for alerts in replay.seen.values() for a in alerts.values()]
+    absent = [a for a in seen if a.rule.kind == "absent"]
+    assert len(absent) == 2 * len(replay.moments)
+    assert not [a.rule.key for a in absent if a.state.status != "inactive"]
 
 
 def test_outage_pages_within_five_minutes(replay: Replay) -> None:

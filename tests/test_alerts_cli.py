@@ -72,7 +72,7 @@ def test_alerts_json_shows_the_page_rules_firing(
     assert doc["service"] == "fraud-scoring"
     assert doc["evaluated_at"] == AT
     alerts = rows(doc)
-    assert len(alerts) == 2 * 5  # every rule of every SLO, whatever its status
+    assert len(alerts) == 2 * 6  # every rule of every SLO (absent too), whatever its status
     status = {k: a["status"] for k, a in alerts.items() if k.startswith("uptime/")}
     assert status == {
         "uptime/page-1h-5m": "firing",
@@ -80,6 +80,7 @@ def test_alerts_json_shows_the_page_rules_firing(
         "uptime/ticket-1d-2h": "ok",
         "uptime/ticket-3d-6h": "ok",
         "uptime/exhausted": "ok",
+        "uptime/absent": "ok",
     }
     page = alerts["uptime/page-1h-5m"]
     assert page["severity"] == "page"
@@ -151,6 +152,7 @@ def test_alerts_table_all_shows_every_rule(
         "ticket-1d-2h": "ok",
         "ticket-3d-6h": "ok",
         "exhausted": "ok",
+        "absent": "ok",
     }
     held = {(row[0], row[1]): (row[3], row[7]) for row in table_rows(run.stdout)}
     assert held[("freshness", "page-1h-5m")] == (
@@ -177,7 +179,7 @@ def test_rules_yaml_has_the_recording_and_alerting_groups(
     assert len(recording) == 2 * 4 * 2  # burn rate and samples, per burn rule, per SLO
     assert all("alert" in r for r in alerting)
     burns = [r for r in alerting if r["alert"] == "MlsloErrorBudgetBurn"]
-    assert len(burns) == 8 and len(alerting) == 10
+    assert len(burns) == 8 and len(alerting) == 12  # and exhausted and absent per SLO
     page = next(
         r
         for r in burns

@@ -437,7 +437,12 @@ def test_cli_reports_scaled_burn_windows_and_budget(cli, write_spec, write_recor
     assert list(slos["week"]["burn_rates"]) == week
     for slo in slos.values():
         # 4 of 400 bad against 1 % allowed: the whole budget, exactly
-        assert slo["budget"] == {"consumed": 1.0, "remaining": 0.0, "status": "exhausted"}
+        assert slo["budget"] == {
+            "consumed": 1.0,
+            "remaining": 0.0,
+            "status": "exhausted",
+            "reason": None,
+        }
         assert slo["met"] is True  # 0.99 meets >= 0.99
         assert slo["time_to_exhaustion"] == {"1h": 0.0, "1d": 0.0}
     month = slos["month"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -576,3 +577,87 @@ def test_accessibility_basics(context, site, watch):
     if facts["unlabelled"]:
         problems.append(f"/login: inputs without a label {facts['unlabelled']}")
     assert problems == [], "\n".join(problems)
+
+
+# --- (j) clock skew and absent data are visible ---------------------------------------------
+
+SKEW_SPEC = """
+service: skewed
+slos:
+  - {name: uptime, dimension: availability, objective: {target: 0.99}, window: 1d}
+  - {name: fresh, dimension: freshness, sli: {lag_threshold: 15m}, objective: {target: 0.5},
+     window: 1d, absent_after: 6h}
+"""
+
+
+@pytest.fixture(scope="module")
+def skewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """Two hours of predictions that stopped two hours ago; every tenth input is stamped
+    30 s after the prediction that used it."""
+    spec = parse_spec(SKEW_SPEC)
+    clock = Clock(END)
+    store = Store.open(tmp_path_factory.mktemp("skew") / "skew.duckdb", spec, clock=clock)
+    service = Service(store, None, clock=clock)
+    start = END - timedelta(hours=4)
+    ts = [start + timedelta(minutes=m) for m in range(120)]
+    lags = [timedelta(seconds=-30) if m % 10 == 0 else timedelta(minutes=2) for m in range(120)]
+    stamp = pa.timestamp("us", tz="UTC")
+    table = pa.table(
+        {
+            "id": [f"p{m}" for m in range(120)],
+            "ts": pa.array(ts, stamp),
+            "status": ["ok"] * 120,
+            "event_ts": pa.array([t - lag for t, lag in zip(ts, lags, strict=True)], stamp),
+        }
+    )
+    try:
+        assert store.writer.records("predictions", table).accepted == 120
+        reader = store.tokens.create("read", "browser test")[1]
+        with ThreadedServer(create_app(service)) as server:
+            url = f"http://127.0.0.1:{server.port}"
+            with httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {reader}"}, timeout=30
+            ) as client:
+                api = client.get("/api/v1/slos").json()
+            yield Site(url, reader, service, [s.name for s in spec.slos], api)
+    finally:
+        service.stop()
+        store.close()
+
+
+def fact(page: Page, label: str) -> str:
+    dd = page.locator("dl.facts dt", has_text=re.compile(f"^{label}$")).locator(
+        "xpath=following-sibling::dd[1]"
+    )
+    assert dd.is_visible(), label
+    return dd.inner_text()
+
+
+def test_clock_skew_and_absent_data_are_visible(context, skewed, watch):
+    api = by_name(skewed.api)
+    assert api["fresh"]["sli"]["clock_skew"] == 12
+    assert api["uptime"]["budget"]["status"] == "no_data"
+    page = sign_in(context, skewed, watch)
+    fresh = page.locator("article.card").filter(has=page.locator('[data-slo="fresh"]'))
+    note = fresh.locator(".note", has_text="clock skew")
+    assert note.is_visible()
+    assert note.inner_text() == (
+        "clock skew: 12 records have an event_ts later than ts beyond the skew_tolerance, "
+        "counted as not fresh"
+    )
+    uptime = page.locator("article.card").filter(has=page.locator('[data-slo="uptime"]'))
+    assert "no data" in uptime.locator(".badge").inner_text()
+    # its budget (all of it left) is drawn grey, not judged: neither green nor red
+    assert uptime.locator("svg.gauge rect.point").get_attribute("fill") == "#767676"
+    assert uptime.locator(".note", has_text="no events since").inner_text() == (
+        "no events since 2026-11-20T10:00:00Z (absent_after 1h)"
+    )
+    page.goto(skewed.path("/slo/fresh"))
+    assert fact(page, "clock skew") == (
+        "12 records with an event_ts later than ts beyond the skew_tolerance"
+    )
+    assert fact(page, "last event") == "2026-11-20 10:00 UTC"
+    page.goto(skewed.path("/slo/uptime"))
+    assert fact(page, "not judged") == "no events since 2026-11-20T10:00:00Z (absent_after 1h)"
+    assert page.locator("dl.facts dt", has_text=re.compile("^clock skew$")).count() == 0
+    assert watch.errors == [] and watch.failed == [] and watch.foreign() == []

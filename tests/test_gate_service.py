@@ -36,7 +36,7 @@ def _records() -> pa.Table:
         for group, hits in (("A", 90), ("B", 90 - gap)):
             rows += [(version, group, 1, int(i < hits)) for i in range(100)]
             rows += [(version, group, 0, int(i < 5)) for i in range(100)]
-    base = NOW - timedelta(hours=3)
+    base = NOW - timedelta(minutes=30)  # recent: uptime is not absent
     return pa.table(
         {
             "id": [f"p{i}" for i in range(len(rows))],

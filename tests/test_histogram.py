@@ -126,10 +126,12 @@ PERCENTILE_SPEC = "service: oracle\nslos:" + "".join(
         dimension: latency
         sli: {{percentile: {q}}}
         objective: {{target: 250ms}}
+        absent_after: off
       - name: lag-p{q}
         dimension: freshness
         sli: {{percentile: {q}}}
-        objective: {{target: 15m}}""")
+        objective: {{target: 15m}}
+        absent_after: off""")
     for q in QS
 )
 

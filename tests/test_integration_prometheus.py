@@ -392,7 +392,7 @@ def test_metrics_alert_counts_agree_with_alerts_api(live_server: Callable[..., A
     for (severity, status), value in counts.items():
         expected = listed_all if status == "inactive" else listed
         assert value == expected.get((severity, status), 0), (severity, status, value, expected)
-    assert sum(counts.values()) == len(every.json()["alerts"]) == 5
+    assert sum(counts.values()) == len(every.json()["alerts"]) == 6  # with uptime/absent
     history = current.json()["history"]
     assert {h["key"] for h in history if h["event"] == "firing"} >= {
         "uptime/page-1h-5m",
@@ -447,7 +447,9 @@ def test_prometheus_scrapes_mlslo_and_evaluates_its_rules(
     start_binary: Callable[..., Proc],
     cli: Callable[..., Any],
 ) -> None:
-    now = _recent()
+    # The real clock (on a whole minute): the absent rules compare the last event with
+    # Prometheus's own time(), as they would in production.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     live = live_server(SCRAPE_SPEC, now=now)
     _post(live, "outcomes", _outcomes(now))
     _post(live, "predictions", _predictions(now))
@@ -515,6 +517,13 @@ def test_prometheus_scrapes_mlslo_and_evaluates_its_rules(
             value = float(entry["value"][1])
             assert float(f"{value:.12g}") == expected[name], (name, value)
             assert value == pytest.approx(expected[name], rel=1e-11), (name, value)
+        # The last event of each SLO, as the JSON states it (none for freshness: no event_ts).
+        last = {r["metric"]["slo"]: r for r in query("mlslo_last_event_timestamp_seconds")}
+        assert set(last) == present
+        for name, entry in last.items():
+            stated = _parse_time(slos[name]["sli"]["last_event"]).timestamp()
+            assert float(entry["value"][1]) == stated, name
+        assert slos["freshness"]["sli"]["last_event"] is None
         up = query('up{job="mlslo"}')
         assert [u["value"][1] for u in up] == ["1"]  # the read token was accepted
 
@@ -551,6 +560,8 @@ def test_prometheus_scrapes_mlslo_and_evaluates_its_rules(
             if result.active
         }
         assert ("uptime", "page-1h-5m") in active and ("latency", "page-14m-1m") in active
+        # freshness has no event in its window: absent, for mlslo and for Prometheus alike
+        assert {r for r in active if r[1] == "absent"} == {("freshness", "absent")}
 
         def prometheus_alerts() -> set[tuple[str, str]] | None:
             data = api.get("/api/v1/alerts").json()["data"]["alerts"]
@@ -821,7 +832,10 @@ def test_promtool_accepts_generated_rules(
     rules = _rules_file(cli, write_spec, MULTI_SPEC)
     spec = parse_spec(textwrap.dedent(MULTI_SPEC))
     burn = sum(1 for s in spec.slos for r in slo_rules(s, spec.bucket) if r.kind == "burn")
-    expected = 3 * burn + len(spec.slos)  # two recording rules and an alert per burn rule
+    absent = sum(1 for s in spec.slos if s.absent_after is not None)
+    assert absent == 2  # uptime and latency; accuracy has no absent_after by default
+    # two recording rules and an alert per burn rule, an exhausted and an absent alert per SLO
+    expected = 3 * burn + len(spec.slos) + absent
     run = _promtool("check", "rules", rules)
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"SUCCESS: {expected} rules found" in run.stdout, run.stdout
@@ -849,6 +863,163 @@ def test_promtool_unit_tests_of_generated_rules(
     ]
     for case, document in (("wrong label", wrong), ("alert on thin data", early)):
         path = tmp_path / f"rules_test_{case.replace(' ', '_')}.yml"
+        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        run = _promtool("test", "rules", path)
+        assert run.returncode != 0, f"{case}: promtool passed a wrong expectation\n{run.stdout}"
+        assert "FAILED" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+ABSENT_SPEC = """
+    service: fraud-scoring
+    slos:
+      - name: uptime
+        dimension: availability
+        objective: {target: 0.999}
+        window: 30d
+        runbook_url: https://runbooks.example.com/fraud/uptime
+      - name: freshness
+        dimension: freshness
+        sli: {lag_threshold: 15m}
+        objective: {target: 0.95}
+        window: 7d
+        absent_after: 30m
+      - name: f1
+        dimension: accuracy
+        sli: {metric: f1}
+        objective: {target: 0.9}
+"""
+FRESHNESS = _slo_labels("freshness", "freshness", "7d")
+ABSENT_NOTE = ": records stopped arriving, so its budget is not judged."
+UPTIME_ABSENT = {
+    "exp_labels": {
+        "alertname": "MlsloEventsAbsent",
+        **_slo_labels(),
+        "severity": "page",
+        "rule": "absent",
+    },
+    "exp_annotations": {
+        "summary": "fraud-scoring: uptime has had no events for more than 1h",
+        "description": "SLO uptime (availability: availability >= 99.9% over 30d) has had no "
+        "events for longer than its absent_after of 1h" + ABSENT_NOTE,
+        "runbook_url": "https://runbooks.example.com/fraud/uptime",
+    },
+}
+FRESHNESS_NOTES = {
+    "summary": "fraud-scoring: freshness has had no events for more than 30m",
+    "description": "SLO freshness (freshness: fresh_share >= 95% over 7d) has had no events for "
+    "longer than its absent_after of 30m" + ABSENT_NOTE,
+}
+
+
+def _absent_tests(rules: Path) -> dict[str, Any]:
+    """promtool's clock starts at 0: a last event that keeps up with it has a value of 60 per
+    minute; one that stops stays where it was."""
+    last = "mlslo_last_event_timestamp_seconds"
+    return {
+        "rule_files": [rules.name],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "name": "uptime's events stop at minute 30: a page once they are 1h old",
+                "interval": "1m",
+                "input_series": [
+                    {"series": _slo_series(last), "values": "0+60x30 1800x120"},
+                    {"series": _slo_series(last, FRESHNESS), "values": "0+60x150"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "60m", "alertname": "MlsloEventsAbsent", "exp_alerts": []},
+                    {"eval_time": "90m", "alertname": "MlsloEventsAbsent", "exp_alerts": []},
+                    {
+                        "eval_time": "91m",
+                        "alertname": "MlsloEventsAbsent",
+                        "exp_alerts": [UPTIME_ABSENT],
+                    },
+                ],
+            },
+            {
+                "name": "freshness's own absent_after: a ticket after 30m",
+                "interval": "1m",
+                "input_series": [
+                    {"series": _slo_series(last), "values": "0+60x60"},
+                    {"series": _slo_series(last, FRESHNESS), "values": "0+60x5 300x55"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "35m", "alertname": "MlsloEventsAbsent", "exp_alerts": []},
+                    {
+                        "eval_time": "36m",
+                        "alertname": "MlsloEventsAbsent",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "alertname": "MlsloEventsAbsent",
+                                    **FRESHNESS,
+                                    "severity": "ticket",
+                                    "rule": "absent",
+                                },
+                                "exp_annotations": FRESHNESS_NOTES,
+                            }
+                        ],
+                    },
+                ],
+            },
+            {
+                "name": "no last event at all (an empty window): absent() fires; f1 has no rule",
+                "interval": "1m",
+                "input_series": [
+                    {"series": _slo_series(last), "values": "0+60x30"},
+                    {"series": _slo_series(last, FRESHNESS), "values": "0+60x5 _x25"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "4m", "alertname": "MlsloEventsAbsent", "exp_alerts": []},
+                    {
+                        "eval_time": "20m",
+                        "alertname": "MlsloEventsAbsent",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "alertname": "MlsloEventsAbsent",
+                                    "service": "fraud-scoring",
+                                    "slo": "freshness",
+                                    "severity": "ticket",
+                                    "rule": "absent",
+                                },
+                                "exp_annotations": FRESHNESS_NOTES,
+                            }
+                        ],
+                    },
+                ],
+            },
+        ],
+    }
+
+
+def test_promtool_unit_tests_of_the_absent_rules(
+    tmp_path: Path, cli: Callable[..., Any], write_spec: Callable[..., Path]
+) -> None:
+    rules = _rules_file(cli, write_spec, ABSENT_SPEC)
+    generated = yaml.safe_load(rules.read_text(encoding="utf-8"))
+    rules_of = [r for g in generated["groups"] for r in g["rules"]]
+    absent = [r for r in rules_of if r.get("alert") == "MlsloEventsAbsent"]
+    assert [r["labels"]["slo"] for r in absent] == ["uptime", "freshness"]
+    selector = '{service="fraud-scoring", slo="uptime"}'
+    assert absent[0]["expr"] == (
+        f"absent(mlslo_last_event_timestamp_seconds{selector})\n"
+        f"or (time() - mlslo_last_event_timestamp_seconds{selector} > 3600)"
+    )
+    tests = _absent_tests(rules)
+    good = rules.parent / "absent_test.yml"
+    good.write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
+    run = _promtool("test", "rules", good)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout + run.stderr
+
+    # One wrong expectation each: a page a minute early, and the wrong severity.
+    early = copy.deepcopy(tests)
+    early["tests"][0]["alert_rule_test"][1]["exp_alerts"] = [UPTIME_ABSENT]
+    wrong = copy.deepcopy(tests)
+    wrong["tests"][1]["alert_rule_test"][1]["exp_alerts"][0]["exp_labels"]["severity"] = "page"
+    for case, document in (("early", early), ("severity", wrong)):
+        path = tmp_path / f"absent_test_{case}.yml"
         path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         run = _promtool("test", "rules", path)
         assert run.returncode != 0, f"{case}: promtool passed a wrong expectation\n{run.stdout}"

@@ -56,7 +56,8 @@ def test_freshness_share_and_p95(cli, write_spec, write_records):
             objective: {target: 15m}
     """)
     lags = [5, 10, 20, 7, 30]
-    ts = [BASE + timedelta(minutes=i) for i in range(5)]
+    first = datetime(2026, 11, 20, 23, 55, tzinfo=UTC)  # as in the docs: recent, not absent
+    ts = [first + timedelta(minutes=i) for i in range(5)]
     data = write_records(
         {
             "id": [f"f{i}" for i in range(5)],
@@ -83,6 +84,7 @@ def test_uptime(cli, write_spec, write_records):
             dimension: availability
             objective: {target: 0.9995}
             window: 30d
+            absent_after: off  # the million responses end on November 18
     """)
     n = 1_000_000
     status = np.full(n, "ok", dtype=object)

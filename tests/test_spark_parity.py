@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -94,7 +95,10 @@ def _log(path: Path, n: int = 30_000, seed: int = 7) -> Path:
     rng = np.random.default_rng(seed)
     start = np.datetime64("2026-11-01T00:00:00", "us")
     ts = start + (rng.random(n) * 3 * 86_400e6).astype("timedelta64[us]")
-    lag = (rng.exponential(400, n) * 1e6).astype("timedelta64[us]")
+    lag_us = rng.exponential(400, n) * 1e6
+    ahead = rng.random(n) < 0.03  # clock skew: inputs stamped up to 5 s after the prediction
+    lag_us[ahead] = -rng.uniform(0, 5e6, int(ahead.sum()))
+    lag = lag_us.astype("timedelta64[us]")
     truth = rng.random(n) < 0.4
     score = np.clip(np.where(truth, rng.beta(5, 2, n), rng.beta(2, 5, n)), 0, 1)
     label = np.where(rng.random(n) < 0.8, truth.astype(np.int64), -1)
@@ -151,6 +155,7 @@ def test_duckdb_and_pyspark_scans_agree(spark: Any, tmp_path: Path) -> None:
         spec, open_table(ibis.pyspark.connect(spark), str(path)), start=start, end=AT
     )
     _assert_same(duck, spark_rollup)
+    assert pc.sum(duck.table["freshness/clock_skew"]).as_py() > 0
     assert evaluation_json(evaluate(spec, duck, AT)) == evaluation_json(
         evaluate(spec, spark_rollup, AT)
     )

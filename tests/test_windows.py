@@ -443,18 +443,31 @@ def test_windows_without_rows_have_no_data(files):
     slos = evaluate_json(spec, files["predictions"], late)
     for name in ("up1d", "f1d"):
         slo = slos[name]
-        assert slo["budget"] == {"consumed": None, "remaining": None, "status": "no_data"}
+        assert slo["budget"] == {
+            "consumed": None,
+            "remaining": None,
+            "status": "no_data",
+            "reason": None,
+        }
+        assert slo["sli"]["last_event"] is None
         assert slo["sli"]["value"] is None
         assert slo["sli"]["n"] == 0
         assert slo["met"] is None
         assert set(slo["burn_rates"].values()) == {None}
         assert set(slo["burn_rate_samples"].values()) == {0}
         assert slo["time_to_exhaustion"] == {"1h": None, "1d": None}
-    # the 30-day windows still hold rows, but their short burn windows do not
+    # the 30-day windows still hold rows, but their short burn windows do not; with no
+    # response for two days uptime is absent: its numbers are reported, not judged
     up30 = slos["up30"]
-    assert up30["budget"]["status"] != "no_data"
+    assert up30["budget"]["status"] == "no_data"
+    assert up30["budget"]["consumed"] is not None and up30["met"] is None
+    assert up30["sli"]["last_event"] == "2026-03-10T13:00:00Z"
+    assert up30["budget"]["reason"] == "no events since 2026-03-10T13:00:00Z (absent_after 1h)"
     assert up30["burn_rates"]["1h"] is None
     assert up30["burn_rates"]["3d"] is not None
+    # accuracy has no absent_after: judged on its rows however old
+    assert slos["f1"]["budget"]["status"] not in ("no_data", "insufficient_data")
+    assert slos["f1"]["met"] is not None
 
 
 @pytest.mark.parametrize(

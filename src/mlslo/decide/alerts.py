@@ -5,7 +5,8 @@ state and sends the notifications.
 An alert is pending while its condition holds for less than its ``for`` duration, firing
 after, and resolved once the condition no longer holds. The state is a plain value, so the
 service can persist it and a restart neither loses nor re-sends an alert. A window with fewer
-samples than the SLO's ``min_samples`` never fires (ML metrics are noisy on thin data).
+samples than the SLO's ``min_samples`` never fires (ML metrics are noisy on thin data). The
+``absent`` rule fires while an SLO has had no event for longer than its ``absent_after``.
 """
 
 from __future__ import annotations
@@ -108,18 +109,34 @@ class Check:
     short_samples: int
     remaining: float | None
     hours_left: float | None
+    last_event: datetime | None = None
 
 
 def check(rule: AlertRule, result: SLOEvaluation, min_samples: int) -> Check:
     """Whether ``rule`` holds for the evaluated SLO ``result``."""
     remaining = result.budget.remaining
     hours = result.time_to_exhaustion.get("1h")
+    if rule.kind == "absent":
+        return Check(
+            rule, result.absent, None, None, None, 0, 0, remaining, hours, result.last_event
+        )
     if rule.kind == "exhausted":
         status = result.budget.status
         suppressed = None
         if status in ("no_data", "insufficient_data"):
             suppressed = f"budget status is {status}"
-        return Check(rule, status == "exhausted", suppressed, None, None, 0, 0, remaining, hours)
+        return Check(
+            rule,
+            status == "exhausted",
+            suppressed,
+            None,
+            None,
+            0,
+            0,
+            remaining,
+            hours,
+            result.last_event,
+        )
     assert rule.long is not None and rule.short is not None and rule.burn_rate is not None
     long = result.burn_rate(rule.long)
     short = result.burn_rate(rule.short)
@@ -152,6 +169,7 @@ def check(rule: AlertRule, result: SLOEvaluation, min_samples: int) -> Check:
         short_n,
         remaining,
         hours,
+        result.last_event,
     )
 
 

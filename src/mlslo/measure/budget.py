@@ -20,9 +20,13 @@ Status = Literal["healthy", "low", "exhausted", "no_data", "insufficient_data"]
 
 @dataclass(frozen=True)
 class Budget:
+    """``reason`` says why a budget with numbers is not judged (an SLO whose events
+    stopped)."""
+
     consumed: float | None
     remaining: float | None
     status: Status
+    reason: str | None = None
 
 
 def consumed_occurrences(good: float, valid: float, target: float) -> float | None:

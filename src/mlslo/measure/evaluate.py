@@ -2,7 +2,9 @@
 
 For each SLO: its window (shifted back by the label delay for labelled SLIs), the SLI and its
 interval, the budget, burn rates over the scaled SRE windows, time to exhaustion, and
-optionally a series of the SLI per step across the window.
+optionally a series of the SLI per step across the window. The end of the last bucket holding
+an event says whether the SLO is absent: with no event for longer than its ``absent_after``
+its budget is not judged (``no_data``), however healthy the window's old events look.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class SLOEvaluation:
     time_to_exhaustion: Mapping[str, float | None]
     series: tuple[SeriesPoint, ...] | None = None
     burndown: tuple[tuple[datetime, float | None], ...] | None = None
+    last_event: datetime | None = None
+    absent: bool = False
+    """No event for longer than the SLO's ``absent_after`` (or none in the window at all)."""
 
     @property
     def name(self) -> str:
@@ -204,6 +209,9 @@ class _Corrected:
     def window(self, start: int, end: int) -> WindowStats:
         return self.timeline.window(start, end, self.excluded)
 
+    def last_active(self, stat: str, start: int, end: int) -> int | None:
+        return self.timeline.last_active(stat, start, end, self.excluded)
+
 
 def _evaluate_slo(
     spec: Spec, slo: AnySLO, timeline: _Corrected, at: datetime, series_step: timedelta | None
@@ -224,6 +232,13 @@ def _evaluate_slo(
         low_share=spec.budget_low,
         has_data=m.label_coverage is not None,
     )
+    last_event = _last_event(slo, timeline, a, b, bucket, end)
+    limit = slo.absent_after
+    absent = limit is not None and (last_event is None or at - last_event > limit)
+    if absent and limit is not None and last_event is not None:
+        since = last_event.isoformat().replace("+00:00", "Z")
+        reason = f"no events since {since} (absent_after {format_duration(limit)})"
+        result_budget = replace(result_budget, status="no_data", reason=reason)
     met = None
     if result_budget.status not in ("no_data", "insufficient_data"):
         met = budgeting.is_met(m.value, slo.target, slo.op)
@@ -254,7 +269,24 @@ def _evaluate_slo(
         tte,
         series,
         burndown,
+        last_event,
+        absent,
     )
+
+
+EVENTS = {"availability": "total", "latency": "total", "freshness": "total"}
+"""The statistic that counts an SLO's events, per dimension (else ``predictions``)."""
+
+
+def _last_event(
+    slo: AnySLO, timeline: _Corrected, a: int, b: int, bucket: timedelta, end: datetime
+) -> datetime | None:
+    """The end of the last bucket of the window holding an event of the SLO (at most the
+    window's end), from the timeline's prefix sums."""
+    last = timeline.last_active(EVENTS.get(slo.dimension, "predictions"), a, b)
+    if last is None:
+        return None
+    return min(bucket_start(last + 1, bucket), end)
 
 
 def _measure_window(
@@ -275,6 +307,8 @@ def _measure_window(
     good, total = float(sum(verdicts)), float(len(verdicts))
     whole = measure(slo, timeline.window(a, b))
     detail = {"window_value": whole.value, "good_slices": int(good), "slices": int(total)}
+    if "clock_skew" in whole.detail:
+        detail["clock_skew"] = whole.detail["clock_skew"]
     if total == 0:
         return Measurement(
             None,

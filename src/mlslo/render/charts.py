@@ -275,7 +275,8 @@ def gauge(chart_id: str, remaining: float | None, status: str) -> str:
             f'<rect x="0" y="6" width="{width}" height="16" rx="3" fill="#eee"/></svg>'
         )
     share = max(0.0, min(1.0, remaining))
-    colour = GREEN if status == "healthy" else (ORANGE if status == "low" else VERMILLION)
+    colours = {"healthy": GREEN, "low": ORANGE, "no_data": GREY}  # no_data: not judged
+    colour = colours.get(status, VERMILLION)
     text = f"{title}: {remaining * 100:.1f}% ({status.replace('_', ' ')})."
     return (
         f'<svg class="gauge" role="img" viewBox="0 0 {width} {height}" id="{chart_id}" '

@@ -63,6 +63,7 @@ def slo_json(result: SLOEvaluation) -> dict[str, Any]:
         sli["good"] = m.good
         sli["valid"] = m.valid
     sli["reason"] = m.reason
+    sli["last_event"] = result.last_event
     sli.update(m.detail)
     out: dict[str, Any] = {
         "name": slo.name,
@@ -80,6 +81,7 @@ def slo_json(result: SLOEvaluation) -> dict[str, Any]:
             "consumed": result.budget.consumed,
             "remaining": result.budget.remaining,
             "status": result.budget.status,
+            "reason": result.budget.reason,
         },
         "burn_rates": {r.key: r.value for r in result.burn_rates},
         "burn_rate_samples": {r.key: r.n for r in result.burn_rates},
@@ -226,4 +228,5 @@ def check_fields(rule: AlertRule, check: Check) -> dict[str, Any]:
         "suppressed": check.suppressed,
         "budget_remaining": check.remaining,
         "time_to_exhaustion_hours": check.hours_left,
+        "last_event": None if check.last_event is None else iso(check.last_event),
     }

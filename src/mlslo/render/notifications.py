@@ -45,15 +45,45 @@ class Alert:
         name = f"{self.service}: {self.slo.name}"
         if self.rule.kind == "exhausted":
             return f"{name} error budget is {'no longer ' if resolved else ''}exhausted"
+        if self.rule.kind == "absent":
+            if resolved:
+                return f"{name} has events again"
+            return f"{name} has had no events {self._since()}"
         if resolved:
             limit = threshold_text(self.rule.burn_rate)
             return f"{name} no longer burns its error budget faster than {limit}"
         return f"{name} is burning its error budget {rate_text(self.check.long_rate)}"
 
+    def _since(self) -> str:
+        last = self.check.last_event
+        return f"in its {self.slo.window} window" if last is None else f"since {iso(last)}"
+
+    def _absent_text(self, resolved: bool) -> str:
+        if resolved:
+            return "receives events again; its budget is judged again"
+        limit = self.slo.absent_after
+        return (
+            f"has had no events {self._since()}, longer than its absent_after"
+            f"{'' if limit is None else ' of ' + format_duration(limit)}: records stopped "
+            "arriving (the model server or its logging may be down), so its budget is not judged"
+        )
+
+    def _links(self) -> str:
+        text = ""
+        if self.slo.runbook_url:
+            text += f"Runbook: {self.slo.runbook_url}."
+        if self.link:
+            text += f" Dashboard: {self.link}."
+        return text.strip()
+
     def description(self) -> str:
         slo = self.slo
         resolved = self.state.status == "resolved"
         parts = [slo_title(slo)]
+        if self.rule.kind == "absent":
+            text = f"{parts[0]} {self._absent_text(resolved)}."
+            links = self._links()
+            return f"{text} {links}" if links else text
         if self.rule.kind == "burn":
             assert self.rule.long is not None and self.rule.short is not None
             rates = (
@@ -89,11 +119,8 @@ class Alert:
         if len(parts) > 2:
             text += "; " + "; ".join(parts[2:])
         text += "."
-        if slo.runbook_url:
-            text += f" Runbook: {slo.runbook_url}."
-        if self.link:
-            text += f" Dashboard: {self.link}."
-        return text
+        links = self._links()
+        return f"{text} {links}" if links else text
 
     def as_dict(self) -> dict[str, Any]:
         def optional_iso(moment: datetime | None) -> str | None:
@@ -186,6 +213,8 @@ def alertmanager_payload(alerts: Sequence[tuple[Kind, Alert]]) -> list[dict[str,
             annotations["budget_remaining"] = f"{alert.check.remaining:.4f}"
         if alert.check.hours_left is not None:
             annotations["time_to_exhaustion"] = hours_text(alert.check.hours_left)
+        if alert.rule.kind == "absent" and alert.check.last_event is not None:
+            annotations["last_event"] = iso(alert.check.last_event)
         entry: dict[str, Any] = {
             "labels": labels,
             "annotations": annotations,

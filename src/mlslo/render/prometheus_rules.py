@@ -3,8 +3,9 @@ teams that alert through their own Prometheus: the same rules, the same threshol
 
 For each burn-rate rule, recording rules keep the lower of the two windows' burn rates and
 sample counts (both windows must burn, and both must have enough samples); the alert fires
-when that minimum exceeds the threshold. Names follow Prometheus conventions: recording
-rules ``level:metric:operations``, alerts in CamelCase.
+when that minimum exceeds the threshold. An SLO with ``absent_after`` gets an alert on the
+age of its last event (``mlslo_last_event_timestamp_seconds``). Names follow Prometheus
+conventions: recording rules ``level:metric:operations``, alerts in CamelCase.
 """
 
 from __future__ import annotations
@@ -71,6 +72,29 @@ def _burn_rules(service: str, slo: AnySLO, rule: AlertRule) -> tuple[list[Any], 
     return recording, [alert]
 
 
+def _absent_rule(service: str, slo: AnySLO, rule: AlertRule) -> dict[str, Any]:
+    """Fire when the SLO's last event is older than ``absent_after``, or when /metrics has
+    no last event for it at all (an empty window, or no scrape)."""
+    assert slo.absent_after is not None
+    seconds = slo.absent_after.total_seconds()
+    limit = str(int(seconds)) if seconds.is_integer() else f"{seconds}"
+    series = "mlslo_last_event_timestamp_seconds" + _selector({"service": service, "slo": slo.name})
+    after = format_duration(slo.absent_after)
+    alert: dict[str, Any] = {
+        "alert": rule.alertname,
+        "expr": f"absent({series})\nor (time() - {series} > {limit})",
+        "labels": {"slo": slo.name, "severity": rule.severity, "rule": rule.name},
+        "annotations": {
+            "summary": f"{service}: {slo.name} has had no events for more than {after}",
+            "description": f"{slo_title(slo)} has had no events for longer than its "
+            f"absent_after of {after}: records stopped arriving, so its budget is not judged.",
+        },
+    }
+    if slo.runbook_url:
+        alert["annotations"]["runbook_url"] = slo.runbook_url
+    return alert
+
+
 def prometheus_rules(spec: Spec) -> dict[str, Any]:
     """The rule groups for ``spec`` as a YAML-ready document."""
     recording: list[Any] = []
@@ -81,6 +105,9 @@ def prometheus_rules(spec: Spec) -> dict[str, Any]:
                 more_recording, more_alerts = _burn_rules(spec.service, slo, rule)
                 recording += more_recording
                 alerting += more_alerts
+                continue
+            if rule.kind == "absent":
+                alerting.append(_absent_rule(spec.service, slo, rule))
                 continue
             selector = _selector({"service": spec.service, "slo": slo.name, "status": "exhausted"})
             exhausted: dict[str, Any] = {

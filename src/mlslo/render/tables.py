@@ -25,6 +25,7 @@ from mlslo.render.format import (
     threshold_text,
     value_text,
 )
+from mlslo.render.views import skew_note
 from mlslo.spec import AnySLO, Policy
 from mlslo.spec.alert_rules import AlertRule
 from mlslo.spec.document import Spec
@@ -108,6 +109,11 @@ def reasons(document: Mapping[str, Any]) -> list[str]:
         name, sli = entry["name"], entry["sli"]
         if sli.get("reason"):
             out.append(f"{name}: {sli['reason']}")
+        if entry["budget"].get("reason"):
+            out.append(f"{name}: {entry['budget']['reason']}")
+        skew = skew_note(entry)
+        if skew:
+            out.append(f"{name}: {skew}")
         coverage = sli.get("label_coverage")
         if coverage is not None and coverage < 1:
             out.append(f"{name}: {coverage * 100:.1f}% of predictions labelled")
@@ -283,11 +289,20 @@ def alerts_table(
             rate_text(result.long_rate),
             rate_text(result.short_rate),
             threshold_text(rule.burn_rate),
-            result.suppressed or "",
+            result.suppressed or absent_note(rule, result),
         )
     if not shown:
         table.caption = "no alert would fire (--all shows every rule)"
     return table
+
+
+def absent_note(rule: AlertRule, result: Check) -> str:
+    """For an absent rule, since when the SLO has had no events."""
+    if rule.kind != "absent":
+        return ""
+    if result.last_event is None:
+        return "no events in the window"
+    return f"last event {iso(result.last_event)}"
 
 
 def print_evaluation(console: Console, evaluation: Evaluation) -> None:

@@ -251,9 +251,36 @@ def facts(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
                 f"{estimate['value']:.4f} over {estimate['n']:,} predictions without labels yet",
             )
         )
+    if "clock_skew" in sli:
+        out.append(("clock skew", skew_fact(sli["clock_skew"])))
     if sli.get("reason"):
         out.append(("note", sli["reason"]))
+    if budget.get("reason"):
+        out.append(("not judged", budget["reason"]))
+    if sli.get("last_event") is not None:
+        out.append(("last event", f"{sli['last_event'][:16].replace('T', ' ')} UTC"))
     return out
+
+
+def skew_fact(count: int) -> str:
+    """A freshness SLO's clock skew count, as the SLO page lists it."""
+    if not count:
+        return "none: no event_ts later than ts beyond the skew_tolerance"
+    records = "record" if count == 1 else "records"
+    return f"{count:,} {records} with an event_ts later than ts beyond the skew_tolerance"
+
+
+def skew_note(entry: Mapping[str, Any]) -> str | None:
+    """What a freshness SLO's clock skew means, when it has any."""
+    count = entry["sli"].get("clock_skew")
+    if not count:
+        return None
+    counted = "not fresh" if entry["metric"] == "fresh_share" else "at lag 0"
+    records = "record has" if count == 1 else "records have"
+    return (
+        f"clock skew: {count:,} {records} an event_ts later than ts beyond the "
+        f"skew_tolerance, counted as {counted}"
+    )
 
 
 def burn_cells(alert: Mapping[str, Any]) -> dict[str, str]:

@@ -154,4 +154,11 @@ def sum_where(value: Expr, *conditions: Expr | None) -> Expr:
 
 
 def lag_micros(t: Expr) -> Expr:
+    """The lag ``ts - event_ts`` in microseconds (negative when ``event_ts`` is later)."""
     return epoch_us(t.ts) - epoch_us(t.event_ts)
+
+
+def skewed(lag: Expr, tolerance_micros: int) -> Expr:
+    """A lag more negative than the tolerance: ``event_ts > ts + tolerance``, clocks that
+    disagree by more than the spec allows."""
+    return lag < -tolerance_micros

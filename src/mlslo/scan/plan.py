@@ -16,6 +16,7 @@ from mlslo.scan.expressions import (
     count_known,
     lag_micros,
     literal,
+    skewed,
     slo_filter,
     sum_where,
 )
@@ -136,11 +137,12 @@ def _statistics(
         return [total, ("good", count(t, where, t.latency_ms <= limit))]
     if isinstance(slo, FreshnessSLO):
         lag = lag_micros(t)
-        total = ("total", count_known(t, lag, where))
+        skew = skewed(lag, round(slo.sli.skew_tolerance.total_seconds() * 1_000_000))
+        out = [("total", count_known(t, lag, where)), ("clock_skew", count(t, where, skew))]
         if slo.sli.lag_threshold is None:
-            return [total]
+            return out
         limit = round(slo.sli.lag_threshold.total_seconds() * 1_000_000)
-        return [total, ("good", count(t, where, lag <= limit))]
+        return [*out, ("good", count(t, where, lag <= limit, ~skew))]
     if isinstance(slo, AccuracySLO):
         return _accuracy(slo, t, where, classes)
     if isinstance(slo, FairnessSLO):

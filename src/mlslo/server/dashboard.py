@@ -37,6 +37,7 @@ from mlslo.render.views import (
     burn_cells,
     by_name,
     facts,
+    skew_note,
     slo_charts,
 )
 from mlslo.server.errors import ApiError, moment_param
@@ -250,7 +251,15 @@ def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
                 "gauge": charts.gauge(f"gauge-{entry['name']}", remaining, status),
                 "tte": None if hours is None or hours <= 0 else hours_text(hours),
                 "rates": headline_rates(entry, slo.window, evaluation.bucket),
-                "note": entry["sli"].get("reason"),
+                "notes": [
+                    note
+                    for note in (
+                        entry["sli"].get("reason"),
+                        entry["budget"].get("reason"),
+                        skew_note(entry),
+                    )
+                    if note
+                ],
             }
         )
     gate = None
@@ -286,6 +295,9 @@ def _would_fire(row: dict[str, Any], at: str) -> dict[str, Any]:
             f"burning {row['long_burn_rate']:.1f}× over {row['long_window']} and "
             f"{row['short_burn_rate']:.1f}× over {row['short_window']}"
         )
+    elif row["rule"] == "absent":
+        last = row["last_event"]
+        summary = "no events in the window" if last is None else f"no events since {last}"
     else:
         summary = "budget exhausted"
     return {**row, "summary": summary, "fired_at": None, "since": at}

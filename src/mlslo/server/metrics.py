@@ -118,6 +118,12 @@ def slo_families(evaluation: Evaluation) -> Iterator[Metric]:
             "Time until the budget is gone at the recent (1h) burn rate",
             labels=SLO_LABELS,
         ),
+        "last_event": GaugeMetricFamily(
+            "mlslo_last_event_timestamp_seconds",
+            "End of the last bucket of the SLO window holding an event of the SLO, in Unix "
+            "seconds (absent when the window holds none)",
+            labels=SLO_LABELS,
+        ),
     }
     for result in evaluation.slos:
         slo = result.slo
@@ -143,6 +149,8 @@ def slo_families(evaluation: Evaluation) -> Iterator[Metric]:
         tte = result.time_to_exhaustion.get("1h")
         if tte is not None:
             families["tte"].add_metric(labels, tte * 3600)
+        if result.last_event is not None:
+            families["last_event"].add_metric(labels, result.last_event.timestamp())
     yield from families.values()
 
 

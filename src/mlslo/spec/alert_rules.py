@@ -3,7 +3,10 @@
 For a 30-day window: page when the 1h and 5m burn rates both exceed 14.4 (2 % of the budget
 in an hour) or the 6h and 30m rates exceed 6 (5 % in six hours); open a ticket when the 1d and
 2h rates exceed 3 or the 3d and 6h rates exceed 1. Windows scale with the SLO window; a spec
-can replace the scheme per SLO. Plus one rule for a budget that is exhausted. The rules are
+can replace the scheme per SLO. Plus one rule for a budget that is exhausted, and one for an
+SLO whose events stopped for longer than its ``absent_after`` (a page where requests are
+counted, a ticket elsewhere: a stalled feature pipeline rarely needs someone at night). The
+rules are
 part of the spec: evaluation computes the burn rates they read, and :mod:`mlslo.decide.alerts`
 checks them.
 """
@@ -21,6 +24,9 @@ from mlslo.spec.slos import AnySLO
 Severity = Literal["page", "ticket"]
 BURN_ALERT = "MlsloErrorBudgetBurn"
 EXHAUSTED_ALERT = "MlsloErrorBudgetExhausted"
+ABSENT_ALERT = "MlsloEventsAbsent"
+ABSENT_SEVERITY: dict[str, Severity] = {"availability": "page", "latency": "page"}
+"""The absent rule's severity per dimension; every other dimension opens a ticket."""
 WORKBOOK: tuple[tuple[timedelta, timedelta, float, Severity], ...] = (
     (timedelta(hours=1), timedelta(minutes=5), 14.4, "page"),
     (timedelta(hours=6), timedelta(minutes=30), 6.0, "page"),
@@ -31,11 +37,11 @@ WORKBOOK: tuple[tuple[timedelta, timedelta, float, Severity], ...] = (
 
 @dataclass(frozen=True)
 class AlertRule:
-    """Fire when both windows burn faster than ``burn_rate`` (or, for ``exhausted``, when the
-    budget is gone)."""
+    """Fire when both windows burn faster than ``burn_rate`` (for ``exhausted``, when the
+    budget is gone; for ``absent``, when the SLO has had no event for ``absent_after``)."""
 
     slo: str
-    kind: Literal["burn", "exhausted"]
+    kind: Literal["burn", "exhausted", "absent"]
     severity: Severity
     long: timedelta | None = None
     short: timedelta | None = None
@@ -44,8 +50,8 @@ class AlertRule:
 
     @property
     def name(self) -> str:
-        if self.kind == "exhausted":
-            return "exhausted"
+        if self.kind != "burn":
+            return self.kind
         assert self.long is not None and self.short is not None
         return f"{self.severity}-{format_duration(self.long)}-{format_duration(self.short)}"
 
@@ -56,7 +62,7 @@ class AlertRule:
     @property
     def alertname(self) -> str:
         """The alert's name in notifications and in Prometheus rules."""
-        return EXHAUSTED_ALERT if self.kind == "exhausted" else BURN_ALERT
+        return {"exhausted": EXHAUSTED_ALERT, "absent": ABSENT_ALERT}.get(self.kind, BURN_ALERT)
 
 
 def slo_rules(slo: AnySLO, bucket: timedelta) -> list[AlertRule]:
@@ -89,7 +95,10 @@ def slo_rules(slo: AnySLO, bucket: timedelta) -> list[AlertRule]:
         other = kept.get(rule.name)
         if other is None or (rule.burn_rate or 0.0) < (other.burn_rate or 0.0):
             kept[rule.name] = rule
-    return [*kept.values(), AlertRule(slo.name, "exhausted", "ticket")]
+    rules = [*kept.values(), AlertRule(slo.name, "exhausted", "ticket")]
+    if slo.absent_after is not None:
+        rules.append(AlertRule(slo.name, "absent", ABSENT_SEVERITY.get(slo.dimension, "ticket")))
+    return rules
 
 
 def spec_rules(spec: Spec) -> list[AlertRule]:

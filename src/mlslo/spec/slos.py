@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from mlslo.moments import format_duration
-from mlslo.spec.types import AtPath, Duration, Name, Scalar, Strict
+from mlslo.spec.types import AtPath, Duration, Name, OptionalDuration, Scalar, Strict
 
 # --- objectives and windows -------------------------------------------------------------------
 
@@ -129,6 +129,9 @@ class LatencySLI(_DistributionSLI):
 
 class FreshnessSLI(_DistributionSLI):
     lag_threshold: Duration | None = None
+    skew_tolerance: Duration = timedelta(seconds=1)
+    """How far ``event_ts`` may lie after ``ts`` (clocks disagree) before the record is not
+    fresh: beyond it, a lag-threshold SLI counts the record as a bad event."""
 
     @model_validator(mode="after")
     def _one(self) -> FreshnessSLI:
@@ -260,6 +263,9 @@ class _SLOBase(Strict):
     filter: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     alerts: list[BurnAlert] | None = None
     runbook_url: str | None = None
+    absent_after: OptionalDuration = timedelta(hours=1)
+    """With no event for longer than this the budget is not judged (``no_data``) and the
+    ``absent`` alert rule fires; off by default where labels are late by nature."""
 
     # Filled in by each dimension.
     @property
@@ -446,6 +452,7 @@ class FreshnessSLO(_SLOBase):
 class AccuracySLO(_SLOBase):
     dimension: Literal["accuracy"]
     sli: AccuracySLI
+    absent_after: OptionalDuration = None
 
     @property
     def metric(self) -> str:
@@ -461,6 +468,7 @@ class AccuracySLO(_SLOBase):
 class FairnessSLO(_SLOBase):
     dimension: Literal["fairness"]
     sli: FairnessSLI
+    absent_after: OptionalDuration = None
 
     @property
     def metric(self) -> str:

@@ -36,6 +36,31 @@ Duration = Annotated[
 ]
 
 
+def _duration_or_off(value: Any) -> Any:
+    """A duration, or ``off`` / null for a setting turned off (YAML 1.1 reads a bare ``off``
+    as false, which means the same)."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, str) and value.strip().lower() == "off":
+        return None
+    if isinstance(value, timedelta) and value > timedelta(0):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; or off to turn it off") from None
+    raise ValueError(f"expected a duration longer than zero such as 1h, or off; found {value!r}")
+
+
+OptionalDuration = Annotated[
+    timedelta | None,
+    BeforeValidator(_duration_or_off),
+    PlainSerializer(lambda v: None if v is None else format_duration(v), return_type=str | None),
+]
+"""A duration that ``off`` (or null) turns off."""
+
+
 def _utc(value: Any) -> Any:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -67,6 +67,7 @@ class Timeline:
         self.groups: list[tuple[Any, ...]] | None = [] if group_by else None
         self._group_index: dict[tuple[Any, ...], int] = {}
         self._prefix: dict[str, Array] | None = None
+        self._summed: dict[str, tuple[Array, Array]] = {}
         self._has_histogram = histogram
         self._hist_buckets = np.zeros(0, dtype=np.int64)
         self._hist_bins = np.zeros(0, dtype=np.int64)
@@ -243,6 +244,29 @@ class Timeline:
             groups = [known[i] for i in order]
             group_sums = {k: v[order] if len(v) == len(order) else v for k, v in group_sums.items()}
         return WindowStats(sums, group_sums, groups, histogram)
+
+    def last_active(
+        self, stat: str, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()
+    ) -> int | None:
+        """The last bucket of ``[start, end)`` less ``excluded`` in which the count ``stat``
+        is above 0 (None: none is). Counts never fall, so their prefix sums never decrease
+        and a bisection finds it: no pass over the buckets."""
+        prefix = self._prefixes().get(stat)
+        if prefix is None:
+            return None
+        if prefix.ndim > 1:
+            summed = self._summed.get(stat)
+            if summed is None or summed[0] is not prefix:
+                summed = (prefix, prefix.sum(axis=1))
+                self._summed[stat] = summed
+            prefix = summed[1]
+        for lo, hi in reversed(_subtract(start, end, excluded)):
+            a, b = self._clip(lo, hi)
+            if prefix[b] - prefix[a] < 0.5:
+                continue
+            reached = int(np.searchsorted(prefix[a : b + 1], prefix[b] - 0.5, side="right"))
+            return self.first + a + reached - 1
+        return None
 
 
 def _sort_key(value: Any) -> tuple[int, str]:
