@@ -79,9 +79,18 @@ def test_mapped_column_names_are_used(cli, write_spec, write_records):
 
 def test_wrong_type_names_expected_kind(cli, write_spec, write_records):
     rows = _rows()
-    rows["latency_ms"] = ["fast"] * 6
+    rows["latency_ms"] = [True] * 6
     run = cli("evaluate", "--spec", write_spec(SPEC), "--data", write_records(rows), "--at", AT)
-    _one_line_error(run, "column 'latency_ms'", "holds string", "numbers")
+    _one_line_error(run, "column 'latency_ms'", "holds boolean", "numbers")
+
+
+def test_text_where_a_number_is_needed_names_the_first_value(cli, write_spec, write_records):
+    rows = _rows()
+    rows["latency_ms"] = ["120", "80.5", "fast", "90", "slow", "1e2"]
+    run = cli("evaluate", "--spec", write_spec(SPEC), "--data", write_records(rows), "--at", AT)
+    _one_line_error(
+        run, "row 3", "column 'latency_ms'", "'fast' is not a number", "SLO 'latency' needs numbers"
+    )
 
 
 def test_bad_status_value_is_located_by_row(cli, write_spec, write_records):

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from mlslo.cli.shell import (
+    AllowUnmatchedOption,
     AtOption,
     DataOption,
     DedupeOption,
@@ -57,6 +58,7 @@ def evaluate(
         typer.Option("--series", help="Add the SLI per step across each window (e.g. 1d, 6h)."),
     ] = None,
     dedupe: DedupeOption = False,
+    allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Evaluate every SLO from prediction logs: SLIs, budgets, burn rates."""
@@ -72,7 +74,7 @@ def evaluate(
     with spinner(f"Scanning {data}"):
         result = evaluate_files(
             loaded,
-            Sources(data, labels, outcomes, dedupe),
+            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
             when,
             series_step=step,
             con=connect(engine),
@@ -96,6 +98,7 @@ def alerts(
         bool, typer.Option("--all", help="Show every rule, not only those firing or held back.")
     ] = False,
     dedupe: DedupeOption = False,
+    allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Check the burn-rate alert rules once, from files: which would fire at --at."""
@@ -109,7 +112,10 @@ def alerts(
     loaded = load_spec(spec)
     with spinner(f"Scanning {data}"):
         evaluation = evaluate_files(
-            loaded, Sources(data, labels, outcomes, dedupe), moment(at), con=connect(engine)
+            loaded,
+            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+            moment(at),
+            con=connect(engine),
         )
     results = checks(loaded, evaluation)
     if output is TableOrJson.json:
@@ -154,6 +160,7 @@ def report(
         typer.Option("--policy", help="Show this policy's gate decision (default: the spec's)."),
     ] = None,
     dedupe: DedupeOption = False,
+    allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Write a self-contained SLO review report (charts inline) for a reliability review."""
@@ -165,7 +172,7 @@ def report(
     with spinner(f"Scanning {data}"):
         report_files(
             loaded,
-            Sources(data, labels, outcomes, dedupe),
+            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
             moment(at),
             out,
             policy=policy,
