@@ -270,7 +270,9 @@ def join_labels(
             if not (target.is_numeric() and joined_label.type().is_numeric())
             else joined_label
         )
-    latest = latest.select(id=latest.id.cast(table.id.type()), joined_label=joined_label, **extra)
+    latest = latest.select(
+        id=latest.id.try_cast(table.id.type()), joined_label=joined_label, **extra
+    )
     joined = table.left_join(latest, table.id == latest.id)
     own = joined.label if "label" in table.columns else None
     label = joined.joined_label if own is None else joined.joined_label.coalesce(own)
