@@ -1,8 +1,9 @@
 """Opening record files (Parquet, CSV, NDJSON/JSON, Arrow IPC): a file, a glob or a folder.
 
-On DuckDB the sources become views with fixed names (:func:`open_views`), which the compiled
-scan reads; on other engines they are opened through ibis (:func:`open_table`). Either way the
-scan runs where the data is and the log is never materialised in Python.
+On DuckDB the sources become views (:func:`open_views` with fixed names, which the compiled
+scan reads; :func:`open_table` for the ibis scan); on other engines they are opened through
+ibis (:func:`open_table`). Either way the scan runs where the data is and the log is never
+materialised in Python, and timestamps of every unit read as microseconds.
 """
 
 from __future__ import annotations
