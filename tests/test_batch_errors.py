@@ -229,3 +229,23 @@ def test_ingest_says_how_many_more(live_server, cli, tmp_path: Path):
     assert "row 41, field 'status': 'meh' is not a status" in line
     assert "… and 57 more" in line
     assert live.service.store.counts()["predictions"] == 0
+
+
+def test_times_beyond_any_calendar_are_refused_not_a_crash(live_server):
+    live = live_server(SPEC, now=NOW)
+    table = pa.table({"id": ["a", "b"], "ts": pa.array([10**16, 1_795_000_000], pa.timestamp("s"))})
+    out = io.BytesIO()
+    with ipc.new_stream(out, table.schema) as writer:
+        writer.write_table(table)
+    with live.client() as http:
+        response = http.post(
+            "/api/v1/predictions", content=out.getvalue(), headers={"Content-Type": MEDIA["arrow"]}
+        )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "row": None,
+            "field": "ts",
+            "message": "holds times beyond the year 294000; send real times",
+        }
+    ]

@@ -382,7 +382,6 @@ def test_every_unit_on_spark_reads_as_on_duckdb(spark, tmp_path):
     spec = parse_spec(spec_text())
     con = ibis.pyspark.connect(spark)
     cases = [
-        ("ns", "naive", "parquet"),
         ("ns", "offset", "parquet"),
         ("s", "naive", "parquet"),
         ("ns", "utc", "arrow"),

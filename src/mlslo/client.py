@@ -354,13 +354,27 @@ class Client:
         due = self._first_buffered is not None and now - self._first_buffered >= self.flush_interval
         for kind in KINDS:
             while self._buffered[kind] and (due or self._buffered[kind] >= self.batch_size):
-                table = pa.concat_tables(self._buffers[kind], promote_options="permissive")
+                try:
+                    table = pa.concat_tables(self._buffers[kind], promote_options="permissive")
+                except (pa.ArrowTypeError, pa.ArrowInvalid):
+                    self._spool_apart(kind)
+                    continue
                 batch, rest = table.slice(0, self.batch_size), table.slice(self.batch_size)
                 self._write_spool(kind, batch)
                 self._buffers[kind] = [rest] if rest.num_rows else []
                 self._buffered[kind] = rest.num_rows
         if not any(self._buffered.values()):
             self._first_buffered = None
+
+    def _spool_apart(self, kind: str) -> None:
+        """Records logged with different types for one field (a number once, text another
+        time) cannot form one batch: each call's records become batches of their own, so the
+        server judges each and sets aside only those it refuses."""
+        for table in self._buffers[kind]:
+            for start in range(0, table.num_rows, self.batch_size):
+                self._write_spool(kind, table.slice(start, self.batch_size))
+        self._buffers[kind] = []
+        self._buffered[kind] = 0
 
     def _write_spool(self, kind: str, table: pa.Table) -> None:
         self._seq += 1

@@ -261,7 +261,11 @@ def _timestamps(
     kind = column.type
     n = len(column)
     if pa.types.is_timestamp(kind):
-        values = floor_to_micros(column).cast(pa.timestamp("us"))
+        try:
+            values = floor_to_micros(column).cast(pa.timestamp("us"))
+        except pa.ArrowInvalid:
+            errors.add(None, field, "holds times beyond the year 294000; send real times")
+            return pa.nulls(n, pa.timestamp("us"))
     elif pa.types.is_date(kind):
         values = column.cast(pa.timestamp("us"))
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
