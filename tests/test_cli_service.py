@@ -83,8 +83,9 @@ def test_tokens_and_ingest_through_a_running_server(cli, live_server, write_reco
     unreadable = cli("ingest", str(mixed), "--url", live.url, "--token", sender)
     assert unreadable.exit_code == 2
     assert unreadable.stderr.strip().splitlines() == [
-        f"error: {mixed}, row 2, column 'latency_ms': is a string here but a number in "
-        "earlier rows; send one type per field"
+        f"error: {mixed}: records 1-2 were rejected (422): row 2, field 'latency_ms': 'slow' "
+        "is not a number; send a number such as 12.5; nothing of this batch was written "
+        "(0 records before it were)"
     ]
     unreachable = cli("ingest", path, "--url", "http://127.0.0.1:9", "--token", sender)
     assert unreachable.exit_code == 2

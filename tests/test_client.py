@@ -191,6 +191,23 @@ def test_rejected_batches_are_set_aside_not_retried(server, tmp_path):
     assert server.store.counts()["predictions"] == 0
 
 
+def test_a_field_logged_with_two_types_sets_aside_only_the_odd_records(server, tmp_path):
+    """A number in one call and, in the next, a word among numbers: the calls cannot form one
+    batch; each is sent alone, and the server refuses only the one with the word, naming its
+    row."""
+    url = f"http://127.0.0.1:{server.port}"
+    client = Client(url, spool_dir=tmp_path / "spool", flush_interval=0.05, flush_at_exit=False)
+    client.log_predictions(_records(0, 3))
+    odd = _records(3, 3)
+    odd[1]["latency_ms"] = "fast"
+    client.log_predictions(odd)
+    assert client.flush(timeout=30)
+    client.close()
+    assert (client.accepted, client.rejected) == (3, 1)
+    assert "row 2, field 'latency_ms': 'fast' is not a number" in (client.last_error or "")
+    assert server.store.counts()["predictions"] == 3
+
+
 def test_asgi_middleware_logs_status_and_latency(server, tmp_path):
     from fastapi import FastAPI
 

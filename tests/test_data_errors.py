@@ -8,6 +8,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -79,9 +80,18 @@ def test_mapped_column_names_are_used(cli, write_spec, write_records):
 
 def test_wrong_type_names_expected_kind(cli, write_spec, write_records):
     rows = _rows()
-    rows["latency_ms"] = ["fast"] * 6
+    rows["latency_ms"] = [True] * 6
     run = cli("evaluate", "--spec", write_spec(SPEC), "--data", write_records(rows), "--at", AT)
-    _one_line_error(run, "column 'latency_ms'", "holds string", "numbers")
+    _one_line_error(run, "column 'latency_ms'", "holds boolean", "numbers")
+
+
+def test_text_where_a_number_is_needed_names_the_first_value(cli, write_spec, write_records):
+    rows = _rows()
+    rows["latency_ms"] = ["120", "80.5", "fast", "90", "slow", "1e2"]
+    run = cli("evaluate", "--spec", write_spec(SPEC), "--data", write_records(rows), "--at", AT)
+    _one_line_error(
+        run, "row 3", "column 'latency_ms'", "'fast' is not a number", "SLO 'latency' needs numbers"
+    )
 
 
 def test_bad_status_value_is_located_by_row(cli, write_spec, write_records):
@@ -249,3 +259,131 @@ def test_labels_table_without_id(cli, write_spec, write_records):
         "evaluate", "--spec", spec, "--data", write_records(rows), "--labels", labels, "--at", AT
     )
     _one_line_error(run, "column 'id'", "label_columns")
+
+
+REGRESSION = """
+    service: errors
+    slos:
+      - name: mae
+        dimension: accuracy
+        sli: {metric: mae}
+        objective: {target: 0.5}
+      - name: uptime
+        dimension: availability
+        objective: {target: 0.9}
+"""
+
+
+def test_regression_labels_that_are_not_numbers_are_named_in_the_labels(
+    cli, write_spec, write_records, tmp_path: Path
+):
+    """A labels CSV whose label column reads as text because of one word: the word, its row
+    and the labels file are named (before, it silently became a missing label)."""
+    rows = _rows()
+    rows["prediction"] = [1.5, 2.0, 3.25, 4.0, 5.0, 6.0]
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "id,ts,label\n"
+        + "".join(
+            f"p{i},{(BASE + timedelta(hours=1)).isoformat()},{'yes' if i == 3 else i}\n"
+            for i in range(6)
+        )
+    )
+    run = cli(
+        "evaluate",
+        "--spec",
+        write_spec(REGRESSION),
+        "--data",
+        write_records(rows),
+        "--labels",
+        labels,
+        "--at",
+        AT,
+    )
+    _one_line_error(
+        run, f"{labels}, row 4, column 'label'", "'yes' is not a number", "SLO 'mae' needs numbers"
+    )
+
+
+def test_regression_predictions_that_are_not_numbers_are_located(cli, write_spec, tmp_path: Path):
+    path = tmp_path / "log.ndjson"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"p{i}",
+                    "ts": (BASE + timedelta(minutes=i)).isoformat(),
+                    "status": "ok",
+                    "prediction": "yes" if i == 4 else str(i),
+                    "label": i,
+                }
+            )
+            + "\n"
+            for i in range(6)
+        )
+    )
+    run = cli("evaluate", "--spec", write_spec(REGRESSION), "--data", path, "--at", AT)
+    _one_line_error(run, "row 5", "column 'prediction'", "'yes' is not a number", "SLO 'mae'")
+
+
+def test_outcome_counts_that_are_not_numbers_are_located(cli, write_spec, write_records, tmp_path):
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text(f"ts,total,ok\n{BASE.isoformat()},10,9\n{BASE.isoformat()},ten,9\n")
+    run = cli(
+        "evaluate",
+        "--spec",
+        write_spec(SPEC),
+        "--data",
+        write_records(_rows()),
+        "--outcomes",
+        outcomes,
+        "--at",
+        AT,
+    )
+    _one_line_error(run, f"{outcomes}, row 2, column 'total'", "'ten' is not a number")
+
+
+def test_numbers_written_as_text_are_read_as_numbers(cli, write_spec, tmp_path: Path):
+    """JSON that quotes its numbers: latency, predictions, labels and outcome counts are read
+    as the numbers they spell (the MAE is scikit-learn's)."""
+    from sklearn.metrics import mean_absolute_error
+
+    rng = np.random.default_rng(3)
+    truth = np.round(rng.normal(10, 2, 30), 3)
+    guess = np.round(truth + rng.normal(0, 0.5, 30), 3)
+    path = tmp_path / "log.ndjson"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"p{i}",
+                    "ts": (BASE + timedelta(minutes=i)).isoformat(),
+                    "status": "ok",
+                    "latency_ms": f"{100 + i}",
+                    "prediction": f"{guess[i]}",
+                    "label": f"{truth[i]:e}",
+                }
+            )
+            + "\n"
+            for i in range(30)
+        )
+    )
+    outcomes = tmp_path / "outcomes.ndjson"
+    outcomes.write_text(json.dumps({"ts": BASE.isoformat(), "total": "70", "ok": "60"}) + "\n")
+    spec = write_spec(
+        REGRESSION
+        + """
+      - name: latency
+        dimension: latency
+        sli: {latency_threshold: 110ms}
+        objective: {target: 0.9}
+    """
+    )
+    run = cli(
+        "evaluate", "--spec", spec, "--data", path, "--outcomes", outcomes, "--at", AT, "-f", "json"
+    )
+    assert run.exit_code == 0, run.stderr
+    slos = {s["name"]: s["sli"] for s in run.json()["slos"]}
+    assert slos["mae"]["value"] == pytest.approx(mean_absolute_error(truth, guess), rel=1e-9)
+    assert (slos["uptime"]["good"], slos["uptime"]["valid"]) == (90, 100)
+    assert (slos["latency"]["good"], slos["latency"]["valid"]) == (11, 30)

@@ -77,15 +77,26 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _server_message(response: httpx.Response) -> str:
+def _server_message(response: httpx.Response, first_row: int = 1, shown: int = 3) -> str:
+    """The server's errors in one line: the first ``shown``, then "... and N more" of the
+    total. Rows are counted from ``first_row`` (a batch's first record in its file)."""
     try:
-        errors = response.json().get("errors", [])
-    except ValueError:
+        document = response.json()
+        errors = document.get("errors", [])
+        total = int(document.get("total") or len(errors))
+    except (ValueError, AttributeError, TypeError):
         return response.text[:300] or response.reason_phrase
     parts = [
-        FieldError(e.get("row"), e.get("field"), e.get("message")).describe() for e in errors[:3]
+        FieldError(
+            None if e.get("row") is None else e["row"] + first_row - 1,
+            e.get("field"),
+            e.get("message"),
+        ).describe()
+        for e in errors[:shown]
     ]
-    return "; ".join(parts) or response.reason_phrase
+    more = total - len(parts)
+    text = "; ".join(parts) or response.reason_phrase
+    return f"{text} … and {more:,} more" if parts and more > 0 else text
 
 
 def api_request(url: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
@@ -124,7 +135,7 @@ def _batches(path: str, batch_size: int) -> tuple[Iterator[pa.Table], int | None
         table = parse_body(data, kind)
     except BatchError as exc:
         first = exc.errors[0]
-        more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+        more = f" … and {exc.total - 1:,} more" if exc.total > 1 else ""
         raise DataError(
             first.message + more, source=path, column=first.field, row=first.row
         ) from None
@@ -154,8 +165,8 @@ def upload_file(
                 raise UsageError(
                     f"{path}: records {done + 1}-{done + batch.num_rows} were "
                     f"rejected ({response.status_code}): "
-                    f"{_server_message(response)}; nothing of this batch was "
-                    f"written ({totals.accepted:,} records before it were)"
+                    f"{_server_message(response, first_row=done + 1)}; nothing of this "
+                    f"batch was written ({totals.accepted:,} records before it were)"
                 )
             body = response.json()
             totals = totals + Totals(body["accepted"], body["duplicates"])
@@ -343,13 +354,27 @@ class Client:
         due = self._first_buffered is not None and now - self._first_buffered >= self.flush_interval
         for kind in KINDS:
             while self._buffered[kind] and (due or self._buffered[kind] >= self.batch_size):
-                table = pa.concat_tables(self._buffers[kind], promote_options="permissive")
+                try:
+                    table = pa.concat_tables(self._buffers[kind], promote_options="permissive")
+                except (pa.ArrowTypeError, pa.ArrowInvalid):
+                    self._spool_apart(kind)
+                    continue
                 batch, rest = table.slice(0, self.batch_size), table.slice(self.batch_size)
                 self._write_spool(kind, batch)
                 self._buffers[kind] = [rest] if rest.num_rows else []
                 self._buffered[kind] = rest.num_rows
         if not any(self._buffered.values()):
             self._first_buffered = None
+
+    def _spool_apart(self, kind: str) -> None:
+        """Records logged with different types for one field (a number once, text another
+        time) cannot form one batch: each call's records become batches of their own, so the
+        server judges each and sets aside only those it refuses."""
+        for table in self._buffers[kind]:
+            for start in range(0, table.num_rows, self.batch_size):
+                self._write_spool(kind, table.slice(start, self.batch_size))
+        self._buffers[kind] = []
+        self._buffered[kind] = 0
 
     def _write_spool(self, kind: str, table: pa.Table) -> None:
         self._seq += 1

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from mlslo.cli.shell import (
+    AllowUnmatchedOption,
     AtOption,
     DataOption,
     DedupeOption,
@@ -83,6 +84,7 @@ def evaluate(
         ),
     ] = None,
     dedupe: DedupeOption = False,
+    allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Evaluate every SLO from prediction logs: SLIs, budgets, burn rates."""
@@ -98,7 +100,7 @@ def evaluate(
     with spinner(f"Scanning {data}"):
         result = evaluate_files(
             loaded,
-            Sources(data, labels, outcomes, dedupe),
+            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
             when,
             series_step=step,
             con=connect(engine),
@@ -123,6 +125,7 @@ def alerts(
         typer.Option("--all", help="Show every rule, not only those firing (table format)."),
     ] = False,
     dedupe: DedupeOption = False,
+    allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Check the alert rules once, from files: which would fire at --at; exit 1 when a page
@@ -137,7 +140,10 @@ def alerts(
     loaded = load_spec(spec)
     with spinner(f"Scanning {data}"):
         evaluation = evaluate_files(
-            loaded, Sources(data, labels, outcomes, dedupe), moment(at), con=connect(engine)
+            loaded,
+            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+            moment(at),
+            con=connect(engine),
         )
     results = checks(loaded, evaluation)
     if output is TableOrJson.json:
@@ -185,6 +191,7 @@ def report(
         typer.Option("--policy", help="Show this policy's gate decision (default: the spec's)."),
     ] = None,
     dedupe: DedupeOption = False,
+    allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
 ) -> None:
     """Write a self-contained SLO review report (charts inline) for a reliability review."""
@@ -196,7 +203,7 @@ def report(
     with spinner(f"Scanning {data}"):
         report_files(
             loaded,
-            Sources(data, labels, outcomes, dedupe),
+            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
             moment(at),
             out,
             policy=policy,

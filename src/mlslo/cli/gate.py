@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from mlslo.cli.shell import (
+    AllowUnmatchedOption,
     AtOption,
     DedupeOption,
     Engine,
@@ -72,6 +73,7 @@ def gate(
         bool, typer.Option("--warn-ok", help="Exit 0 on warn (default: 3).")
     ] = False,
     dedupe: DedupeOption = False,
+    allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
     url: Annotated[
         str | None, typer.Option("--url", help="Ask a running server instead of reading files.")
@@ -109,7 +111,7 @@ def gate(
         with spinner(f"Scanning {data}"):
             run = gate_files(
                 loaded,
-                Sources(data, labels, outcomes, dedupe),
+                Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
                 when,
                 policy=policy,
                 candidate=selector,

@@ -193,6 +193,14 @@ DedupeOption = Annotated[
         "always does it at ingest).",
     ),
 ]
+AllowUnmatchedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unmatched-labels",
+        help="Go on when no label's id matches a prediction's (by default an error: the ids "
+        "are usually mapped to the wrong column).",
+    ),
+]
 EngineOption = Annotated[
     Engine,
     typer.Option(

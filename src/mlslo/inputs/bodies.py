@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -58,13 +59,21 @@ class FieldError:
         return f"{where + ': ' if where else ''}{self.message}"
 
 
-class BatchError(MlsloError):
-    """A batch was rejected as a whole; ``errors`` locate each problem (1-based rows)."""
+MAX_ERRORS = 100
+"""At most this many problems are listed for a batch; ``BatchError.total`` counts them all."""
 
-    def __init__(self, errors: Sequence[FieldError], status: int = 422) -> None:
+
+class BatchError(MlsloError):
+    """A batch was rejected as a whole; ``errors`` locate the problems (1-based rows, in row
+    order, at most :data:`MAX_ERRORS`) and ``total`` counts every one found."""
+
+    def __init__(
+        self, errors: Sequence[FieldError], status: int = 422, total: int | None = None
+    ) -> None:
         self.errors = list(errors)
         self.status = status
-        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        self.total = max(total if total is not None else 0, len(self.errors))
+        more = f" (and {self.total - 1} more)" if self.total > 1 else ""
         super().__init__(f"{self.errors[0].describe()}{more}")
 
 
@@ -187,19 +196,37 @@ def _constant(name: str) -> float:
 
 
 def table_from_records(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """Records (dicts, possibly with nested ``attributes``) to a table, column by column, so a
-    field holding mixed types is reported with its first odd row."""
+    """Records (dicts, possibly with nested ``attributes``) to a table, column by column.
+
+    A field whose values are of several types (3 here, "fast" there) becomes text, so that
+    the field's own check judges each value and names every row it refuses; objects and lists
+    where a single value belongs are refused row by row."""
     flat = [_flatten(row) for row in rows]
     names: dict[str, None] = {}
     for row in flat:
         names.update(dict.fromkeys(row))
     columns = {}
+    problems: list[FieldError] = []
+    total = 0
     for name in names:
         values = [row.get(name) for row in flat]
         try:
             columns[name] = pa.array(values)
+            continue
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            raise BatchError([_odd_row(name, values)], status=422) from None
+            pass
+        nested = [i for i, v in enumerate(values) if isinstance(v, dict | list)]
+        if nested:
+            total += len(nested)
+            problems += [
+                FieldError(i + 1, name, "must be a single value, not an object or list")
+                for i in nested[:MAX_ERRORS]
+            ]
+            continue
+        columns[name] = pa.array([_as_text(v) for v in values], pa.string())
+    if problems:
+        ordered = sorted(problems, key=lambda e: e.row or 0)
+        raise BatchError(ordered[:MAX_ERRORS], status=422, total=total)
     return pa.table(columns) if columns else pa.table({})
 
 
@@ -213,27 +240,14 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _kind(value: Any) -> str:
+def _as_text(value: Any) -> str | None:
+    """A JSON value as the text it was written as (a whole float without its '.0')."""
+    if value is None or isinstance(value, str):
+        return value
     if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return type(value).__name__
-
-
-def _odd_row(name: str, values: Sequence[Any]) -> FieldError:
-    first = next((v for v in values if v is not None), None)
-    expected = _kind(first)
-    for index, value in enumerate(values):
-        if value is not None and _kind(value) != expected:
-            return FieldError(
-                index + 1,
-                name,
-                f"is a {_kind(value)} here but a {expected} in "
-                "earlier rows; send one type per field",
-            )
-        if isinstance(value, dict | list):
-            return FieldError(index + 1, name, "must be a single value, not an object or list")
-    return FieldError(None, name, "holds values that cannot form one column")
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -137,6 +137,13 @@ def missing_column(source: str, spec: Spec, need: Need, available: Iterable[str]
     )
 
 
+def not_a_number(need: Need) -> str:
+    """What to say of a text value where ``need`` wants a number (the scan fills in
+    ``{value}``)."""
+    who = f"SLO '{need.slo}' needs" if need.slo else "mlslo needs"
+    return f"'{{value}}' is not a number; {who} numbers ({need.why})"
+
+
 def wrong_kind(source: str, spec: Spec, need: Need, dtype: object) -> DataError:
     who = f"SLO '{need.slo}' needs" if need.slo else "mlslo needs"
     return DataError(

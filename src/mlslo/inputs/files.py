@@ -1,19 +1,23 @@
 """Opening record files (Parquet, CSV, NDJSON/JSON, Arrow IPC): a file, a glob or a folder.
 
-On DuckDB the sources become views with fixed names (:func:`open_views`), which the compiled
-scan reads; on other engines they are opened through ibis (:func:`open_table`). Either way the
-scan runs where the data is and the log is never materialised in Python.
+On DuckDB the sources become views (:func:`open_views` with fixed names, which the compiled
+scan reads; :func:`open_table` for the ibis scan); on other engines they are opened through
+ibis (:func:`open_table`). Either way the scan runs where the data is and the log is never
+materialised in Python, and timestamps of every unit read as microseconds.
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlslo.errors import DataError, first_line
 
@@ -87,26 +91,101 @@ def resolve(location: str, *, role: str) -> tuple[str, list[str]]:
 
 
 def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
-    """An ibis table over the records at ``location`` (not read until the scan runs)."""
+    """An ibis table over the records at ``location`` (not read until the scan runs).
+
+    On DuckDB it is a view made as :func:`open_views` makes them; on another engine (Spark)
+    timestamps of any unit or zone become zoned microsecond timestamps, as DuckDB sees them.
+    """
+    if getattr(con, "name", "duckdb") == "duckdb":
+        view = f"{VIEWS.get(role, 'mlslo_' + role)}_{next(_opened)}"
+        create_view(con.con, view, location, role=role)
+        return flatten_attributes(con.table(view))
     import ibis
 
     kind, files = resolve(location, role=role)
     try:
         if kind == "parquet":
-            table = con.read_parquet(_one_or_many(files))
+            table = _spark_parquet(con, files)
         elif kind == "csv":
             table = con.read_csv(_one_or_many(files))
         elif kind == "json":
             table = con.read_json(_one_or_many(files))
         else:
-            table = ibis.memtable(_read_arrow(files))
-            if getattr(con, "name", "duckdb") != "duckdb":
-                table = con.create_table(f"mlslo_{role}", table.to_pyarrow(), overwrite=True)
+            arrow = _microseconds(_read_arrow(files))
+            table = con.create_view(f"mlslo_{role}", ibis.memtable(arrow), overwrite=True)
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"cannot be read as {kind}: {first_line(exc)}", source=location) from None
-    return flatten_attributes(table)
+    return flatten_attributes(_zoned(table))
+
+
+_opened = itertools.count()
+
+
+def _spark_parquet(con: Any, files: Sequence[str]) -> Any:
+    """Parquet on Spark, which cannot read nanosecond timestamps: those are read as the
+    integers they are stored as, and floored to the microsecond."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(files[0])
+    nanos = [f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"]
+    if nanos:
+        con._session.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    table = con.read_parquet(_one_or_many(files))
+    if not nanos:
+        return table
+    return table.mutate(**{name: _from_nanos(table[name]) for name in nanos})
+
+
+def _from_nanos(value: Any) -> Any:
+    import ibis
+    import ibis.expr.datatypes as dt
+
+    def timestamp_micros(micros: int) -> Any:
+        """Compiled to Spark's function; never called in Python."""
+
+    to_timestamp = ibis.udf.scalar.builtin(
+        timestamp_micros,
+        name="timestamp_micros",
+        signature=((dt.int64,), dt.Timestamp(timezone="UTC")),
+    )
+    micros = (value.cast(dt.Decimal(38, 0)) / 1000).floor().cast("int64")
+    return to_timestamp(micros)
+
+
+def _zoned(table: Any) -> Any:
+    """Timestamps without a zone are UTC: made zoned, so every engine treats them alike."""
+    import ibis.expr.datatypes as dt
+
+    schema = table.schema()
+    naive = [
+        name for name, dtype in schema.items() if dtype.is_timestamp() and dtype.timezone is None
+    ]
+    if not naive:
+        return table
+    return table.mutate(**{name: table[name].cast(dt.Timestamp(timezone="UTC")) for name in naive})
+
+
+def _microseconds(table: pa.Table) -> pa.Table:
+    """Every timestamp column as microseconds in UTC (nanoseconds floored)."""
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_timestamp(field.type):
+            column = floor_to_micros(column)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def floor_to_micros(column: pa.ChunkedArray | pa.Array) -> Any:
+    """A timestamp column of any unit as ``timestamp[us, tz=UTC]`` (a column without a zone
+    is UTC). Nanoseconds are floored, never rounded: a record just before a window's end
+    stays in the window."""
+    kind = column.type
+    zoned = column if kind.tz else column.cast(pa.timestamp(kind.unit, tz="UTC"))
+    if kind.unit == "ns":
+        zoned = pc.floor_temporal(zoned, unit="microsecond")
+    return zoned.cast(pa.timestamp("us", tz="UTC"))
 
 
 def connect_raw(threads: int | None = None) -> Any:
@@ -130,31 +209,65 @@ VIEWS = {"predictions": "mlslo_predictions", "labels": "mlslo_labels", "outcomes
 def open_views(con: Any, locations: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
     """Views named ``mlslo_<role>`` over the records at each location, on a DuckDB
     connection; returns each view's columns as (name, DuckDB type)."""
-    schemas = {}
-    for role, location in locations.items():
-        view = VIEWS[role]
-        kind, files = resolve(location, role=role)
-        try:
-            if kind == "arrow":
-                con.register(f"{view}_arrow", _read_arrow(files))
-                source = f"{view}_arrow"
-            else:
-                reader = {
-                    "parquet": "read_parquet({})",
-                    "csv": "read_csv({}, header = true, auto_detect = true)",
-                    "json": "read_json_auto({})",
-                }[kind]
-                source = reader.format(_sql_list(files))
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+    return {
+        role: create_view(con, VIEWS[role], location, role=role)
+        for role, location in locations.items()
+    }
+
+
+def create_view(con: Any, view: str, location: str, *, role: str) -> list[tuple[str, str]]:
+    """A view named ``view`` over the records at ``location``, on a DuckDB connection; its
+    columns as (name, DuckDB type).
+
+    Timestamps in seconds, milliseconds or nanoseconds (``TIMESTAMP_S``, ``TIMESTAMP_MS``,
+    ``TIMESTAMP_NS``, ``TIMESTAMPTZ_NS``: Spark, pandas and many Arrow writers make them)
+    become DuckDB's microsecond ``TIMESTAMP`` / ``TIMESTAMPTZ``, which the scan reads;
+    nanoseconds are floored to the microsecond, as the service does. The columns returned
+    are the view's after that, which is all the compiled scan depends on.
+    """
+    kind, files = resolve(location, role=role)
+    try:
+        if kind == "arrow":
+            con.register(f"{view}_arrow", _read_arrow(files))
+            source = f"{view}_arrow"
+        else:
+            reader = {
+                "parquet": "read_parquet({})",
+                "csv": "read_csv({}, header = true, auto_detect = true)",
+                "json": "read_json_auto({})",
+            }[kind]
+            source = reader.format(_sql_list(files))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+        described = con.execute(f"DESCRIBE {view}").fetchall()
+        casts = [cast for cast in (_to_micros(str(r[0]), str(r[1])) for r in described) if cast]
+        if casts:
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {view} AS "
+                f"SELECT * REPLACE ({', '.join(casts)}) FROM {source}"
+            )
             described = con.execute(f"DESCRIBE {view}").fetchall()
-        except DataError:
-            raise
-        except Exception as exc:
-            raise DataError(
-                f"cannot be read as {kind}: {first_line(exc)}", source=location
-            ) from None
-        schemas[role] = [(str(row[0]), str(row[1])) for row in described]
-    return schemas
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot be read as {kind}: {first_line(exc)}", source=location) from None
+    return [(str(row[0]), str(row[1])) for row in described]
+
+
+_UNIT_TYPE = re.compile(r"TIMESTAMP(TZ)?_(S|MS|NS)( WITH TIME ZONE)?")
+
+
+def _to_micros(name: str, sql_type: str) -> str | None:
+    """``CAST(...) AS "name"`` for a timestamp column in another unit than microseconds."""
+    match = _UNIT_TYPE.fullmatch(sql_type.upper())
+    if match is None:
+        return None
+    column = '"' + name.replace('"', '""') + '"'
+    target = "TIMESTAMPTZ" if match.group(1) or match.group(3) else "TIMESTAMP"
+    if match.group(2) == "NS":
+        nanos = f"epoch_ns({column})"
+        floored = f"make_timestamp(({nanos} - (({nanos} % 1000) + 1000) % 1000) // 1000)"
+        return f"CAST({floored} AS {target}) AS {column}"
+    return f"CAST({column} AS {target}) AS {column}"
 
 
 def _sql_list(files: Sequence[str]) -> str:

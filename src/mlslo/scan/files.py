@@ -8,20 +8,34 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mlslo.inputs.files import VIEWS, connect_duckdb, connect_raw, open_table, open_views
+import pyarrow.compute as pc
+
+from mlslo.inputs.files import (
+    VIEWS,
+    connect_duckdb,
+    connect_raw,
+    flatten_attributes,
+    open_table,
+    open_views,
+)
 from mlslo.scan.compiled import Views, cache_key, load, set_window, store
-from mlslo.spec import Spec
-from mlslo.stats.rollup import Rollup
+from mlslo.spec import AccuracySLO, FairnessSLO, Spec
+from mlslo.stats.rollup import Rollup, stat_column
 
 
 @dataclass(frozen=True)
 class Sources:
-    """Where the records are: predictions, and optionally labels and outcome counts."""
+    """Where the records are: predictions, and optionally labels and outcome counts.
+
+    ``allow_unmatched_labels`` lets a labels source none of whose ids is a prediction's
+    through (its SLOs then lack labels); otherwise that is an error.
+    """
 
     predictions: str
     labels: str | None = None
     outcomes: str | None = None
     dedupe: bool = False
+    allow_unmatched_labels: bool = False
 
 
 def scan_files(
@@ -40,15 +54,23 @@ def scan_files(
     """
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
-        return _scan_compiled(spec, sources, raw, start, end, slice_columns)
+        rollup = _scan_compiled(spec, sources, raw, start, end, slice_columns)
+        if _check_labels(spec, sources, rollup):
+            ibis_con = connect_duckdb(raw)
+            predictions = flatten_attributes(ibis_con.table(VIEWS["predictions"]))
+            labels = flatten_attributes(ibis_con.table(VIEWS["labels"]))
+            _refuse_unmatched(spec, sources, predictions, labels, start, end)
+        return rollup
     from mlslo.scan.queries import scan
 
-    return scan(
+    predictions = open_table(con, sources.predictions, role="predictions")
+    labels = open_table(con, sources.labels, role="labels") if sources.labels else None
+    rollup = scan(
         spec,
-        open_table(con, sources.predictions, role="predictions"),
+        predictions,
         start=start,
         end=end,
-        labels=open_table(con, sources.labels, role="labels") if sources.labels else None,
+        labels=labels,
         outcomes=(open_table(con, sources.outcomes, role="outcomes") if sources.outcomes else None),
         slice_columns=slice_columns,
         source=sources.predictions,
@@ -56,6 +78,55 @@ def scan_files(
         outcomes_source=sources.outcomes or "outcomes",
         dedupe=sources.dedupe,
     )
+    if labels is not None and _check_labels(spec, sources, rollup):
+        _refuse_unmatched(spec, sources, predictions, labels, start, end)
+    return rollup
+
+
+def _check_labels(spec: Spec, sources: Sources, rollup: Rollup) -> bool:
+    """Whether labels must be checked against the predictions' ids: a labels source is given,
+    and the SLOs that read labels counted predictions but not one labelled (what the scan
+    already counted; when its statistics do not say, check)."""
+    if sources.labels is None or sources.allow_unmatched_labels:
+        return False
+    columns = set(rollup.table.column_names)
+
+    def total(slo: str, stat: str) -> float | None:
+        name = stat_column(slo, stat)
+        if name not in columns:
+            return None
+        return float(pc.sum(rollup.table[name]).as_py() or 0.0)
+
+    predictions = labelled = 0.0
+    for slo in spec.slos:
+        if not (
+            isinstance(slo, AccuracySLO) or (isinstance(slo, FairnessSLO) and slo.sli.needs_labels)
+        ):
+            continue
+        count = total(slo.name, "labelled")
+        cells = [total(slo.name, stat) for stat in ("tp", "fp", "fn", "tn")]
+        if count is None and None in cells:
+            return True
+        labelled += count if count is not None else sum(c or 0.0 for c in cells)
+        predictions += total(slo.name, "predictions") or 0.0
+    return predictions > 0 and labelled == 0
+
+
+def _refuse_unmatched(
+    spec: Spec,
+    sources: Sources,
+    predictions: Any,
+    labels: Any,
+    start: datetime,
+    end: datetime,
+) -> None:
+    from mlslo.scan.prepare import unmatched_labels
+
+    error = unmatched_labels(
+        spec, predictions, labels, start=start, end=end, source=sources.labels or "labels"
+    )
+    if error is not None:
+        raise error
 
 
 def _scan_compiled(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import ibis
+import ibis.expr.datatypes as dt
 import pyarrow as pa
 
 from mlslo.errors import DataError, first_line
@@ -38,9 +39,11 @@ from mlslo.scan.expressions import (
 from mlslo.scan.plan import Plan, build_plan, classes_of, failing_rows
 from mlslo.scan.prepare import (
     Check,
+    Emptiness,
     as_timestamp,
     flag,
     join_labels,
+    not_numeric,
     prepare,
     slices_of,
     uses_labels,
@@ -216,6 +219,7 @@ def _build(
 ) -> _Queries:
     bucket_seconds = int(spec.bucket.total_seconds())
     slices = slices_of(spec, slice_columns)
+    empty = Emptiness()
     base, checks = prepare(
         spec,
         predictions,
@@ -223,6 +227,7 @@ def _build(
         outcomes=outcomes is not None,
         slices=slices,
         labels_separate=labels is not None,
+        empty=empty,
     )
     table = base
     repeated = None
@@ -238,7 +243,8 @@ def _build(
         seen = base.filter(in_window(base, start, end))
         repeated = seen.aggregate(n=seen.count() - seen.id.nunique())
     if labels is not None and uses_labels(spec):
-        table = join_labels(spec, table, labels, labels_source, end)
+        table, label_checks = join_labels(spec, table, labels, labels_source, end, empty)
+        checks = [*checks, *label_checks]
     window = in_window(table, start, end)
     filtered = table.filter(window | table.ts.isnull())
     classes = classes_of(spec, filtered)
@@ -247,14 +253,17 @@ def _build(
     query = filtered.group_by(keys).aggregate(**plan.aggregates)
     counted = None
     if outcomes is not None:
-        counted = outcome_query(spec, outcomes, start, end, bucket_seconds, slices, outcomes_source)
+        counted = outcome_query(
+            spec, outcomes, start, end, bucket_seconds, slices, outcomes_source, empty
+        )
     return _Queries(
         bucket_seconds,
         slices,
         _Grouped(base, filtered, query, plan, source),
         histogram_queries(spec, filtered, bucket_seconds),
         counted,
-        cacheable=not any(
+        cacheable=not empty.seen
+        and not any(
             isinstance(slo, AccuracySLO) and slo.sli.multiclass and slo.sli.classes is None
             for slo in spec.slos
         ),
@@ -303,6 +312,9 @@ def _first_failure(grouped: _Grouped) -> DataError | None:
     )
     found = _execute(counts, grouped.source).to_pylist()[0]
     for index, check in enumerate(checks):
+        if found[f"x{index}"] and check.origin is not None:
+            origin = check.origin
+            return _locate(origin.table, origin.check, origin.source)
         if found[f"x{index}"]:
             return _locate(grouped.prepared, check, grouped.source)
     return None
@@ -365,23 +377,38 @@ def outcome_query(
     bucket_seconds: int,
     slices: Sequence[str],
     source: str,
+    empty: Emptiness | None = None,
 ) -> _Grouped:
     cols = spec.outcome_columns
+    empty = empty or Emptiness()
     schema = outcomes.schema()
+    counts: dict[str, Expr] = {}
+    checks: list[Check] = []
     for field, column in (("ts", cols.ts), ("total", cols.total), ("ok", cols.ok)):
-        if column not in schema:
+        if column not in schema and empty(outcomes):
+            outcomes = outcomes.mutate(**{column: ibis.null(dt.string)})
+        elif column not in schema:
             raise DataError(
                 f"is missing; outcome counts need ts, total and ok (map them with "
                 f"outcome_columns: {{{field}: <your column>}})",
                 source=source,
                 column=column,
             )
-        if field != "ts" and not check_kind(schema[column], "number"):
+        dtype = outcomes.schema()[column]
+        if field == "ts":
+            continue
+        if dtype.is_string():
+            counts[f"__raw_{field}"] = outcomes[column]
+            counts[field] = outcomes[column].try_cast("float64").cast("int64")
+            message = "'{value}' is not a number; outcome counts must be numbers"
+            checks.append(Check(column, not_numeric(field), message, f"__raw_{field}"))
+        elif check_kind(dtype, "number") or empty(outcomes):
+            counts[field] = outcomes[column].cast("int64")
+        else:
             raise DataError(
-                f"holds {schema[column]}; outcome counts must be numbers",
-                source=source,
-                column=column,
+                f"holds {dtype}; outcome counts must be numbers", source=source, column=column
             )
+    schema = outcomes.schema()
     ts, bad_ts, message = as_timestamp(outcomes, cols.ts, required_value=True)
     assert bad_ts is not None
     extra = {
@@ -391,16 +418,11 @@ def outcome_query(
         for c in slo.filter
         if c in schema
     }
-    table = outcomes.select(
-        ts=ts,
-        total=outcomes[cols.total].cast("int64"),
-        ok=outcomes[cols.ok].cast("int64"),
-        __bad_ts=bad_ts,
-        **extra,
-    )
+    table = outcomes.select(ts=ts, __bad_ts=bad_ts, **counts, **extra)
     filtered = table.filter(in_window(table, start, end) | table.ts.isnull())
     checks = [
         Check(cols.ts, flag("__bad_ts"), message, in_bucket=True),
+        *checks,
         Check(
             cols.ok,
             lambda t: (t.ok < 0) | (t.ok > t.total) | t.ok.isnull() | t.total.isnull(),

@@ -1,7 +1,8 @@
 """The HTTP API (FastAPI): the routers of :mod:`mlslo.server.routes`, the dashboard, and one
 error envelope for every failure.
 
-Every error is ``{"errors": [{"row", "field", "message"}]}``, with the status that fits:
+Every error is ``{"errors": [{"row", "field", "message"}]}`` (a refused batch adds ``"total"``,
+how many problems it has), with the status that fits:
 400 unreadable body, 401 no or bad token, 403 wrong scope, 404 unknown thing, 413 too large,
 415 unknown content type, 422 records or parameters that fail validation, 503 not ready.
 """
@@ -76,7 +77,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(BatchError)
     async def _batch_error(request: Request, exc: BatchError) -> JSONResponse:
-        return envelope(exc.status, exc.errors)
+        return envelope(exc.status, exc.errors, total=exc.total)
 
     @app.exception_handler(MlsloError)
     async def _user_error(request: Request, exc: MlsloError) -> JSONResponse:

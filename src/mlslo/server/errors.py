@@ -41,14 +41,25 @@ class ErrorItem(BaseModel):
 class ErrorBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     errors: list[ErrorItem]
+    total: int | None = Field(
+        None,
+        description="for a refused batch: how many problems were found in all (errors lists "
+        "the first 100, in row order)",
+    )
 
 
 def envelope(
-    status: int, errors: list[FieldError], headers: dict[str, str] | None = None
+    status: int,
+    errors: list[FieldError],
+    headers: dict[str, str] | None = None,
+    *,
+    total: int | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        {"errors": [e.as_dict() for e in errors]}, status_code=status, headers=headers
-    )
+    """``{"errors": [...]}``, and for a refused batch ``"total"``: every problem found."""
+    body: dict[str, Any] = {"errors": [e.as_dict() for e in errors]}
+    if total is not None:
+        body["total"] = total
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def library_error(error: MlsloError) -> JSONResponse:
