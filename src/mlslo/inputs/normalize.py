@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.inputs.bodies import BatchError, FieldError
+from mlslo.inputs.checks import batch_problems
 from mlslo.inputs.fields import PREDICTION_FIELDS
 from mlslo.moments import format_duration
 from mlslo.spec import (
@@ -113,6 +114,7 @@ def normalize_predictions(
     for attribute in attributes:
         out[attribute] = _text(table, attribute, errors)
     errors.raise_if_any()
+    _refuse(batch_problems(pa.table(out), spec), errors)
     return pa.table(out)
 
 
@@ -132,7 +134,15 @@ def normalize_labels(
     }
     _not_future(out["ts"], "ts", now, max_skew, errors)
     errors.raise_if_any()
+    _refuse(batch_problems(pa.table(out), spec), errors)
     return pa.table(out)
+
+
+def _refuse(problems: Sequence[FieldError], errors: _Errors) -> None:
+    """Refuse the batch for values its SLOs' classes or groups cannot take."""
+    for problem in problems:
+        errors.add(problem.row, problem.field, problem.message)
+    errors.raise_if_any()
 
 
 def normalize_outcomes(

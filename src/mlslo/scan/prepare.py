@@ -11,7 +11,7 @@ import ibis.expr.datatypes as dt
 
 from mlslo.errors import DataError
 from mlslo.inputs.fields import Need, check_kind, column_for, missing_column, needs, wrong_kind
-from mlslo.scan.expressions import Bound, Expr, literal_ts
+from mlslo.scan.expressions import Bound, Expr, like_prediction, literal_ts
 from mlslo.spec import (
     AccuracySLO,
     FairnessSLO,
@@ -24,13 +24,17 @@ class Check:
     """Marks invalid rows (``predicate`` builds the test over a prepared table), and what to
     tell the user about them. ``shown`` is the prepared column whose value the message quotes.
     ``in_bucket``: a failing row has no timestamp, so it shows as the null bucket and needs
-    no count of its own."""
+    no count of its own. ``listing`` selects the distinct values (column ``v``) a message's
+    ``{classes}`` lists; ``field`` is the prepared field checked (a joined label is named in
+    its labels table)."""
 
     column: str
     predicate: Callable[[Expr], Expr]
     message: str
     shown: str | None = None
     in_bucket: bool = False
+    listing: Callable[[Expr], Expr] | None = None
+    field: str | None = None
 
 
 # --- preparation ------------------------------------------------------------------------------
@@ -91,6 +95,21 @@ def prepare(
         elif field in ("latency_ms", "score"):
             value = value.cast("float64")
         projection[field] = value
+    if "label" in projection and "prediction" in projection:
+        kind = projection["prediction"].type()
+        label = like_prediction(projection["label"], kind)
+        if label is not projection["label"]:
+            projection["__raw_label"] = projection["label"]
+            projection["label"] = label
+            checks.append(
+                Check(
+                    column_for(spec, "label"),
+                    lambda t: t.__raw_label.notnull() & t.label.isnull(),
+                    f"'{{value}}' cannot be compared with the predictions, which are {kind}; "
+                    "write labels of the same type as the predictions",
+                    "__raw_label",
+                )
+            )
     return raw.select(**projection), checks
 
 
@@ -151,14 +170,9 @@ def join_labels(spec: Spec, table: Expr, labels: Expr, source: str, end: Bound) 
         latest = lab.group_by("id").aggregate(joined_label=lab.label.argmax(lab.label_ts))
     else:
         latest = lab.group_by("id").aggregate(joined_label=lab.label.max())
-    target = table.prediction.type() if "prediction" in table.columns else None
     joined_label = latest.joined_label
-    if target is not None and joined_label.type() != target:
-        joined_label = (
-            joined_label.try_cast(target)
-            if not (target.is_numeric() and joined_label.type().is_numeric())
-            else joined_label
-        )
+    if "prediction" in table.columns:
+        joined_label = like_prediction(joined_label, table.prediction.type())
     latest = latest.select(id=latest.id.cast(table.id.type()), joined_label=joined_label)
     joined = table.left_join(latest, table.id == latest.id)
     own = joined.label if "label" in table.columns else None

@@ -151,7 +151,7 @@ class AccuracySLI(Strict):
         "rmse",
         "mape",
     ]
-    positive_label: Scalar = 1
+    positive_label: Scalar | None = None
     average: Literal["macro", "micro"] | None = None
     classes: list[Scalar] | None = None
     label_delay: Duration | None = None
@@ -179,6 +179,14 @@ class AccuracySLI(Strict):
         return self.average is not None
 
     @property
+    def assumes_binary(self) -> bool:
+        """Whether the SLI counts positives without a ``positive_label``: positive is then 1,
+        which holds only when every class seen is 0/1 (the scan checks it)."""
+        uses_positive = self.metric != "accuracy" or self.estimate is not None
+        binary = not (self.multiclass or self.regression)
+        return uses_positive and binary and self.positive_label is None
+
+    @property
     def regression(self) -> bool:
         return self.metric in REGRESSION_METRICS
 
@@ -196,8 +204,9 @@ class FairnessSLI(Strict):
     attribute: str | list[str]
     method: Literal["between_groups", "reference"] = "between_groups"
     reference_group: Scalar | list[Scalar] | None = None
-    positive_label: Scalar = 1
+    positive_label: Scalar | None = None
     min_group_size: int = Field(default=1, ge=1)
+    missing: Literal["exclude", "group", "error"] = "exclude"
     label_delay: Duration | None = None
 
     @field_validator("attribute")
@@ -231,6 +240,10 @@ class FairnessSLI(Strict):
         if isinstance(self.reference_group, list):
             return tuple(self.reference_group)
         return (self.reference_group,)
+
+    @property
+    def assumes_binary(self) -> bool:
+        return self.positive_label is None
 
     @property
     def needs_labels(self) -> bool:
