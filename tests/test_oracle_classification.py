@@ -1,7 +1,7 @@
 """Classification SLIs checked against scikit-learn (an independent oracle) on generated data.
 
 Binary metrics for integer and string labels, multiclass macro/micro averages (with
-``zero_division=np.nan`` semantics: classes whose value is undefined are left out of the macro
+``zero_division=0`` semantics: a class whose value is undefined counts as 0 in the macro
 average), undefined metrics (``value: null``, never 0), confidence intervals that contain the
 value, and CBPE estimates against expected confusion counts computed by hand.
 """
@@ -273,7 +273,7 @@ def multiclass_oracle(metric: str, average: str, y_true: list[Any], y_pred: list
     if metric == "balanced_accuracy":
         return sklearn_quiet(balanced_accuracy_score, y_true, y_pred)
     function = {"precision": precision_score, "recall": recall_score, "f1": f1_score}[metric]
-    return float(function(y_true, y_pred, average=average, zero_division=np.nan))
+    return float(function(y_true, y_pred, average=average, zero_division=0))
 
 
 CLASS_SETS = [[0, 1, 2, 3], ["cat", "dog", "emu"]]
@@ -302,19 +302,23 @@ def test_multiclass_metrics_equal_sklearn(classes: list[Any], data: st.DataObjec
         assert_ci_contains(slo, slack=1e-12)
 
 
-def test_macro_average_leaves_out_undefined_classes() -> None:
-    """Class 2 is never predicted: its precision is undefined and does not count as 0."""
+def test_macro_average_counts_undefined_classes_as_zero() -> None:
+    """Class 2 is never predicted: its precision is undefined and counts as 0, as in
+    scikit-learn's default (``zero_division=0``); the SLI says how many classes did."""
     labels = [0, 0, 1, 1, 2, 2]
     predictions = [0, 1, 1, 1, 0, 1]
     result = evaluate(
         multiclass_spec(), pa.table({"ts": stamps(6), "label": labels, "prediction": predictions})
     )
-    expected = precision_score(labels, predictions, average="macro", zero_division=np.nan)
-    assert expected == pytest.approx((1 / 2 + 2 / 4) / 2)
+    expected = precision_score(labels, predictions, average="macro", zero_division=0)
+    assert expected == pytest.approx((1 / 2 + 2 / 4 + 0) / 3)
     assert result["precision-macro"]["sli"]["value"] == close(float(expected))
     assert result["precision-macro"]["sli"]["classes_without_a_defined_value"] == 1
-    as_zero = precision_score(labels, predictions, average="macro", zero_division=0.0)
-    assert result["precision-macro"]["sli"]["value"] != pytest.approx(float(as_zero))
+    left_out = precision_score(labels, predictions, average="macro", zero_division=np.nan)
+    assert result["precision-macro"]["sli"]["value"] != pytest.approx(float(left_out))
+    recall = result["recall-macro"]["sli"]
+    assert recall["value"] == close(float(recall_score(labels, predictions, average="macro")))
+    assert "classes_without_a_defined_value" not in recall
 
 
 # --- CBPE ------------------------------------------------------------------------------------

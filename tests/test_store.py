@@ -97,10 +97,11 @@ slos:
 
 def test_the_rollup_fingerprint_covers_the_statistics_kept():
     """A store written by a version of mlslo that kept other statistics for the same spec
-    (say, a separate labelled count) is rebuilt on open instead of read with the wrong
-    columns."""
+    (say, the confusion counts that accuracy was once computed from) is rebuilt on open
+    instead of read with the wrong columns."""
     scan = store_scan(SPEC)
-    older = dataclasses.replace(scan, names={**scan.names, "acc/labelled": "c99"})
+    assert "acc/tp" not in scan.names
+    older = dataclasses.replace(scan, names={**scan.names, "acc/tp": "c99"})
     assert rollup_fingerprint(SPEC, scan) == rollup_fingerprint(SPEC, scan)
     assert rollup_fingerprint(SPEC, older) != rollup_fingerprint(SPEC, scan)
 

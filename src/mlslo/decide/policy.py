@@ -9,6 +9,7 @@ blocks or allows, and the risk score counts it as fully consumed unless told oth
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -280,7 +281,8 @@ def _risk(
 ) -> tuple[float | None, list[RiskTerm]]:
     """Σ weight × clip(consumed, 0, 1) with weights normalised to sum 1, so the score is in
     [0, 1]; a budget that cannot be judged (no data, too little data, no value) counts as
-    fully consumed unless the policy ignores it."""
+    fully consumed unless the policy ignores it. The sums are exactly rounded (fsum), so the
+    order of the SLOs cannot move a score across ``max``."""
     if policy.risk_score is None:
         return None, []
     weights = risk_weights(spec, policy)
@@ -294,11 +296,12 @@ def _risk(
             continue
         consumed = 1.0 if undefined else min(max(state.consumed or 0.0, 0.0), 1.0)
         counted.append((state.name, weight, consumed, undefined))
-    total = sum(weight for _, weight, _, _ in counted)
+    total = math.fsum(weight for _, weight, _, _ in counted)
     if total <= 0:
         return None, []
     terms = [
         RiskTerm(slo, weight / total, consumed, weight / total * consumed, undefined)
         for slo, weight, consumed, undefined in sorted(counted)
     ]
-    return min(sum(t.contribution for t in terms), 1.0), terms
+    score = math.fsum(weight * consumed for _, weight, consumed, _ in counted) / total
+    return min(score, 1.0), terms

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.inputs.bodies import MAX_ERRORS, BatchError, FieldError
+from mlslo.inputs.checks import batch_problems
 from mlslo.inputs.fields import PREDICTION_FIELDS, Need, not_a_number
 from mlslo.inputs.files import floor_to_micros
 from mlslo.moments import format_duration
@@ -133,6 +134,7 @@ def normalize_predictions(
     for attribute in attributes:
         out[attribute] = _text(table, attribute, errors)
     errors.raise_if_any()
+    _refuse(batch_problems(pa.table(out), spec), errors)
     return pa.table(out)
 
 
@@ -152,7 +154,15 @@ def normalize_labels(
     }
     _not_future(out["ts"], "ts", now, max_skew, errors)
     errors.raise_if_any()
+    _refuse(batch_problems(pa.table(out), spec), errors)
     return pa.table(out)
+
+
+def _refuse(problems: Sequence[FieldError], errors: _Errors) -> None:
+    """Refuse the batch for values its SLOs' classes or groups cannot take."""
+    for problem in problems:
+        errors.add(problem.row, problem.field, problem.message)
+    errors.raise_if_any()
 
 
 def normalize_outcomes(

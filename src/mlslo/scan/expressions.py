@@ -102,6 +102,44 @@ def literal(dtype: Any, value: Scalar) -> Expr:
     return ibis.literal(value)
 
 
+_BINARY_TEXT = ["0", "1", "true", "false"]
+
+
+def is_positive(column: Expr, label: Scalar | None) -> Expr:
+    """Rows whose class is ``label``; without one, 1 (true, 1, '1' or 'true'), as
+    scikit-learn's default ``pos_label=1``, which holds only for 0/1 classes."""
+    if label is not None:
+        return column == literal(column.type(), label)
+    dtype = column.type()
+    if dtype.is_boolean():
+        return column
+    if dtype.is_string():
+        return column.lower().isin(["1", "true"])
+    return column == 1
+
+
+def not_binary(column: Expr) -> Expr | None:
+    """Rows whose class is neither 0 nor 1 (false/true, '0'/'1'); None for a boolean
+    column, which cannot hold another class."""
+    dtype = column.type()
+    if dtype.is_boolean():
+        return None
+    if dtype.is_string():
+        return column.notnull() & ~column.lower().isin(_BINARY_TEXT)
+    if dtype.is_numeric():
+        return column.notnull() & ~column.isin([0, 1])
+    return column.notnull()
+
+
+def like_prediction(label: Expr, prediction_type: Any) -> Expr:
+    """``label`` cast to the prediction's type, so the two compare ('1' labels against
+    integer predictions); numbers of different widths compare as they are."""
+    kind = label.type()
+    if kind == prediction_type or (kind.is_numeric() and prediction_type.is_numeric()):
+        return label
+    return label.try_cast(prediction_type)
+
+
 def slo_filter(table: Expr, slo: AnySLO) -> Expr | None:
     """The SLO's ``filter:`` as a condition (None when it has none)."""
     condition = None

@@ -8,14 +8,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlslo.inputs.checks import binary_fields, missing_message, not_binary_message
+from mlslo.inputs.fields import column_for
 from mlslo.scan.expressions import (
     Expr,
     both,
     count,
     count_if,
     count_known,
+    is_positive,
     lag_micros,
     literal,
+    not_binary,
     skewed,
     slo_filter,
     sum_where,
@@ -99,6 +103,7 @@ def build_plan(
             add(slo, stat, expr)
         if with_checks:
             plan_checks.extend(value_checks(slo, table))
+            plan_checks.extend(class_checks(spec, slo, table))
     if not with_checks:
         return Plan(aggregates, names, [])
     unique_checks: dict[str, Check] = {}
@@ -193,9 +198,14 @@ def _accuracy(
                 (f"true.{index}", count(t, where, t.prediction.notnull(), ll)),
             ]
         return out
-    positive = t.prediction == literal(t.prediction.type(), sli.positive_label)
-    actual = t.label == literal(t.label.type(), sli.positive_label)
-    out += _confusion(t, where, positive, actual)
+    positive = is_positive(t.prediction, sli.positive_label)
+    if sli.metric == "accuracy":  # exact matches, on any label type
+        out += [
+            ("labelled", count(t, where, t.prediction.notnull(), labelled)),
+            ("correct", count(t, where, t.prediction == t.label)),
+        ]
+    else:
+        out += _confusion(t, where, positive, is_positive(t.label, sli.positive_label))
     if sli.estimate == "cbpe":
         pending = both(where, t.prediction.notnull(), t.label.isnull(), t.score.notnull())
         out += [
@@ -210,14 +220,13 @@ def _accuracy(
 
 def _fairness(slo: FairnessSLO, t: Expr, where: Expr | None) -> list[tuple[str, Expr]]:
     sli = slo.sli
-    positive = t.prediction == literal(t.prediction.type(), sli.positive_label)
+    positive = is_positive(t.prediction, sli.positive_label)
     out = [("predictions", count_known(t, t.prediction, where))]
     if not sli.needs_labels:
         out.append(("selected", count(t, where, positive)))
     if "label" not in t.columns:
         return out
-    actual = t.label == literal(t.label.type(), sli.positive_label)
-    return [*out, *_confusion(t, where, positive, actual)]
+    return [*out, *_confusion(t, where, positive, is_positive(t.label, sli.positive_label))]
 
 
 def value_checks(slo: AnySLO, t: Expr) -> list[Check]:
@@ -253,6 +262,70 @@ def value_checks(slo: AnySLO, t: Expr) -> list[Check]:
         for field in ("prediction", "label"):
             out.append(Check(field, _not_finite(field), "{value} is not a finite number", field))
     return out
+
+
+def class_checks(spec: Spec, slo: AnySLO, t: Expr) -> list[Check]:
+    """Checks of the values an SLO's classes and groups rest on: without ``positive_label``
+    every class must be 0/1; with ``missing: error`` every record needs its attributes."""
+    out = []
+    fields = binary_fields(slo, has_label="label" in t.columns)
+    for field in fields:
+        if not_binary(t[field]) is None:
+            continue
+        out.append(
+            Check(
+                column_for(spec, field),
+                _under(slo, _outside_binary(field)),
+                not_binary_message(slo, "{value}", "{classes}"),
+                field,
+                listing=_classes_seen(slo, fields),
+                field=field,
+            )
+        )
+    if isinstance(slo, FairnessSLO) and slo.sli.missing == "error":
+        for attribute in slo.sli.attributes:
+            message = missing_message(slo, attribute).replace("{", "{{").replace("}", "}}")
+            out.append(Check(attribute, _under(slo, _empty(attribute)), message, field=attribute))
+    return out
+
+
+def _under(slo: AnySLO, predicate: Callable[[Expr], Expr]) -> Callable[[Expr], Expr]:
+    """``predicate`` on the rows the SLO reads (its ``filter:``)."""
+
+    def check(t: Expr) -> Expr:
+        return both(predicate(t), slo_filter(t, slo))
+
+    return check
+
+
+def _outside_binary(field: str) -> Callable[[Expr], Expr]:
+    def predicate(t: Expr) -> Expr:
+        return not_binary(t[field])
+
+    return predicate
+
+
+def _empty(field: str) -> Callable[[Expr], Expr]:
+    def predicate(t: Expr) -> Expr:
+        column = t[field]
+        return (column.isnull() | (column == "")) if column.type().is_string() else column.isnull()
+
+    return predicate
+
+
+def _classes_seen(slo: AnySLO, fields: Sequence[str]) -> Callable[[Expr], Expr]:
+    """The distinct classes of ``fields`` among the rows the SLO reads, as column ``v``."""
+
+    def listing(t: Expr) -> Expr:
+        where = slo_filter(t, slo)
+        rows = t if where is None else t.filter(where)
+        parts = [rows.filter(rows[f].notnull()).select(v=rows[f]) for f in fields]
+        union = parts[0]
+        for part in parts[1:]:
+            union = union.union(part)
+        return union.distinct()
+
+    return listing
 
 
 def _not_finite(field: str) -> Callable[[Expr], Expr]:

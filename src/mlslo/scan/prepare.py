@@ -22,7 +22,7 @@ from mlslo.inputs.fields import (
     not_a_number,
     wrong_kind,
 )
-from mlslo.scan.expressions import Bound, Expr, in_window, literal_ts
+from mlslo.scan.expressions import Bound, Expr, in_window, like_prediction, literal_ts
 from mlslo.spec import (
     AccuracySLO,
     FairnessSLO,
@@ -35,7 +35,9 @@ class Check:
     """Marks invalid rows (``predicate`` builds the test over a prepared table), and what to
     tell the user about them. ``shown`` is the prepared column whose value the message quotes.
     ``in_bucket``: a failing row has no timestamp, so it shows as the null bucket and needs
-    no count of its own."""
+    no count of its own. ``listing`` selects the distinct values (column ``v``) a message's
+    ``{classes}`` lists; ``field`` is the prepared field checked (a joined label is named in
+    its labels table)."""
 
     column: str
     predicate: Callable[[Expr], Expr]
@@ -43,6 +45,8 @@ class Check:
     shown: str | None = None
     in_bucket: bool = False
     origin: Origin | None = None
+    listing: Callable[[Expr], Expr] | None = None
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,21 @@ def prepare(
         elif field in ("latency_ms", "score"):
             value = value.cast("float64")
         projection[field] = value
+    if "label" in projection and "prediction" in projection:
+        kind = projection["prediction"].type()
+        label = like_prediction(projection["label"], kind)
+        if label is not projection["label"]:
+            projection["__raw_label"] = projection["label"]
+            projection["label"] = label
+            checks.append(
+                Check(
+                    column_for(spec, "label"),
+                    lambda t: t.__raw_label.notnull() & t.label.isnull(),
+                    f"'{{value}}' cannot be compared with the predictions, which are {kind}; "
+                    "write labels of the same type as the predictions",
+                    "__raw_label",
+                )
+            )
     return raw.select(**projection), checks
 
 
@@ -242,7 +261,6 @@ def join_labels(
         latest = lab.group_by("id").aggregate(joined_label=lab.label.argmax(lab.label_ts))
     else:
         latest = lab.group_by("id").aggregate(joined_label=lab.label.max())
-    target = table.prediction.type() if "prediction" in table.columns else None
     joined_label = latest.joined_label
     checks: list[Check] = []
     extra: dict[str, Expr] = {}
@@ -264,12 +282,8 @@ def join_labels(
                 origin=Origin(numbered, source, in_labels),
             )
         )
-    if target is not None and joined_label.type() != target:
-        joined_label = (
-            joined_label.try_cast(target)
-            if not (target.is_numeric() and joined_label.type().is_numeric())
-            else joined_label
-        )
+    if "prediction" in table.columns:
+        joined_label = like_prediction(joined_label, table.prediction.type())
     latest = latest.select(
         id=latest.id.try_cast(table.id.type()), joined_label=joined_label, **extra
     )

@@ -23,6 +23,7 @@ import ibis.expr.datatypes as dt
 import pyarrow as pa
 
 from mlslo.errors import DataError, first_line
+from mlslo.inputs.checks import LISTED, listed
 from mlslo.inputs.fields import check_kind
 from mlslo.inputs.files import flatten_attributes
 from mlslo.scan.compiled import END, START, CompiledScan, Views
@@ -81,6 +82,8 @@ class _Grouped:
     query: Expr
     plan: Plan
     source: str
+    labels: tuple[str, str] | None = None
+    """Where joined labels come from: their source and label column."""
 
 
 @dataclass
@@ -242,9 +245,11 @@ def _build(
         table = base.distinct(on="id", keep="first")
         seen = base.filter(in_window(base, start, end))
         repeated = seen.aggregate(n=seen.count() - seen.id.nunique())
+    joined = None
     if labels is not None and uses_labels(spec):
         table, label_checks = join_labels(spec, table, labels, labels_source, end, empty)
         checks = [*checks, *label_checks]
+        joined = (labels_source, spec.label_columns.label)
     window = in_window(table, start, end)
     filtered = table.filter(window | table.ts.isnull())
     classes = classes_of(spec, filtered)
@@ -259,7 +264,7 @@ def _build(
     return _Queries(
         bucket_seconds,
         slices,
-        _Grouped(base, filtered, query, plan, source),
+        _Grouped(base, filtered, query, plan, source, joined),
         histogram_queries(spec, filtered, bucket_seconds),
         counted,
         cacheable=not empty.seen
@@ -312,15 +317,22 @@ def _first_failure(grouped: _Grouped) -> DataError | None:
     )
     found = _execute(counts, grouped.source).to_pylist()[0]
     for index, check in enumerate(checks):
-        if found[f"x{index}"] and check.origin is not None:
+        if not found[f"x{index}"]:
+            continue
+        if check.origin is not None:
             origin = check.origin
             return _locate(origin.table, origin.check, origin.source)
-        if found[f"x{index}"]:
-            return _locate(grouped.prepared, check, grouped.source)
+        classes = _listed(check, table, grouped.source)
+        if check.field == "label" and grouped.labels is not None:
+            source, column = grouped.labels
+            value = _first_value(table, check, grouped.source)
+            message = check.message.format(value=value, classes=classes)
+            return DataError(message, source=source, column=column)
+        return _locate(grouped.prepared, check, grouped.source, classes)
     return None
 
 
-def _locate(table: Expr, check: Check, source: str) -> DataError:
+def _locate(table: Expr, check: Check, source: str, classes: str = "") -> DataError:
     """Name the first row that fails ``check`` (a second, targeted query on the records as
     read, before any join, so row numbers are the file's)."""
     row = None
@@ -334,7 +346,25 @@ def _locate(table: Expr, check: Check, source: str) -> DataError:
             value = found[0].get(check.shown) if check.shown else None
     except Exception:
         row = None
-    return DataError(check.message.format(value=value), source=source, column=check.column, row=row)
+    message = check.message.format(value=value, classes=classes)
+    return DataError(message, source=source, column=check.column, row=row)
+
+
+def _first_value(table: Expr, check: Check, source: str) -> object:
+    """The shown value of one row failing ``check`` (for a check on joined rows)."""
+    if check.shown is None:
+        return None
+    rows = table.filter(check.predicate(table)).select(v=table[check.shown]).limit(1)
+    found = _execute(rows, source).to_pylist()
+    return found[0]["v"] if found else None
+
+
+def _listed(check: Check, table: Expr, source: str) -> str:
+    """The values a check's message lists (``'a', 'b', ...``, at most ``LISTED``)."""
+    if check.listing is None:
+        return ""
+    values = _execute(check.listing(table).order_by("v").limit(LISTED + 1), source)
+    return listed(values["v"].to_pylist())
 
 
 # --- histograms and outcome counts ------------------------------------------------------------

@@ -19,21 +19,23 @@ from mlslo.spec.document import (
     Spec,
 )
 from mlslo.spec.loader import load_spec, parse_spec, spec_from_dict
+from mlslo.spec.slis import (
+    REGRESSION_METRICS,
+    AccuracySLI,
+    AvailabilitySLI,
+    FairnessSLI,
+    FreshnessSLI,
+    LatencySLI,
+)
 from mlslo.spec.slos import (
     DIMENSIONS,
-    REGRESSION_METRICS,
     SLO,
-    AccuracySLI,
     AccuracySLO,
     AnySLO,
-    AvailabilitySLI,
     AvailabilitySLO,
     BurnAlert,
-    FairnessSLI,
     FairnessSLO,
-    FreshnessSLI,
     FreshnessSLO,
-    LatencySLI,
     LatencySLO,
     Objective,
     Op,

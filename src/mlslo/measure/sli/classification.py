@@ -1,5 +1,7 @@
-"""Classification quality from confusion counts: binary (one positive label) and multiclass
-(macro or micro averaged). A metric whose denominator is empty is undefined, never 0."""
+"""Classification quality: accuracy as the share of exact matches on any label type; binary
+metrics from the confusion counts of one positive class; multiclass (macro or micro averaged)
+from per-class counts. A metric whose denominator is empty is undefined, never 0 — except a
+class's value inside a macro average, which counts as 0 as in scikit-learn."""
 
 from __future__ import annotations
 
@@ -90,7 +92,8 @@ def measure(sli: AccuracySLI, stats: WindowStats) -> Measurement:
     predictions = stats.get("predictions")
     c = Confusion(stats.get("tp"), stats.get("fp"), stats.get("fn"), stats.get("tn"))
     # A binary SLO's labelled predictions are exactly its four confusion cells.
-    labelled = stats.get("labelled") if sli.multiclass else c.total
+    exact = sli.multiclass or sli.metric == "accuracy"
+    labelled = stats.get("labelled") if exact else c.total
     coverage = divide(labelled, predictions)
     detail: dict[str, object] = {}
     if labelled <= 0:
@@ -101,21 +104,16 @@ def measure(sli: AccuracySLI, stats: WindowStats) -> Measurement:
             detail=detail,
             reason="no labelled predictions in the window yet",
         )
-    if sli.multiclass:
+    if exact:
         return _multiclass(sli, stats, labelled, coverage, detail)
     value = binary_value(sli.metric, c)
-    good = valid = None
-    if sli.metric == "accuracy":
-        good, valid = c.tp + c.tn, c.total
     return Measurement(
         value,
         int(labelled),
         binary_interval(sli.metric, c) if value is not None else None,
-        good,
-        valid,
-        coverage,
-        None if value is not None else _UNDEFINED[sli.metric],
-        detail,
+        label_coverage=coverage,
+        reason=None if value is not None else _UNDEFINED[sli.metric],
+        detail=detail,
     )
 
 
@@ -130,9 +128,11 @@ def _multiclass(
     coverage: float | None,
     detail: dict[str, object],
 ) -> Measurement:
+    """Accuracy (exact matches), and micro or macro averages over the classes that occur in
+    the window, as scikit-learn's ``precision_recall_fscore_support(zero_division=0)``."""
     correct = stats.get("correct")
     metric = sli.metric
-    if metric == "accuracy" or (sli.average == "micro" and metric in ("precision", "recall", "f1")):
+    if metric == "accuracy":
         return Measurement(
             correct / labelled,
             int(labelled),
@@ -148,25 +148,20 @@ def _multiclass(
         fp = stats.get(f"pred.{index}") - tp
         fn = stats.get(f"true.{index}") - tp
         per_class.append(Confusion(tp, fp, fn, labelled - tp - fp - fn))
-    if sli.average == "micro":
-        summed = Confusion(
-            *(sum(getattr(c, f) for c in per_class) for f in ("tp", "fp", "fn", "tn"))
-        )
-        value = binary_value(metric, summed)
-        interval = binary_interval(metric, summed) if value is not None else None
-        return Measurement(
-            value,
-            int(labelled),
-            interval,
-            label_coverage=coverage,
-            reason=None if value is not None else _UNDEFINED[metric],
-            detail=detail,
-        )
-    base = "recall" if metric == "balanced_accuracy" else metric
     present = [c for c in per_class if c.tp + c.fp + c.fn > 0]
+    if sli.average == "micro":
+        return _micro(metric, per_class, labelled, coverage, detail)
+    # balanced accuracy is scikit-learn's balanced_accuracy_score: the mean recall of the
+    # classes with labels; every other macro average counts an undefined class as 0.
+    base = "recall" if metric == "balanced_accuracy" else metric
     values = [binary_value(base, c) for c in present]
-    defined = [(v, c) for v, c in zip(values, present, strict=True) if v is not None]
-    if not defined:
+    undefined = sum(1 for v in values if v is None)
+    counted = [
+        (v or 0.0, c)
+        for v, c in zip(values, present, strict=True)
+        if v is not None or metric != "balanced_accuracy"
+    ]
+    if not counted or undefined == len(values):
         return Measurement(
             None,
             int(labelled),
@@ -174,13 +169,45 @@ def _multiclass(
             detail=detail,
             reason=f"{base} is undefined for every class in the window",
         )
-    value = sum(v for v, _ in defined) / len(defined)
-    variances = [_variance(base, c) for _, c in defined]
-    interval = None
-    if all(v is not None for v in variances):
-        half = z_value() * math.sqrt(sum(v for v in variances if v is not None)) / len(defined)
-        interval = clamp((value - half, value + half))
-    skipped = len(present) - len(defined)
-    if skipped:
-        detail = {**detail, "classes_without_a_defined_value": skipped}
+    value = sum(v for v, _ in counted) / len(counted)
+    variances = [_variance(base, c) or 0.0 for _, c in counted]
+    half = z_value() * math.sqrt(sum(variances)) / len(counted)
+    interval = clamp((value - half, value + half))
+    if undefined:
+        detail = {**detail, "classes_without_a_defined_value": undefined}
     return Measurement(value, int(labelled), interval, label_coverage=coverage, detail=detail)
+
+
+def _micro(
+    metric: str,
+    per_class: list[Confusion],
+    labelled: float,
+    coverage: float | None,
+    detail: dict[str, object],
+) -> Measurement:
+    """Counts pooled over the classes. Precision, recall and F1 are shares of the pooled true
+    positives (with every class counted, all three are the accuracy)."""
+    summed = Confusion(*(sum(getattr(c, f) for c in per_class) for f in ("tp", "fp", "fn", "tn")))
+    value = binary_value(metric, summed)
+    reason = None if value is not None else _UNDEFINED[metric]
+    denominators = {
+        "precision": summed.tp + summed.fp,
+        "recall": summed.tp + summed.fn,
+        "f1": summed.tp + (summed.fp + summed.fn) / 2,
+    }
+    if metric not in denominators:
+        interval = binary_interval(metric, summed) if value is not None else None
+        return Measurement(
+            value, int(labelled), interval, label_coverage=coverage, reason=reason, detail=detail
+        )
+    valid = denominators[metric]
+    return Measurement(
+        value,
+        int(labelled),
+        wilson(summed.tp, valid) if value is not None else None,
+        summed.tp,
+        valid,
+        coverage,
+        reason,
+        detail,
+    )

@@ -5,13 +5,17 @@ denominator), false positive rate (negatives) and selection rate (all prediction
 whose denominator is empty has an *undefined* rate: the SLI then has no value and says which
 group lacks what, because treating the rate as 0 would fake a large gap from one tiny group.
 Groups smaller than ``min_group_size`` are listed but left out of the comparison.
+
+A record whose attribute is null or empty belongs to no group (``missing: exclude``): one such
+record would otherwise form a group of its own and decide the gap. It is counted in
+``unattributed`` instead; ``missing: group`` gathers those records in the group ``(missing)``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +37,42 @@ _DENOMINATOR_WORD = {
     "false_positive_rate": "negative labels",
     "selection_rate": "predictions",
 }
+
+
+MISSING_GROUP = "(missing)"
+"""The group of records without an attribute value, with ``missing: group``."""
+
+
+def attributed(sli: FairnessSLI, stats: WindowStats) -> tuple[WindowStats, float]:
+    """The window's groups as the SLI compares them, and the predictions left out because an
+    attribute was null or empty (``missing: exclude``; ``error`` refuses such records before
+    they are counted, so any left are treated alike). With ``missing: group`` their values
+    become ``(missing)``, null and empty together."""
+    groups = stats.groups or []
+    sums = stats.group_sums or {}
+    keys: dict[tuple[Any, ...], int] = {}
+    target = np.full(len(groups), -1, dtype=np.int64)
+    for index, group in enumerate(groups):
+        blank = [value is None or value == "" for value in group]
+        if any(blank):
+            if sli.missing != "group":
+                continue
+            group = tuple(MISSING_GROUP if b else v for v, b in zip(group, blank, strict=True))
+        target[index] = keys.setdefault(tuple(group), len(keys))
+    kept = target >= 0
+    left_out = sums.get("predictions")
+    unattributed = float(np.sum(left_out[~kept])) if left_out is not None else 0.0
+    order = sorted(keys, key=lambda g: tuple((v == MISSING_GROUP, str(v)) for v in g))
+    rank = {group: index for index, group in enumerate(order)}
+    position = np.array([rank[g] for g in keys], dtype=np.int64)
+    merged = {
+        name: np.bincount(
+            position[target[kept]], weights=values[kept], minlength=len(order)
+        ).astype(np.float64)
+        for name, values in sums.items()
+        if len(values) == len(groups)
+    }
+    return replace(stats, group_sums=merged, groups=order), unattributed
 
 
 @dataclass(frozen=True)
@@ -157,6 +197,7 @@ def _label(sli: FairnessSLI, group: Sequence[Any]) -> str:
 
 
 def measure(sli: FairnessSLI, stats: WindowStats) -> Measurement:
+    stats, unattributed = attributed(sli, stats)
     per_rate = {rate: rates(rate, stats) for rate in _RATES[sli.metric]}
     first = next(iter(per_rate.values()))
     predictions = sum(g.size for g in rates("selection_rate", stats))
@@ -167,11 +208,12 @@ def measure(sli: FairnessSLI, stats: WindowStats) -> Measurement:
     )
     coverage = divide(labelled, predictions)
     n = int(labelled if sli.needs_labels else predictions)
-    detail = {"groups": _group_detail(sli, per_rate)}
+    detail = {"groups": _group_detail(sli, per_rate), "unattributed": int(unattributed)}
     if not first:
-        return Measurement(
-            None, 0, label_coverage=coverage, detail=detail, reason="no predictions in the window"
-        )
+        reason = "no predictions in the window"
+        if unattributed:
+            reason = f"no prediction in the window has its {', '.join(sli.attributes)}"
+        return Measurement(None, 0, label_coverage=coverage, detail=detail, reason=reason)
     comparisons = {rate: _compare(sli, rate, group_rates) for rate, group_rates in per_rate.items()}
     failed = [c.reason for c in comparisons.values() if c.value is None]
     if failed:
