@@ -315,16 +315,14 @@ class Client:
                 self.last_error = None
 
     def _refuse(self, reason: str) -> None:
+        """Stop sending; the line is logged before a waiting ``flush()`` can return."""
+        error = f"{reason}; {FIX_TOKEN}"
+        kept = len(self.spooled())
+        log.error("mlslo stopped sending: %s (%d batches kept in %s)", error, kept, self.spool)
         with self._cond:
             self._refused = reason
-            self.last_error = f"{reason}; {FIX_TOKEN}"
+            self.last_error = error
             self._cond.notify_all()
-        log.error(
-            "mlslo stopped sending: %s (%d batches kept in %s)",
-            self.last_error,
-            len(self.spooled()),
-            self.spool,
-        )
 
     def _retry_later(self, reason: str) -> None:
         self.last_error = reason
