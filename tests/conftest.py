@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import textwrap
 import threading
@@ -327,3 +329,36 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     yield start
     for server, service in reversed(stack):
         shutdown(server, service)
+
+
+def start_mlslo_serve(spec: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
+    """Run ``mlslo serve --no-auth`` as a process (stop it by its PID); returns once ready."""
+    exe = str(Path(sys.executable).with_name("mlslo"))
+    log = spec.parent / f"server-{time.monotonic_ns()}.log"
+    command = [
+        exe,
+        "serve",
+        "--spec",
+        str(spec),
+        "--db",
+        str(db),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-auth",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text())
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"server did not start: {log.read_text()}")

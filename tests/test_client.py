@@ -184,7 +184,7 @@ def test_rejected_batches_are_set_aside_not_retried(server, tmp_path):
     client = Client(url, spool_dir=tmp_path / "spool", flush_interval=0.05, flush_at_exit=False)
     client.log_predictions({"id": "x", "ts": NOW, "status": "maybe"})
     assert client.flush(timeout=30)
-    client.close()
+    assert client.close() is False
     assert client.rejected == 1
     assert "status" in (client.last_error or "")
     assert len(list((tmp_path / "spool" / "rejected").glob("*.arrow"))) == 1

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import httpx
 import pyarrow as pa
 import pytest
 
-from conftest import free_port
+from conftest import free_port, start_mlslo_serve
 from mlslo.client import arrow_bytes
 
 pytestmark = pytest.mark.integration
@@ -24,38 +21,6 @@ SPEC = """service: crash
 slos:
   - {name: uptime, dimension: availability, objective: {target: 0.99}}
 """
-
-
-def _start(spec: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
-    exe = str(Path(sys.executable).with_name("mlslo"))
-    log = spec.parent / f"server-{time.monotonic_ns()}.log"
-    command = [
-        exe,
-        "serve",
-        "--spec",
-        str(spec),
-        "--db",
-        str(db),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-auth",
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"server did not start: {log.read_text()}")
 
 
 def _batch(start: int, size: int) -> pa.Table:
@@ -77,7 +42,7 @@ def test_sigkill_during_ingest_loses_no_acknowledged_record(tmp_path):
     spec.write_text(SPEC)
     db = tmp_path / "crash.duckdb"
     port = free_port()
-    server = _start(spec, db, port)
+    server = start_mlslo_serve(spec, db, port)
     acknowledged: list[tuple[int, int]] = []
     stop = threading.Event()
 
@@ -108,7 +73,7 @@ def test_sigkill_during_ingest_loses_no_acknowledged_record(tmp_path):
     sender.join(timeout=30)
     assert server.returncode == -signal.SIGKILL
 
-    restarted = _start(spec, db, port)
+    restarted = start_mlslo_serve(spec, db, port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             uptime = http.get("/api/v1/slos").json()["slos"][0]
@@ -141,7 +106,7 @@ def test_sighup_reloads_the_spec_and_rebuilds_from_raw_records(tmp_path):
     spec.write_text(SPEC)
     db = tmp_path / "reload.duckdb"
     port = free_port()
-    server = _start(spec, db, port)
+    server = start_mlslo_serve(spec, db, port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             accepted = http.post(

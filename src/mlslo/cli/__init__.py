@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlslo.cli import evaluate, service
+from mlslo.cli import client, evaluate, service
 from mlslo.cli.gate import gate_app
 from mlslo.cli.shell import OneLineErrors
 from mlslo.version import __version__
@@ -35,6 +35,7 @@ def _root(
 evaluate.register(app)
 app.add_typer(gate_app, name="gate")
 service.register(app)
+client.register(app)
 
 
 def main() -> None:
