@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlslo.render.openslo import openslo_documents, openslo_yaml
 from mlslo.spec import Spec, load_spec, parse_spec
@@ -751,3 +753,134 @@ RATIO = {
     "good": {"metricSource": {"type": "Prometheus", "spec": {"query": "sum(ok)"}}},
     "total": {"metricSource": {"type": "Prometheus", "spec": {"query": "sum(all)"}}},
 }
+
+
+# --- robustness --------------------------------------------------------------------------------
+
+_POOL = openslo_documents(load_spec(DESIGN)) + [
+    document
+    for path in sorted(EXAMPLES.rglob("*.y*ml"))
+    for loaded in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+    for document in (loaded if isinstance(loaded, list) else [loaded])
+    if isinstance(document, dict)
+]
+_JUNK = [None, 0, -1, 1e308, float("nan"), 10**20, "", "x", "0m", "1Y", "lte", [], {}, [1], True]
+
+
+def _places(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    children = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else []
+    )
+    for key, child in children:
+        out += _places(child, (*path, key))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_mangled_documents_are_mapped_or_reported_never_a_crash(data):
+    """Any field of real documents replaced by junk (a wrong type, a number too large for a
+    duration, NaN, an empty list): the import still returns, each note one line, and any spec
+    it gives is valid and reads back from its YAML."""
+    docs = json.loads(
+        json.dumps(data.draw(st.lists(st.sampled_from(_POOL), min_size=1, max_size=6)), default=str)
+    )
+    for _ in range(data.draw(st.integers(1, 4))):
+        document = data.draw(st.sampled_from(docs))
+        places = _places(document)
+        if not places:
+            continue
+        *parents, last = data.draw(st.sampled_from(places))
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = json.loads(json.dumps(data.draw(st.sampled_from(_JUNK))))
+    result = import_openslo([("mangled.yaml", yaml.safe_dump_all(docs))])
+    assert all("\n" not in str(note) for note in result.notes)
+    if result.spec is not None:
+        assert parse_spec(result.yaml()) == result.spec
+    else:
+        assert result.notes
+
+
+def test_a_recursive_alias_is_reported_not_followed():
+    result = import_openslo([("loop.yaml", "a: &x\n  b: *x\n")])
+    assert result.spec is None
+    assert str(result.notes[0]) == "loop.yaml:1: a YAML alias refers to itself; document skipped"
+
+
+def test_the_smaller_mappings_of_foreign_documents():
+    """Calendar days read as rolling days, targetPercent, a slice given in minutes, severities
+    read as page or ticket, a condition mlslo cannot fire on, and an inline target."""
+    slo = {
+        "apiVersion": "openslo/v1",
+        "kind": "SLO",
+        "metadata": {"name": "daily"},
+        "spec": {
+            "service": "shop",
+            "indicator": {"metadata": {"name": "s"}, "spec": {"ratioMetric": RATIO}},
+            "timeWindow": [
+                {
+                    "duration": "1d",
+                    "isRolling": False,
+                    "calendar": {"startTime": "2024-01-01 00:00:00", "timeZone": "Etc/UTC"},
+                }
+            ],
+            "budgetingMethod": "Timeslices",
+            "objectives": [{"targetPercent": 99.5, "timeSliceTarget": 0.9, "timeSliceWindow": 5}],
+            "alertPolicies": [
+                {
+                    "kind": "AlertPolicy",
+                    "metadata": {"name": "inline"},
+                    "spec": {
+                        "conditions": [
+                            {
+                                "kind": "AlertCondition",
+                                "metadata": {"name": "slow-burn"},
+                                "spec": {
+                                    "severity": "Warning",
+                                    "condition": {"threshold": 2, "lookbackWindow": "6h"},
+                                },
+                            },
+                            {
+                                "kind": "AlertCondition",
+                                "metadata": {"name": "cool"},
+                                "spec": {
+                                    "severity": "sev1",
+                                    "condition": {
+                                        "op": "lt",
+                                        "threshold": 1,
+                                        "lookbackWindow": "1h",
+                                    },
+                                },
+                            },
+                        ],
+                        "notificationTargets": [{"kind": "AlertNotificationTarget", "spec": {}}],
+                    },
+                }
+            ],
+        },
+    }
+    result = import_openslo([("shop.yaml", yaml.safe_dump(slo))])
+    assert result.spec is not None
+    (mapped,) = result.spec.slos
+    assert str(mapped.window) == "1d"
+    assert (mapped.objective.target, mapped.objective.timeslice_target) == (0.995, 0.9)
+    assert str(mapped.slice) == "0:05:00"
+    assert mapped.alerts is not None
+    assert [(a.severity, str(a.long), str(a.short), a.burn_rate) for a in mapped.alerts] == [
+        ("ticket", "6:00:00", "0:30:00", 2.0)
+    ]
+    text = notes_of(result)
+    for expected in (
+        "a calendar window of 1d is read as a rolling 1d window",
+        "severity 'Warning' is read as ticket",
+        "mlslo alerts when the burn rate is above a threshold > 0; not imported",
+        "an inline notification target is not imported",
+    ):
+        assert expected in text

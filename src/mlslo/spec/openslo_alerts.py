@@ -9,7 +9,7 @@ from typing import Any
 
 from mlslo.moments import format_duration
 from mlslo.spec import openslo_format as fmt
-from mlslo.spec.openslo_documents import Doc, Path, Reader, mapping
+from mlslo.spec.openslo_documents import Doc, Path, Reader, mapping, sequence
 
 _PAGE = {"page", "critical", "high", "urgent", "emergency", "error", "sev0", "sev1", "p0", "p1"}
 _TICKET = {"ticket", "warning", "warn", "medium", "low", "info", "sev2", "sev3", "sev4", "p2", "p3"}
@@ -25,7 +25,7 @@ class AlertReader(Reader):
     """The burn-rate rules of one SLO document."""
 
     def alerts(self) -> list[dict[str, Any]] | None:
-        entries = self.doc.spec.get("alertPolicies") or []
+        entries: Any = self.doc.spec.get("alertPolicies") or []
         standard = self.annotations.get(fmt.ALERTS) == fmt.STANDARD_ALERTS
         alerts: list[dict[str, Any]] = []
         if not isinstance(entries, list):
@@ -36,8 +36,7 @@ class AlertReader(Reader):
             if policy is None:
                 continue
             self._targets(policy)
-            conditions = policy.spec.get("conditions") or []
-            for number, condition in enumerate(conditions if isinstance(conditions, list) else []):
+            for number, condition in enumerate(sequence(policy.spec.get("conditions"))):
                 found = self._condition(policy, mapping(condition), number)
                 if found is not None and not standard:
                     alert = self._burn(found)
@@ -57,8 +56,7 @@ class AlertReader(Reader):
     def _targets(self, policy: Doc) -> None:
         """Notification targets become notifiers only when mlslo wrote them (see
         :mod:`mlslo.spec.openslo`); one that is not there, or written inline, is reported."""
-        targets = policy.spec.get("notificationTargets") or []
-        for number, target in enumerate(targets if isinstance(targets, list) else []):
+        for number, target in enumerate(sequence(policy.spec.get("notificationTargets"))):
             target = mapping(target)
             where = ("spec", "notificationTargets", number)
             if "targetRef" not in target:

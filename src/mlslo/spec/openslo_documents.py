@@ -53,6 +53,11 @@ def mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def sequence(value: Any) -> list[Any]:
+    """``value`` when it is a list, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
 @dataclass
 class Doc:
     """One OpenSLO document (or one object written inline in another) and its lines."""
@@ -120,15 +125,23 @@ class Notes:
         self.add(Note(file, line, None, None, message))
 
 
-def _index(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
+class _Recursive(ValueError):
+    """A YAML alias that contains itself: no OpenSLO document is built like that."""
+
+
+def _index(node: yaml.Node, path: Path, lines: dict[Path, int], open_: set[int]) -> None:
+    if id(node) in open_:
+        raise _Recursive(node.start_mark.line + 1)
     lines.setdefault(path, node.start_mark.line + 1)
+    open_.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             lines[(*path, key.value)] = key.start_mark.line + 1
-            _index(value, (*path, key.value), lines)
+            _index(value, (*path, key.value), lines, open_)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index(item, (*path, index), lines)
+            _index(item, (*path, index), lines, open_)
+    open_.discard(id(node))
 
 
 def read_documents(file: str, text: str, notes: Notes) -> list[Doc]:
@@ -148,7 +161,11 @@ def read_documents(file: str, text: str, notes: Notes) -> list[Doc]:
         if node is None or data is None:
             continue
         lines: dict[Path, int] = {}
-        _index(node, (), lines)
+        try:
+            _index(node, (), lines, set())
+        except _Recursive as recursive:
+            notes.file(file, "a YAML alias refers to itself; document skipped", recursive.args[0])
+            continue
         items = list(enumerate(data)) if isinstance(data, list) else [(None, data)]
         for index, item in items:
             base: Path = () if index is None else (index,)

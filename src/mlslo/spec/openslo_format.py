@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from mlslo.moments import parse_duration
+from mlslo.moments import LONGEST, parse_duration
 
 API_VERSION = "openslo/v1"
 API_VERSION_ALPHA = "openslo/v1alpha"
@@ -72,6 +72,16 @@ _UNITS = {
 }
 
 
+def scaled(amount: float, unit: timedelta) -> timedelta | None:
+    """``amount`` units as a timedelta, or None when that is not a positive duration mlslo
+    can hold (zero, negative, not a number, past :data:`~mlslo.moments.LONGEST`)."""
+    try:
+        duration = amount * unit
+    except (OverflowError, ValueError):
+        return None
+    return duration if timedelta(0) < duration <= LONGEST else None
+
+
 def shorthand(duration: timedelta) -> str | None:
     """``duration`` in OpenSLO's shorthand (one whole number and one unit of m, h, d), or
     None when it is not a whole number of minutes."""
@@ -100,7 +110,8 @@ def parse_shorthand(text: object) -> tuple[timedelta, str] | None:
         return None
     match = _SHORTHAND.match(text.strip())
     if match:
-        return int(match.group(1)) * _UNITS[match.group(2)], match.group(2)
+        duration = scaled(int(match.group(1)), _UNITS[match.group(2)])
+        return None if duration is None else (duration, match.group(2))
     try:
         return parse_duration(text), ""
     except ValueError:

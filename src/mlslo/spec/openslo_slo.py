@@ -303,8 +303,8 @@ class SLOReader(Reader):
         good = _query(parts["good"].spec) if "good" in parts else ""
         bucket = _LE.search(good) if "_bucket" in good else None
         if bucket:
-            seconds = float(bucket.group(1))
-            threshold = format_duration(timedelta(seconds=seconds))
+            bound = fmt.scaled(float(bucket.group(1)), timedelta(seconds=1))
+            threshold = format_duration(bound) if bound else bucket.group(1) + "s"
             measure.dimension = "latency"
             measure.sli = {"latency_threshold": threshold}
             self.note(
@@ -372,13 +372,18 @@ class SLOReader(Reader):
                 self.note("needs value (the bound each event must meet)", *path)
                 return None
             key = "latency_threshold" if measure.dimension == "latency" else "lag_threshold"
-            measure.sli[key] = self._duration(value, measure.threshold_unit)
+            threshold = self._duration(value, measure.threshold_unit, path)
+            if threshold is None:
+                return None
+            measure.sli[key] = threshold
         if budgeting == "timeslices":
             window = objective.get("timeSliceWindow")
             minutes = _number(window)
             parsed = fmt.parse_shorthand(window)
             slice_length = (
-                timedelta(minutes=minutes) if minutes is not None else parsed and parsed[0]
+                fmt.scaled(minutes, timedelta(minutes=1))
+                if minutes is not None
+                else parsed and parsed[0]
             )
             if slice_length is None:
                 self.note(f"timeSliceWindow {window!r} is not a duration", *path)
@@ -412,11 +417,15 @@ class SLOReader(Reader):
             self.note("needs value (the bound of the SLI)", *path)
             return None
         unit = {"latency": "ms", "freshness": "s"}.get(measure.dimension)
-        return value if unit is None else self._duration(value, unit)
+        return value if unit is None else self._duration(value, unit, path)
 
-    @staticmethod
-    def _duration(value: float, unit: str) -> str:
+    def _duration(self, value: float, unit: str, path: Path) -> str | None:
+        """``value`` (in ``unit``, ``ms`` or ``s``) as an mlslo duration."""
         size = timedelta(milliseconds=1) if unit == "ms" else timedelta(seconds=1)
-        return format_duration(value * size)
+        duration = fmt.scaled(value, size)
+        if duration is None:
+            self.note(f"value {value:g} {unit} is not a duration mlslo can hold", *path)
+            return None
+        return format_duration(duration)
 
     # --- alerts --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 from mlslo.moments import format_duration
 from mlslo.spec import openslo_format as fmt
-from mlslo.spec.openslo_documents import Path, Reader, mapping
+from mlslo.spec.openslo_documents import Path, Reader, mapping, sequence
 
 _ALPHA_UNITS = {
     "second": "s",
@@ -41,10 +41,10 @@ class WindowReader(Reader):
             return self.annotations[fmt.WINDOW]
         spec = self.doc.spec
         if self.doc.api == fmt.API_VERSION_ALPHA:
-            items = [_alpha_window(mapping(w)) for w in spec.get("timeWindows") or []]
+            items = [_alpha_window(mapping(w)) for w in sequence(spec.get("timeWindows"))]
             path: Path = ("spec", "timeWindows")
         else:
-            items = [mapping(w) for w in spec.get("timeWindow") or []]
+            items = [mapping(w) for w in sequence(spec.get("timeWindow"))]
             path = ("spec", "timeWindow")
         if not items:
             self.note("has no time window: mlslo's default, 30d rolling, applies", "spec")
