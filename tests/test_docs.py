@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXAMPLES = ROOT / "examples"
 # Docs whose ``$ mlslo`` examples are run (others, such as benchmarks.md, need big data).
-RUNNABLE = ("concepts.md", "spec.md", "cli.md", "gate.md")
+RUNNABLE = ("concepts.md", "spec.md", "cli.md", "gate.md", "openslo.md")
 
 
 # --- reading Markdown -------------------------------------------------------------------------

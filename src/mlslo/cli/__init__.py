@@ -9,6 +9,7 @@ import typer
 
 from mlslo.cli import client, evaluate, service
 from mlslo.cli.gate import gate_app
+from mlslo.cli.openslo import openslo_app
 from mlslo.cli.shell import OneLineErrors
 from mlslo.version import __version__
 
@@ -36,6 +37,7 @@ evaluate.register(app)
 app.add_typer(gate_app, name="gate")
 service.register(app)
 client.register(app)
+app.add_typer(openslo_app, name="openslo")
 
 
 def main() -> None:

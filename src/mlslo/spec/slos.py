@@ -171,6 +171,12 @@ class _SLOBase(Strict):
         return self._duration_unit()
 
     @property
+    def counts_events(self) -> bool:
+        """Whether the SLI is a share of good events (so ``occurrences`` budgeting applies and
+        the target is a share), rather than one value over the window."""
+        return self._is_event_ratio()
+
+    @property
     def target(self) -> float:
         """The objective's target as a number (durations in the SLI's unit)."""
         return self._as_number(self.objective.target)
