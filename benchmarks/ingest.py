@@ -355,7 +355,7 @@ def check_ingest(status: int, text: str, rows: int) -> None:
     if status != 200:
         raise RuntimeError(f"ingest failed with HTTP {status}: {text[:500]}")
     answer = json.loads(text)
-    if answer != {"accepted": rows, "duplicates": 0}:
+    if answer != {"accepted": rows, "duplicates": 0, "folded": 0}:
         raise RuntimeError(f"expected {rows} accepted and no duplicates, got {answer}")
 
 

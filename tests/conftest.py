@@ -314,12 +314,22 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     stack: list[tuple[ThreadedServer, Service]] = []
 
     def start(
-        spec_text: str, *, now: datetime | None = None, auth: bool = True, **service_options: Any
+        spec_text: str,
+        *,
+        now: datetime | None = None,
+        auth: bool = True,
+        store_options: dict[str, Any] | None = None,
+        **service_options: Any,
     ) -> Live:
         spec_path = tmp_path / f"spec{len(stack)}.yaml"
         spec_path.write_text(textwrap.dedent(spec_text).lstrip())
         clock = Clock(now or datetime(2026, 11, 21, tzinfo=UTC))
-        store = Store.open(tmp_path / f"db{len(stack)}.duckdb", load_spec(spec_path), clock=clock)
+        store = Store.open(
+            tmp_path / f"db{len(stack)}.duckdb",
+            load_spec(spec_path),
+            clock=clock,
+            **(store_options or {}),
+        )
         admin = store.tokens.create("admin", "test admin")[1]
         service = Service(store, spec_path, clock=clock, auth=auth, **service_options)
         server = serve(service)

@@ -85,7 +85,7 @@ def test_sigkill_during_ingest_loses_no_acknowledged_record(tmp_path):
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(timeout=30)
-    assert resend.json() == {"accepted": 0, "duplicates": 500}
+    assert resend.json() == {"accepted": 0, "duplicates": 500, "folded": 0}
     con = duckdb.connect(str(db), read_only=True)
     try:
         stored, distinct = con.execute(

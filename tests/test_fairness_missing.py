@@ -434,7 +434,7 @@ def test_files_and_server_agree_on_blank_attributes(
     live = live_server(text, now=AT)
     with live.client() as http:
         posted = http.post("/api/v1/predictions", content=arrow_bytes(table), headers=STREAM)
-        assert posted.json() == {"accepted": n, "duplicates": 0}, posted.text
+        assert posted.json() == {"accepted": n, "duplicates": 0, "folded": 0}, posted.text
         served = http.get("/api/v1/slos", params={"at": AT_TEXT}).json()
     path = tmp_path / "records.parquet"
     pq.write_table(table, path)

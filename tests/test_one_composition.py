@@ -93,7 +93,7 @@ def test_a_label_counts_only_once_it_had_arrived(live_server, tmp_path):
     with live.client() as http:
         assert http.post(
             "/api/v1/predictions", content=arrow_bytes(predictions), headers=STREAM
-        ).json() == {"accepted": 600, "duplicates": 0}
+        ).json() == {"accepted": 600, "duplicates": 0, "folded": 0}
         live.clock.now = DAY0 + timedelta(hours=12)
         assert http.post("/api/v1/labels", content=arrow_bytes(first_wave), headers=STREAM)
         live.clock.now = between
@@ -151,7 +151,7 @@ def test_repeated_ids_are_reported_by_files_and_by_the_server(live_server, tmp_p
         again = http.post(
             "/api/v1/predictions", content=arrow_bytes(predictions.slice(0, 40)), headers=STREAM
         )
-        assert again.json() == {"accepted": 0, "duplicates": 40}
+        assert again.json() == {"accepted": 0, "duplicates": 40, "folded": 0}
         served = http.get("/api/v1/slos").json()
         long_ago = http.get("/api/v1/slos", params={"at": "2026-12-30T00:00:00Z"}).json()
     assert served["records"] == {"deduplicated": True, "repeated_ids": 40}

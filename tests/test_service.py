@@ -154,11 +154,11 @@ def test_every_content_type_and_parity_with_evaluate(live_server, tmp_path, medi
                 "/api/v1/predictions", content=_body(part, media), headers={"Content-Type": media}
             )
             assert response.status_code == 200, response.text
-            assert response.json() == {"accepted": part.num_rows, "duplicates": 0}
+            assert response.json() == {"accepted": part.num_rows, "duplicates": 0, "folded": 0}
         response = http.post(
             "/api/v1/labels", content=_body(labels, media), headers={"Content-Type": media}
         )
-        assert response.json() == {"accepted": labels.num_rows, "duplicates": 0}
+        assert response.json() == {"accepted": labels.num_rows, "duplicates": 0, "folded": 0}
         served = http.get("/api/v1/slos", params={"at": "2026-11-21T00:00:00Z"}).json()
     assert served == _evaluate_files(tmp_path, SPEC, predictions, labels, NOW)
     coverage = labels.num_rows / predictions.num_rows
@@ -178,11 +178,11 @@ def test_duplicates_are_counted_once(live_server):
         labelled = http.post("/api/v1/labels", content=arrow_bytes(labels), headers=STREAM)
         relabelled = http.post("/api/v1/labels", content=arrow_bytes(labels), headers=STREAM)
         status = http.get("/api/v1/slos").json()
-    assert first.json() == {"accepted": 400, "duplicates": 0}
-    assert again.json() == {"accepted": 0, "duplicates": 400}
-    assert within.json() == {"accepted": 0, "duplicates": 20}
-    assert labelled.json() == {"accepted": labels.num_rows, "duplicates": 0}
-    assert relabelled.json() == {"accepted": 0, "duplicates": labels.num_rows}
+    assert first.json() == {"accepted": 400, "duplicates": 0, "folded": 0}
+    assert again.json() == {"accepted": 0, "duplicates": 400, "folded": 0}
+    assert within.json() == {"accepted": 0, "duplicates": 20, "folded": 0}
+    assert labelled.json() == {"accepted": labels.num_rows, "duplicates": 0, "folded": 0}
+    assert relabelled.json() == {"accepted": 0, "duplicates": labels.num_rows, "folded": 0}
     assert status["slos"][0]["sli"]["valid"] == 400
     assert live.service.store.counts()["predictions"] == 400
 
@@ -201,7 +201,7 @@ def test_idempotency_key_replays_the_first_result(live_server):
         one = http.post("/api/v1/outcomes", content=arrow_bytes(outcomes), headers=headers)
         two = http.post("/api/v1/outcomes", content=arrow_bytes(outcomes), headers=headers)
         uptime = http.get("/api/v1/slos").json()["slos"][0]
-    assert one.json() == two.json() == {"accepted": 1, "duplicates": 0}
+    assert one.json() == two.json() == {"accepted": 1, "duplicates": 0, "folded": 0}
     assert uptime["sli"]["valid"] == 1000
     assert uptime["sli"]["good"] == 990
 
@@ -228,7 +228,7 @@ def test_an_idempotency_key_is_bound_to_its_endpoint_token_and_body(live_server)
         stranger = second.post("/api/v1/outcomes", content=arrow_bytes(one), headers=key)
         uptime = http.get("/api/v1/slos").json()["slos"][0]
         metrics = http.get("/metrics").text
-    assert first.json() == again.json() == {"accepted": 1, "duplicates": 0}
+    assert first.json() == again.json() == {"accepted": 1, "duplicates": 0, "folded": 0}
     for refused in (changed, elsewhere, stranger):
         assert refused.status_code == 409, refused.text
         (error,) = refused.json()["errors"]
@@ -258,7 +258,7 @@ def test_late_and_early_labels_land_in_the_predictions_bucket(live_server, tmp_p
     corrected = corrected.set_column(2, "label", pa.compute.subtract(1, corrected["label"]))
     with live.client() as http:
         sent = http.post("/api/v1/labels", content=arrow_bytes(corrected), headers=STREAM)
-        assert sent.json() == {"accepted": 50, "duplicates": 0}
+        assert sent.json() == {"accepted": 50, "duplicates": 0, "folded": 0}
         after = http.get("/api/v1/slos").json()
     relabelled = pa.concat_tables([labels, corrected])
     assert after == _evaluate_files(tmp_path, SPEC, predictions, relabelled, NOW)

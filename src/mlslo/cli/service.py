@@ -70,6 +70,22 @@ def serve(
             "--label-horizon", help="How long a label waits for its prediction to arrive."
         ),
     ] = "30d",
+    max_groups: Annotated[
+        int,
+        typer.Option(
+            "--max-groups",
+            min=1,
+            help="Most distinct values an attribute (group, model_version, ...) may take.",
+        ),
+    ] = 1000,
+    fold_groups: Annotated[
+        bool,
+        typer.Option(
+            "--fold-groups",
+            help="Count records with values past --max-groups as '(other)' instead of "
+            "refusing them.",
+        ),
+    ] = False,
 ) -> None:
     """Run the service: ingestion API, status, gate, alerts, /metrics and the dashboard."""
     from mlslo.server.run import ServerOptions, run_server
@@ -88,6 +104,8 @@ def serve(
             log_level=log_level,
             memory_limit=memory_limit,
             label_horizon=duration(label_horizon, "label_horizon"),
+            max_groups=max_groups,
+            fold_groups=fold_groups,
         ),
         console=stderr(),
     )

@@ -18,7 +18,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from mlslo.errors import MlsloError, first_line
@@ -111,7 +110,34 @@ def parse_body(body: bytes, fmt: str) -> pa.Table:
         raise BatchError(
             [FieldError(None, None, "the body is empty; send at least one record")], status=400
         )
+    return _plain(_unique_names(table))
+
+
+def _unique_names(table: pa.Table) -> pa.Table:
+    """Refuse a field named twice (a CSV header, Parquet or Arrow columns): which of the two
+    holds the value is anyone's guess."""
+    names = table.column_names
+    twice = [name for index, name in enumerate(names) if name in names[:index]]
+    if twice:
+        raise BatchError(
+            [
+                FieldError(None, name, "appears more than once; send each field once")
+                for name in dict.fromkeys(twice)
+            ],
+            status=422,
+        )
     return table
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns (pandas categoricals) as their values."""
+    if not any(pa.types.is_dictionary(field.type) for field in table.schema):
+        return table
+    columns = [
+        column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+        for column in table.columns
+    ]
+    return pa.table(columns, names=table.column_names)
 
 
 def _parse(body: bytes, fmt: str) -> pa.Table:
@@ -164,31 +190,43 @@ def _json_records(rows: Any, *, what: str) -> list[dict[str, Any]]:
     return rows
 
 
+TOO_DEEP = "is nested too deeply; a record is an object of single values (and attributes)"
+
+
 def _json_array(body: bytes) -> pa.Table:
     try:
         rows = json.loads(body, parse_constant=_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BatchError([FieldError(None, None, f"not valid JSON: {exc}")], status=400) from None
+    except RecursionError:
+        raise BatchError([FieldError(None, None, f"the body {TOO_DEEP}")], status=400) from None
     return table_from_records(_json_records(rows, what="a JSON body"))
 
 
 def _ndjson(body: bytes) -> pa.Table:
-    try:
-        return pajson.read_json(io.BytesIO(body))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
+    """One JSON object per line, parsed line by line in Python: a body from the network is
+    never handed to a native JSON reader, which no input must be able to crash."""
     rows = []
     for number, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line, parse_constant=_constant))
+            row = json.loads(line, parse_constant=_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
             raise BatchError(
                 [FieldError(number, None, f"not valid JSON: {reason}")], status=400
             ) from None
-    return table_from_records(_json_records(rows, what="each NDJSON line"))
+        except RecursionError:
+            raise BatchError(
+                [FieldError(number, None, f"the line {TOO_DEEP}")], status=400
+            ) from None
+        if not isinstance(row, dict):
+            raise BatchError(
+                [FieldError(number, None, "each NDJSON line must be a JSON object")], status=400
+            )
+        rows.append(row)
+    return table_from_records(rows)
 
 
 def _constant(name: str) -> float:
@@ -210,11 +248,6 @@ def table_from_records(rows: Sequence[dict[str, Any]]) -> pa.Table:
     total = 0
     for name in names:
         values = [row.get(name) for row in flat]
-        try:
-            columns[name] = pa.array(values)
-            continue
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            pass
         nested = [i for i, v in enumerate(values) if isinstance(v, dict | list)]
         if nested:
             total += len(nested)
@@ -223,7 +256,10 @@ def table_from_records(rows: Sequence[dict[str, Any]]) -> pa.Table:
                 for i in nested[:MAX_ERRORS]
             ]
             continue
-        columns[name] = pa.array([_as_text(v) for v in values], pa.string())
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            columns[name] = pa.array([_as_text(v) for v in values], pa.string())
     if problems:
         ordered = sorted(problems, key=lambda e: e.row or 0)
         raise BatchError(ordered[:MAX_ERRORS], status=422, total=total)

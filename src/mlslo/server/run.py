@@ -63,6 +63,8 @@ class ServerOptions:
     log_level: str = "warning"
     memory_limit: str = "512MB"
     label_horizon: timedelta = timedelta(days=30)
+    max_groups: int = 1000
+    fold_groups: bool = False
 
 
 def open_store(options: ServerOptions, console: Console) -> Store:
@@ -80,6 +82,8 @@ def open_store(options: ServerOptions, console: Console) -> Store:
             retention=options.retention,
             memory_limit=options.memory_limit,
             label_horizon=options.label_horizon,
+            max_groups=options.max_groups,
+            fold_groups=options.fold_groups,
         )
 
 

@@ -24,6 +24,11 @@ class IngestResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
     accepted: int = Field(description="records written")
     duplicates: int = Field(description="records already present (same id), not counted twice")
+    folded: int = Field(
+        default=0,
+        description="records whose attribute value was past the service's cap on distinct "
+        "values and is counted as '(other)' (only when the service folds)",
+    )
 
 
 BODY: dict[str, Any] = {
@@ -69,10 +74,15 @@ def router(service: Service) -> APIRouter:
 
         def prepare() -> Any:
             return normalize(
-                parse_body(body, fmt), service.spec, now=now, max_skew=service.max_skew
+                parse_body(body, fmt),
+                service.spec,
+                now=now,
+                max_skew=service.max_skew,
+                max_age=service.store.writer.max_age,
             )
 
         batch = prepare() if len(body) <= INLINE_BODY else await run_in_threadpool(prepare)
+        batch, folded = service.store.writer.admit(kind, batch)
         key = request.headers.get("idempotency-key")
         fingerprint = None
         if key is not None:
@@ -80,7 +90,7 @@ def router(service: Service) -> APIRouter:
             fingerprint = hashlib.sha256(f"{kind}\0{caller}\0".encode() + body).hexdigest()
         submitted = service.store.writer.submit(kind, batch, key, fingerprint)
         result = await asyncio.wrap_future(submitted)
-        return IngestResponse(accepted=result.accepted, duplicates=result.duplicates)
+        return IngestResponse(accepted=result.accepted, duplicates=result.duplicates, folded=folded)
 
     @routes.post(
         "/api/v1/predictions",

@@ -19,6 +19,7 @@ import duckdb
 from mlslo.server.store.alert_state import AlertStates
 from mlslo.server.store.audit import GateAudit
 from mlslo.server.store.database import Database, StoreError, damaged
+from mlslo.server.store.groups import GroupValues
 from mlslo.server.store.ingest import Ingest, IngestResult, Kind
 from mlslo.server.store.overrides import Overrides
 from mlslo.server.store.retention import Retention
@@ -49,11 +50,14 @@ class Store:
         clock: Callable[[], datetime],
         retention: timedelta,
         label_horizon: timedelta,
+        max_groups: int = 1000,
+        fold_groups: bool = False,
     ) -> None:
         self.db = db
         self.clock = clock
         self.rollups = Rollups(db, clock)
-        self.writer = Ingest(db, self.rollups, clock)
+        self.groups = GroupValues(db, cap=max_groups, fold=fold_groups)
+        self.writer = Ingest(db, self.rollups, clock, max_age=retention, groups=self.groups)
         self.tokens = Tokens(db, clock)
         self.overrides = Overrides(db, clock)
         self.audit = GateAudit(db)
@@ -65,6 +69,7 @@ class Store:
             keep=retention,
             label_horizon=label_horizon,
             seen=self.writer.seen,
+            groups=self.groups,
         )
 
     @classmethod
@@ -78,6 +83,8 @@ class Store:
         label_horizon: timedelta = timedelta(days=30),
         progress: Progress | None = None,
         memory_limit: str = "512MB",
+        max_groups: int = 1000,
+        fold_groups: bool = False,
     ) -> Store:
         """Open (or create) the store at ``path`` for ``spec``, rebuilding rollups if the
         spec's statistics changed since the file was last used."""
@@ -86,6 +93,8 @@ class Store:
             clock=clock or (lambda: datetime.now(UTC)),
             retention=retention,
             label_horizon=label_horizon,
+            max_groups=max_groups,
+            fold_groups=fold_groups,
         )
         try:
             store.rollups.configure(spec, progress=progress)
@@ -130,7 +139,9 @@ class Store:
 
     def configure(self, spec: Spec, *, progress: Progress | None = None) -> bool:
         """Adopt ``spec`` (rebuilding the rollups if their inputs changed)."""
-        return self.rollups.configure(spec, progress=progress)
+        rebuilt = self.rollups.configure(spec, progress=progress)
+        self.groups.forget()
+        return rebuilt
 
     def counts(self) -> dict[str, int]:
         """How many records of each kind are kept."""

@@ -172,6 +172,12 @@ class Database:
         )
         return bool(row and row[0])
 
+    def columns(self, table: str) -> list[str]:
+        rows = self.run(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        )
+        return [str(row[0]) for row in rows]
+
     def checkpoint(self) -> None:
         self.run("CHECKPOINT")
 

@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 from mlslo.inputs.bodies import BatchError, FieldError
 from mlslo.inputs.normalize import NORMALIZERS
 from mlslo.server.store.database import Database, StoreError, constant_time, naive
+from mlslo.server.store.groups import GroupValues
 from mlslo.server.store.ids import SeenIds
-from mlslo.server.store.rollups import Progress, Rollups, negated
+from mlslo.server.store.rollups import Progress, Rollups, negated, service_slices
 from mlslo.stats.rollup import Rollup
 
 Kind = Literal["predictions", "labels", "outcomes"]
@@ -58,11 +59,16 @@ class Ingest:
         rollups: Rollups,
         clock: Callable[[], datetime],
         seen: SeenIds | None = None,
+        max_age: timedelta | None = None,
+        groups: GroupValues | None = None,
     ) -> None:
         self.db = db
         self.rollups = rollups
         self.clock = clock
+        self.max_age = max_age
+        """Records older than this (the retention) are refused: they would be pruned at once."""
         self.seen = seen or SeenIds(db)
+        self.groups = groups or GroupValues(db)
         self._new_ids: list[npt.NDArray[np.uint64]] = []
         self.counters: dict[str, int] = {}
         self._held = bool(self.db.one("SELECT count(*) FROM held_labels")[0])
@@ -106,6 +112,16 @@ class Ingest:
             self._queue.put(job)
         return job.future
 
+    def admit(self, kind: Kind, batch: pa.Table) -> tuple[pa.Table, int]:
+        """The batch with its attributes within the distinct-value cap (refused past it, or
+        new values folded into ``(other)``), and how many records were folded."""
+        if kind == "labels" or self.rollups.spec is None:
+            return batch, 0
+        batch, folded = self.groups.admit(batch, service_slices(self.rollups.spec))
+        if folded:
+            self.counters[f"{kind}_folded"] = self.counters.get(f"{kind}_folded", 0) + folded
+        return batch, folded
+
     def records(
         self,
         kind: Kind,
@@ -116,7 +132,10 @@ class Ingest:
     ) -> IngestResult:
         """Validate records (as the API does) and write them; returns after the commit."""
         assert self.rollups.spec is not None
-        batch = NORMALIZERS[kind](records, self.rollups.spec, now=self.clock(), max_skew=max_skew)
+        batch = NORMALIZERS[kind](
+            records, self.rollups.spec, now=self.clock(), max_skew=max_skew, max_age=self.max_age
+        )
+        batch, _ = self.admit(kind, batch)
         return self.submit(kind, batch, key).result()
 
     def _write_loop(self) -> None:
@@ -356,13 +375,22 @@ class Ingest:
                     "a bulk load needs an empty store; send records through the API to add to one"
                 )
             with self.db.transaction():
-                for kind, table in (("predictions", predictions), ("labels", labels)):
+                pairs: tuple[tuple[Kind, pa.Table | None], ...] = (
+                    ("predictions", predictions),
+                    ("labels", labels),
+                )
+                for kind, table in pairs:
                     if table is None:
                         continue
                     for start in range(0, table.num_rows, BULK_CHUNK):
                         chunk = NORMALIZERS[kind](
-                            table.slice(start, BULK_CHUNK), spec, now=now, max_skew=max_skew
+                            table.slice(start, BULK_CHUNK),
+                            spec,
+                            now=now,
+                            max_skew=max_skew,
+                            max_age=self.max_age,
                         )
+                        chunk, _ = self.admit(kind, chunk)
                         chunk = chunk.append_column("received_at", chunk["ts"])
                         with self.db.registered("mlslo_rows", chunk):
                             self.db.run(f"INSERT INTO {kind} BY NAME SELECT * FROM mlslo_rows")

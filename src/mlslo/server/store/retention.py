@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from mlslo.measure.windows import bucket_floor, scan_range
 from mlslo.server.store.database import Database, naive
+from mlslo.server.store.groups import GroupValues
 from mlslo.server.store.ids import SeenIds
 from mlslo.server.store.rollups import Rollups
 
@@ -27,6 +28,7 @@ class Retention:
         keep: timedelta,
         label_horizon: timedelta,
         seen: SeenIds,
+        groups: GroupValues | None = None,
     ) -> None:
         self.db = db
         self.rollups = rollups
@@ -34,6 +36,7 @@ class Retention:
         self.keep = keep
         self.label_horizon = label_horizon
         self.seen = seen
+        self.groups = groups
         self._forgotten: datetime | None = None
 
     def prune(self) -> dict[str, int]:
@@ -70,6 +73,8 @@ class Retention:
                     f"DELETE FROM {table} WHERE bucket < ? RETURNING 1", [cutoff_bucket]
                 )
                 deleted[table] = len(gone)
+        if self.groups is not None and (deleted["predictions"] or deleted["outcomes"]):
+            self.groups.forget()
         if deleted["predictions"] and (
             self._forgotten is None or now - self._forgotten >= FORGET_EVERY
         ):
