@@ -10,7 +10,7 @@ from typing import Any
 from mlslo.decide.alerts import checks
 from mlslo.decide.gate import GateRun, gate
 from mlslo.errors import UsageError
-from mlslo.measure.attribution import Attribution, attribute, check_by
+from mlslo.measure.attribution import Attribution, attribute, check_by, slo_named
 from mlslo.measure.candidate import Selector
 from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.measure.windows import scan_range, series_step
@@ -44,6 +44,7 @@ def explain_files(
     con: Any | None = None,
 ) -> Attribution:
     """Where the budget of ``slo`` went: its slices by ``by`` and its burning periods."""
+    slo_named(spec, slo)
     check_by(spec, None, by)
     start, end = scan_range(spec, at)
     rollup = scan_files(spec, sources, start=start, end=end, con=con)

@@ -114,7 +114,7 @@ def attribute(
 ) -> Attribution:
     """Rank the slices of ``by`` and the periods of the window of ``slo_name`` at ``at`` by
     the budget they spent."""
-    slo = _slo(spec, slo_name)
+    slo = slo_named(spec, slo_name)
     columns = check_by(spec, rollup, by)
     at = at.astimezone(UTC)
     start, end = slo_bounds(slo, at)
@@ -191,7 +191,7 @@ def _listed(spec: Spec) -> str:
     return "it lists " + ", ".join([*spec.attribution, HOUR])
 
 
-def _slo(spec: Spec, name: str) -> AnySLO:
+def slo_named(spec: Spec, name: str) -> AnySLO:
     for slo in spec.slos:
         if slo.name == name:
             return slo
