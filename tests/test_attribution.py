@@ -507,3 +507,66 @@ def test_api_attribution_matches_the_cli_and_names_by_in_its_errors(live_server,
     assert unknown.json()["errors"][0]["field"] == "slo"
     assert bad_step.status_code == 422
     assert bad_step.json()["errors"][0]["field"] == "step"
+
+
+# --- the dashboard's panel in Chromium ----------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.mark.browser
+@pytest.mark.system("chromium")
+def test_the_slo_page_draws_the_worst_slice_first(live_server, log):
+    from playwright.sync_api import sync_playwright
+
+    frame, _ = log
+    live = live_server(SPEC, now=AT)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with live.client() as http:
+        http.post("/api/v1/predictions", content=arrow_bytes(table), headers=STREAM)
+        api = {
+            column: http.get("/api/v1/slos/uptime/attribution", params={"by": column}).json()
+            for column in ("model_version", "region")
+        }
+    reader = live.token("read")
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(f"{live.url}/?token={reader}")
+            response = page.goto(f"{live.url}/slo/uptime")
+            assert response is not None and response.status == 200
+            panel = page.locator("#attribution")
+            assert panel.locator("h2").inner_text() == "Where the budget went"
+            for column, document in api.items():
+                bars = panel.locator(f'figure[data-column="{column}"] rect.bar')
+                labels = [bars.nth(i).get_attribute("data-label") for i in range(bars.count())]
+                assert labels == [s["label"] for s in document["slices"]][: len(labels)]
+                assert labels, column
+            worst = panel.locator('figure[data-column="region"] rect.bar').first
+            assert worst.get_attribute("data-label") == "region=ap"
+            tops = [
+                float(
+                    panel.locator('figure[data-column="region"] rect.bar').nth(i).get_attribute("y")
+                )
+                for i in range(2)
+            ]
+            assert tops[0] < tops[1]
+            assert "region=ap" in (
+                panel.locator("figure[data-column=region] desc").text_content() or ""
+            )
+        finally:
+            browser.close()
+    assert problems == []

@@ -32,6 +32,7 @@ from mlslo.measure.windows import bucket_ceil, bucket_floor, bucket_start, slo_b
 from mlslo.moments import format_duration
 from mlslo.spec import HOUR, AnySLO, FairnessSLO, Spec, needs_histogram
 from mlslo.stats.confidence import Interval
+from mlslo.stats.histogram import compact
 from mlslo.stats.rollup import BUCKET, SEP, Rollup, numbers
 from mlslo.stats.timeline import Histogram, WindowStats
 
@@ -287,15 +288,18 @@ class _Cells:
         histogram: tuple[Any, Any, Any] | None = None,
         span: tuple[int, int] | None = None,
     ) -> WindowStats:
+        """The statistics of the cells in ``mask``, with the ``histogram`` rows (sorted by
+        bucket) of the buckets in ``span``."""
         values = self.values[mask] if len(self.values) else np.zeros((0, len(self.names)))
         sums = {n: float(values[:, i].sum()) for i, n in enumerate(self.names)}
         found = None
         if histogram is not None:
             buckets, bins, counts = histogram
-            inside = np.ones(len(buckets), dtype=bool)
+            lo, hi = 0, len(buckets)
             if span is not None:
-                inside = (buckets >= span[0]) & (buckets < span[1])
-            found = Histogram(bins[inside], counts[inside])
+                lo = int(np.searchsorted(buckets, span[0], side="left"))
+                hi = int(np.searchsorted(buckets, span[1], side="left"))
+            found = Histogram(bins[lo:hi], counts[lo:hi])
         if not self.grouped:
             return WindowStats(sums, histogram=found)
         picked = [g for g, keep in zip(self.groups, mask, strict=True) if keep]
@@ -474,10 +478,12 @@ def _periods(
     cells = _cells(table, names, (), groups, 0, by_bucket=True)
     hist_steps = None
     if histogram is not None:
-        hist_steps = (np.floor_divide(histogram[0] - b, span), histogram[1], histogram[2])
+        steps = np.floor_divide(histogram[0] - b, span)
+        order = np.argsort(steps, kind="stable")
+        hist_steps = (steps[order], histogram[1][order], histogram[2][order])
     burning: list[tuple[int, Measurement, float]] = []
     for index in sorted(set(cells.buckets.tolist())):
-        m = measure(slo, cells.stats(cells.buckets == index, hist_steps, (index, index + 1)))
+        m = _step_measure(slo, cells.stats(cells.buckets == index, hist_steps, (index, index + 1)))
         if m.n < slo.min_samples:
             continue
         burn = _consumed(slo, m)
@@ -494,7 +500,7 @@ def _periods(
     for run in runs:
         first, last = run[0][0], run[-1][0]
         mask = (cells.buckets >= first) & (cells.buckets <= last)
-        merged = measure(slo, cells.stats(mask, hist_steps, (first, last + 1)))
+        merged = _step_measure(slo, cells.stats(mask, hist_steps, (first, last + 1)))
         lo = max(a, b + first * span)
         hi = min(b, b + (last + 1) * span)
         bad = None
@@ -514,3 +520,16 @@ def _periods(
             )
         )
     return tuple(out)
+
+
+def _step_measure(slo: AnySLO, stats: WindowStats) -> Measurement:
+    """The SLI of one step; a percentile without the interval and the histogram's points,
+    which a step's burn rate does not need and which cost more than the rest."""
+    if not needs_histogram(slo) or stats.histogram is None:
+        return measure(slo, stats)
+    quantile = getattr(slo.sli, "percentile", None)
+    total = stats.histogram.total
+    if quantile is None or total <= 0:
+        return Measurement(None, 0)
+    value = compact(stats.histogram.bins, stats.histogram.counts).percentile(quantile)
+    return Measurement(value, int(total))
