@@ -21,20 +21,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlslo.errors import NotFoundError, UsageError
 from mlslo.measure import budget as budgeting
+from mlslo.measure.cells import Cells, histogram_rows, sum_cells, window_rows
 from mlslo.measure.sli import Measurement, measure
 from mlslo.measure.windows import bucket_ceil, bucket_floor, bucket_start, slo_bounds
 from mlslo.moments import format_duration
 from mlslo.spec import HOUR, AnySLO, FairnessSLO, Spec, needs_histogram
 from mlslo.stats.confidence import Interval
 from mlslo.stats.histogram import compact
-from mlslo.stats.rollup import BUCKET, SEP, Rollup, numbers
-from mlslo.stats.timeline import Histogram, WindowStats
+from mlslo.stats.rollup import BUCKET, Rollup, numbers
+from mlslo.stats.timeline import WindowStats
 
 Kind = Literal["occurrences", "aggregate"]
 MOST_STEPS = 10_000
@@ -121,10 +120,10 @@ def attribute(
     start, end = slo_bounds(slo, at)
     a, b = bucket_ceil(start, spec.bucket), bucket_ceil(end, spec.bucket)
     excluded = _excluded(spec, slo.name)
-    rows, names = _window_rows(rollup, slo.name, a, b, excluded)
-    histogram = _histogram_rows(rollup, slo, a, b, excluded)
+    rows, names = window_rows(rollup, slo.name, a, b, excluded)
+    histogram = histogram_rows(rollup, slo, a, b, excluded)
     groups = tuple(slo.sli.attributes) if isinstance(slo, FairnessSLO) else ()
-    whole = _cells(rows, names, (), groups, rollup.bucket_seconds)
+    whole = sum_cells(rows, names, (), groups, rollup.bucket_seconds)
     everything = np.ones(len(whole.keys), dtype=bool)
     m = measure(slo, whole.stats(everything, histogram))
     kind: Kind = "occurrences" if slo.effective_budgeting == "occurrences" else "aggregate"
@@ -138,7 +137,7 @@ def attribute(
             "per slice: only the periods are attributed"
         )
     else:
-        cells = _cells(rows, names, columns, groups, rollup.bucket_seconds)
+        cells = sum_cells(rows, names, columns, groups, rollup.bucket_seconds)
         slices = _rank(kind, [_slice(slo, kind, cells, key, m) for key in cells.distinct()])
         unattributed = sum(
             float(s.n) for s in slices if s.values and all(v is None for v in s.values)
@@ -209,167 +208,6 @@ def _excluded(spec: Spec, name: str) -> list[tuple[int, int]]:
     ]
 
 
-def _kept(
-    buckets: npt.NDArray[np.int64], a: int, b: int, excluded: Sequence[tuple[int, int]]
-) -> Any:
-    keep = (buckets >= a) & (buckets < b)
-    for lo, hi in excluded:
-        keep &= (buckets < lo) | (buckets >= hi)
-    return keep
-
-
-def _window_rows(
-    rollup: Rollup, slo: str, a: int, b: int, excluded: Sequence[tuple[int, int]]
-) -> tuple[pa.Table, list[str]]:
-    """The rollup's rows of the window (bucket, slice columns, the SLO's statistics) and the
-    names of the statistics."""
-    table = rollup.table
-    prefix = slo + SEP
-    stats = [c for c in table.column_names if c.startswith(prefix)]
-    table = table.select([BUCKET, *rollup.slice_columns, *stats])
-    table = table.rename_columns(
-        [BUCKET, *rollup.slice_columns, *(c[len(prefix) :] for c in stats)]
-    )
-    names = [c[len(prefix) :] for c in stats]
-    if not table.num_rows:
-        return table, names
-    keep = _kept(numbers(table[BUCKET], np.int64), a, b, excluded)
-    return table.filter(pa.array(keep)), names
-
-
-def _histogram_rows(
-    rollup: Rollup, slo: AnySLO, a: int, b: int, excluded: Sequence[tuple[int, int]]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
-    """(bucket, bin, count) arrays of a percentile SLO's histogram in the window."""
-    if not needs_histogram(slo):
-        return None
-    rows = rollup.histograms.get(slo.name)
-    if rows is None or not rows.num_rows:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0)
-    buckets = numbers(rows[BUCKET], np.int64)
-    keep = _kept(buckets, a, b, excluded)
-    return (
-        buckets[keep],
-        numbers(rows["bin"], np.int64)[keep],
-        numbers(rows["count"], np.float64)[keep],
-    )
-
-
-class _Cells:
-    """The window's statistics summed per slice key (and fairness group, and bucket when
-    asked): small arrays the slices and periods are measured from."""
-
-    def __init__(
-        self,
-        keys: list[tuple[Any, ...]],
-        groups: list[tuple[Any, ...]],
-        buckets: npt.NDArray[np.int64],
-        names: list[str],
-        values: npt.NDArray[np.float64],
-        grouped: bool,
-    ) -> None:
-        self.keys = keys
-        self.groups = groups
-        self.buckets = buckets
-        self.names = names
-        self.values = values
-        self.grouped = grouped
-
-    def distinct(self) -> list[tuple[Any, ...]]:
-        return list(dict.fromkeys(self.keys))
-
-    def mask(self, key: tuple[Any, ...]) -> npt.NDArray[np.bool_]:
-        return np.array([k == key for k in self.keys], dtype=bool)
-
-    def stats(
-        self,
-        mask: npt.NDArray[np.bool_],
-        histogram: tuple[Any, Any, Any] | None = None,
-        span: tuple[int, int] | None = None,
-    ) -> WindowStats:
-        """The statistics of the cells in ``mask``, with the ``histogram`` rows (sorted by
-        bucket) of the buckets in ``span``."""
-        values = self.values[mask] if len(self.values) else np.zeros((0, len(self.names)))
-        sums = {n: float(values[:, i].sum()) for i, n in enumerate(self.names)}
-        found = None
-        if histogram is not None:
-            buckets, bins, counts = histogram
-            lo, hi = 0, len(buckets)
-            if span is not None:
-                lo = int(np.searchsorted(buckets, span[0], side="left"))
-                hi = int(np.searchsorted(buckets, span[1], side="left"))
-            found = Histogram(bins[lo:hi], counts[lo:hi])
-        if not self.grouped:
-            return WindowStats(sums, histogram=found)
-        picked = [g for g, keep in zip(self.groups, mask, strict=True) if keep]
-        order = sorted(dict.fromkeys(picked), key=lambda g: tuple(_sort_key(v) for v in g))
-        index = {g: i for i, g in enumerate(order)}
-        codes = np.array([index[g] for g in picked], dtype=np.int64)
-        group_sums = {
-            n: np.bincount(codes, weights=values[:, i], minlength=len(order)).astype(np.float64)
-            for i, n in enumerate(self.names)
-        }
-        return WindowStats(sums, group_sums, order, found)
-
-
-def _sort_key(value: Any) -> tuple[int, str]:
-    return (1, "") if value is None else (0, str(value))
-
-
-def _cells(
-    rows: pa.Table,
-    names: Sequence[str],
-    columns: Sequence[str],
-    groups: Sequence[str],
-    bucket_seconds: int,
-    *,
-    by_bucket: bool = False,
-) -> _Cells:
-    """``rows`` summed per slice key of ``columns`` (``hour``: the hour of the bucket), per
-    fairness group of ``groups`` and, with ``by_bucket``, per bucket."""
-    table = rows
-    if HOUR in columns and table.num_rows:
-        hours = numbers(table[BUCKET], np.int64) * bucket_seconds // 3600 * 3600
-        table = table.append_column("__hour", pa.array(hours, pa.int64()))
-    keys = ["__hour" if c == HOUR else c for c in columns]
-    grouping = list(dict.fromkeys([*keys, *groups, *([BUCKET] if by_bucket else [])]))
-    if not grouping:
-        summed = pa.table(
-            {n: pa.array([pc.sum(table[n]).as_py() or 0.0], pa.float64()) for n in names}
-        )
-        count = 1
-    elif table.num_rows:
-        summed = table.group_by(grouping, use_threads=False).aggregate([(n, "sum") for n in names])
-        summed = summed.rename_columns(
-            [c[:-4] if c.endswith("_sum") and c[:-4] in names else c for c in summed.column_names]
-        )
-        count = summed.num_rows
-    else:
-        return _Cells(
-            [],
-            [],
-            np.zeros(0, dtype=np.int64),
-            list(names),
-            np.zeros((0, len(names))),
-            bool(groups),
-        )
-    lists = {c: summed[c].to_pylist() for c in grouping}
-    if "__hour" in lists:
-        lists["__hour"] = [
-            None if h is None else datetime.fromtimestamp(h, UTC) for h in lists["__hour"]
-        ]
-    slice_keys = [tuple(lists[c][i] for c in keys) for i in range(count)]
-    group_keys = [tuple(lists[c][i] for c in groups) for i in range(count)]
-    buckets = numbers(summed[BUCKET], np.int64) if by_bucket else np.zeros(count, dtype=np.int64)
-    values = (
-        np.column_stack([numbers(summed[n], np.float64) for n in names])
-        if names
-        else np.zeros((count, 0))
-    )
-    return _Cells(slice_keys, group_keys, buckets, list(names), values, bool(groups))
-
-
 def _consumed(slo: AnySLO, m: Measurement) -> float | None:
     """The budget ``m`` spends (timeslices: the slice bound's budget of the window's SLI)."""
     if m.value is None:
@@ -383,7 +221,7 @@ def _consumed(slo: AnySLO, m: Measurement) -> float | None:
 
 
 def _slice(
-    slo: AnySLO, kind: Kind, cells: _Cells, key: tuple[Any, ...], whole: Measurement
+    slo: AnySLO, kind: Kind, cells: Cells, key: tuple[Any, ...], whole: Measurement
 ) -> SliceAttribution:
     mine = cells.mask(key)
     own = measure(slo, cells.stats(mine))
@@ -475,7 +313,7 @@ def _periods(
         table = table.set_column(
             table.column_names.index(BUCKET), BUCKET, pa.array(steps, pa.int64())
         )
-    cells = _cells(table, names, (), groups, 0, by_bucket=True)
+    cells = sum_cells(table, names, (), groups, 0, by_bucket=True)
     hist_steps = None
     if histogram is not None:
         steps = np.floor_divide(histogram[0] - b, span)
