@@ -567,6 +567,9 @@ def test_the_slo_page_draws_the_worst_slice_first(live_server, log):
             assert "region=ap" in (
                 panel.locator("figure[data-column=region] desc").text_content() or ""
             )
+            page.goto(f"{live.url}/slo/lag-p95")
+            caption = page.locator("#attribution figure[data-column=region] figcaption")
+            assert "histogram" in caption.inner_text()
         finally:
             browser.close()
     assert problems == []

@@ -357,7 +357,11 @@ def _attribution(service: Service, at: datetime, name: str) -> dict[str, Any]:
             out["error"] = str(error)
             return out
         out["charts"].append(
-            {"column": column, "svg": attribution_bars(f"attribution-{column}", document)}
+            {
+                "column": column,
+                "svg": attribution_bars(f"attribution-{column}", document),
+                "note": document["slices_reason"],
+            }
         )
     periods = sorted(
         document["periods"], key=lambda p: (-(p["share"] or 0.0), -(p["burn_rate"] or 0.0))
