@@ -206,14 +206,14 @@ def test_any_log_splits_its_bad_events_exactly(tmp_path, rows):
 # --- aggregate SLIs: leave one slice out ---------------------------------------------------------
 
 
-def _check_leave_one_out(document, frame, by, metric, consumed):
+def _check_leave_one_out(document, frame, by, metric, consumed, count=len):
     everything = metric(frame)
     assert document["sli"]["value"] == close(everything)
     assert document["attribution"] == "aggregate"
     for row in document["slices"]:
         mask = slice_of(frame, by, row["values"])
         without = metric(frame[~mask])
-        assert row["n"] == int(mask.sum()), row["label"]
+        assert row["n"] == count(frame[mask]), row["label"]
         assert row["value"] == close(metric(frame[mask])), row["label"]
         assert row["without"] == close(without), row["label"]
         assert row["change"] == close(everything - without, rel=1e-6), row["label"]
@@ -356,6 +356,38 @@ def test_hour_slices_match_a_groupby_of_the_hour(tmp_path):
         "2026-11-20T11:00:00Z",
         "2026-11-20T12:00:00Z",
     }
+
+
+def test_timeslices_leave_one_slice_out_matches_hourly_verdicts(tmp_path):
+    """With timeslices the SLI is the share of good hours: each region is left out of every
+    hour and the hours judged again (pandas oracle); the periods are the bad hours."""
+    frame = incident()
+    path = tmp_path / "incident.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    spec = INCIDENT_SPEC.replace(
+        "objective: {target: 0.99}, window: 1d}",
+        "budgeting: timeslices, slice: 1h, objective: {target: 0.9, timeslice_target: 0.95},"
+        " window: 1d}",
+    )
+    document = explain(spec, path, "up", ["region"])
+
+    def good_hours(part: pd.DataFrame) -> float:
+        hourly = (part.status == "ok").groupby(part.ts.dt.floor("h")).mean()
+        return float((hourly >= 0.95).sum() / len(hourly))
+
+    def consumed(value: float) -> float:
+        return (1 - value) / (1 - 0.9)
+
+    def hours(part: pd.DataFrame) -> int:
+        return part.ts.dt.floor("h").nunique()
+
+    _check_leave_one_out(document, frame, ["region"], good_hours, consumed, hours)
+    assert document["sli"]["value"] == close(21 / 24)
+    assert document["consumed"] == close(consumed(21 / 24))
+    assert document["step"] == "1h"
+    assert [(p["start"], p["end"]) for p in document["periods"]] == [
+        ("2026-11-20T10:00:00Z", "2026-11-20T13:00:00Z")
+    ]
 
 
 # --- the spec, the scan, the store ---------------------------------------------------------------

@@ -30,7 +30,7 @@ from mlslo.measure.sli import Measurement, measure
 from mlslo.measure.windows import bucket_ceil, bucket_floor, bucket_start, slo_bounds
 from mlslo.moments import format_duration
 from mlslo.spec import HOUR, AnySLO, FairnessSLO, Spec, needs_histogram
-from mlslo.stats.confidence import Interval
+from mlslo.stats.confidence import Interval, wilson
 from mlslo.stats.histogram import compact
 from mlslo.stats.rollup import BUCKET, Rollup, numbers
 from mlslo.stats.timeline import WindowStats
@@ -123,9 +123,9 @@ def attribute(
     rows, names = window_rows(rollup, slo.name, a, b, excluded)
     histogram = histogram_rows(rollup, slo, a, b, excluded)
     groups = tuple(slo.sli.attributes) if isinstance(slo, FairnessSLO) else ()
-    whole = sum_cells(rows, names, (), groups, rollup.bucket_seconds)
-    everything = np.ones(len(whole.keys), dtype=bool)
-    m = measure(slo, whole.stats(everything, histogram))
+    judge = _Judge(slo, rows, names, groups, rollup.bucket_seconds, a, b, spec.bucket)
+    whole = judge.cells(())
+    m = judge(whole, np.ones(len(whole.keys), dtype=bool), histogram)
     kind: Kind = "occurrences" if slo.effective_budgeting == "occurrences" else "aggregate"
     consumed = _consumed(slo, m)
     slices: tuple[SliceAttribution, ...] = ()
@@ -137,8 +137,8 @@ def attribute(
             "per slice: only the periods are attributed"
         )
     else:
-        cells = sum_cells(rows, names, columns, groups, rollup.bucket_seconds)
-        slices = _rank(kind, [_slice(slo, kind, cells, key, m) for key in cells.distinct()])
+        cells = judge.cells(columns)
+        slices = _rank(kind, [_slice(slo, kind, judge, cells, key, m) for key in cells.distinct()])
         unattributed = sum(
             float(s.n) for s in slices if s.values and all(v is None for v in s.values)
         )
@@ -209,22 +209,96 @@ def _excluded(spec: Spec, name: str) -> list[tuple[int, int]]:
 
 
 def _consumed(slo: AnySLO, m: Measurement) -> float | None:
-    """The budget ``m`` spends (timeslices: the slice bound's budget of the window's SLI)."""
+    """The budget a window's measurement spends (the same formula as the evaluation's)."""
     if m.value is None:
         return None
-    if slo.effective_budgeting == "occurrences" and m.valid is not None:
+    if slo.effective_budgeting in ("occurrences", "timeslices") and m.valid is not None:
         return budgeting.consumed_occurrences(m.good or 0.0, m.valid, slo.target)
-    if slo.effective_budgeting == "timeslices":
-        assert slo.timeslice_target is not None
-        return budgeting.consumed_aggregate(m.value, slo.timeslice_target, slo.slice_op)
     return budgeting.consumed_aggregate(m.value, slo.target, slo.op)
 
 
+def _step_burn(slo: AnySLO, m: Measurement) -> float | None:
+    """A step's burn rate: its consumed ratio; for timeslices, the SLI against the slice's
+    bound (above 1: a bad slice)."""
+    if slo.effective_budgeting != "timeslices":
+        return _consumed(slo, m)
+    if m.value is None:
+        return None
+    assert slo.timeslice_target is not None
+    return budgeting.consumed_aggregate(m.value, slo.timeslice_target, slo.slice_op)
+
+
+class _Judge:
+    """Measures the window over some cells. With timeslices the window's SLI is the share
+    of good slices, so cells are kept per slice of time (aligned to the window's end, whole
+    slices only, as the evaluation does) and each is judged against the slice's bound."""
+
+    def __init__(
+        self,
+        slo: AnySLO,
+        rows: pa.Table,
+        names: Sequence[str],
+        groups: Sequence[str],
+        bucket_seconds: int,
+        a: int,
+        b: int,
+        bucket: timedelta,
+    ) -> None:
+        self.slo = slo
+        self.names = names
+        self.groups = groups
+        self.bucket_seconds = bucket_seconds
+        self.sliced = slo.effective_budgeting == "timeslices"
+        self.rows = rows
+        if self.sliced and rows.num_rows:
+            assert slo.slice is not None
+            span = int(slo.slice / bucket)
+            index = np.floor_divide(numbers(rows[BUCKET], np.int64) - b, span)
+            whole = index >= -((b - a) // span)
+            self.rows = rows.append_column(TIMESLICE, pa.array(index, pa.int64())).filter(
+                pa.array(whole)
+            )
+
+    def cells(self, columns: Sequence[str]) -> Cells:
+        step = TIMESLICE if self.sliced and self.rows.num_rows else None
+        return sum_cells(
+            self.rows, self.names, columns, self.groups, self.bucket_seconds, step=step
+        )
+
+    def __call__(
+        self, cells: Cells, mask: Any, histogram: tuple[Any, Any, Any] | None = None
+    ) -> Measurement:
+        if not self.sliced:
+            return measure(self.slo, cells.stats(mask, histogram))
+        slo = self.slo
+        assert slo.timeslice_target is not None
+        verdicts = []
+        for index in sorted(set(cells.buckets[mask].tolist())):
+            sliced = measure(slo, cells.stats(mask & (cells.buckets == index)))
+            if sliced.value is None or sliced.n < slo.min_samples:
+                continue
+            verdicts.append(
+                bool(budgeting.is_met(sliced.value, slo.timeslice_target, slo.slice_op))
+            )
+        if not verdicts:
+            return Measurement(None, 0, reason="no slice with enough data in the window")
+        good, total = float(sum(verdicts)), float(len(verdicts))
+        return Measurement(good / total, int(total), wilson(good, total), good, total)
+
+
+TIMESLICE = "__timeslice"
+
+
 def _slice(
-    slo: AnySLO, kind: Kind, cells: Cells, key: tuple[Any, ...], whole: Measurement
+    slo: AnySLO,
+    kind: Kind,
+    judge: _Judge,
+    cells: Cells,
+    key: tuple[Any, ...],
+    whole: Measurement,
 ) -> SliceAttribution:
     mine = cells.mask(key)
-    own = measure(slo, cells.stats(mine))
+    own = judge(cells, mine)
     if kind == "occurrences":
         valid, good = own.valid or 0.0, own.good or 0.0
         bad = valid - good
@@ -243,7 +317,7 @@ def _slice(
             excess=bad - allowed,
             reason=own.reason,
         )
-    rest = measure(slo, cells.stats(~mine))
+    rest = judge(cells, ~mine)
     with_it, without_it = _consumed(slo, whole), _consumed(slo, rest)
     spent = None
     if with_it is not None and without_it is not None:
@@ -277,6 +351,8 @@ def _rank(kind: Kind, slices: list[SliceAttribution]) -> tuple[SliceAttribution,
 
 def _step(slo: AnySLO, bucket: timedelta, a: int, b: int, step: timedelta | None) -> int:
     """The step of the time attribution, in whole buckets."""
+    if step is None and slo.effective_budgeting == "timeslices" and slo.slice is not None:
+        return max(1, int(slo.slice / bucket))
     if step is None:
         window = (b - a) * bucket
         return max(1, math.ceil(window / STEPS_PER_WINDOW / bucket))
@@ -310,10 +386,8 @@ def _periods(
     table = rows
     if table.num_rows:
         steps = np.floor_divide(numbers(table[BUCKET], np.int64) - b, span)
-        table = table.set_column(
-            table.column_names.index(BUCKET), BUCKET, pa.array(steps, pa.int64())
-        )
-    cells = sum_cells(table, names, (), groups, 0, by_bucket=True)
+        table = table.append_column(STEP, pa.array(steps, pa.int64()))
+    cells = sum_cells(table, names, (), groups, 0, step=STEP if table.num_rows else None)
     hist_steps = None
     if histogram is not None:
         steps = np.floor_divide(histogram[0] - b, span)
@@ -324,7 +398,7 @@ def _periods(
         m = _step_measure(slo, cells.stats(cells.buckets == index, hist_steps, (index, index + 1)))
         if m.n < slo.min_samples:
             continue
-        burn = _consumed(slo, m)
+        burn = _step_burn(slo, m)
         if burn is not None and burn > 1 + budgeting.TOLERANCE:
             burning.append((index, m, burn))
     runs: list[list[tuple[int, Measurement, float]]] = []
@@ -351,13 +425,16 @@ def _periods(
                 bucket_start(lo, bucket),
                 bucket_start(hi, bucket),
                 merged.n,
-                _consumed(slo, merged),
+                _step_burn(slo, merged),
                 max(r[2] for r in run),
                 bad,
                 share,
             )
         )
     return tuple(out)
+
+
+STEP = "__step"
 
 
 def _step_measure(slo: AnySLO, stats: WindowStats) -> Measurement:

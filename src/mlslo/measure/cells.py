@@ -135,16 +135,17 @@ def sum_cells(
     groups: Sequence[str],
     bucket_seconds: int,
     *,
-    by_bucket: bool = False,
+    step: str | None = None,
 ) -> Cells:
     """``rows`` summed per slice key of ``columns`` (``hour``: the hour of the bucket), per
-    fairness group of ``groups`` and, with ``by_bucket``, per bucket."""
+    fairness group of ``groups`` and, with ``step``, per value of that integer column
+    (``Cells.buckets``)."""
     table = rows
     if HOUR in columns and table.num_rows:
         hours = numbers(table[BUCKET], np.int64) * bucket_seconds // 3600 * 3600
         table = table.append_column("__hour", pa.array(hours, pa.int64()))
     keys = ["__hour" if c == HOUR else c for c in columns]
-    grouping = list(dict.fromkeys([*keys, *groups, *([BUCKET] if by_bucket else [])]))
+    grouping = list(dict.fromkeys([*keys, *groups, *([step] if step else [])]))
     if not grouping:
         summed = pa.table(
             {n: pa.array([pc.sum(table[n]).as_py() or 0.0], pa.float64()) for n in names}
@@ -172,7 +173,7 @@ def sum_cells(
         ]
     slice_keys = [tuple(lists[c][i] for c in keys) for i in range(count)]
     group_keys = [tuple(lists[c][i] for c in groups) for i in range(count)]
-    buckets = numbers(summed[BUCKET], np.int64) if by_bucket else np.zeros(count, dtype=np.int64)
+    buckets = numbers(summed[step], np.int64) if step else np.zeros(count, dtype=np.int64)
     values = (
         np.column_stack([numbers(summed[n], np.float64) for n in names])
         if names
