@@ -188,6 +188,8 @@ def check_by(spec: Spec, rollup: Rollup | None, by: Sequence[str]) -> tuple[str,
 
 
 def _listed(spec: Spec) -> str:
+    if not spec.attribution:
+        return f"it lists none; {HOUR} is always available"
     return "it lists " + ", ".join([*spec.attribution, HOUR])
 
 
