@@ -292,6 +292,8 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         spec["outcome_columns"] = {"total": "requests"}
     if draw(st.booleans()):
         spec["attributes"] = ["region"]
+    if draw(st.booleans()):
+        spec["attribution"] = ["model_version", "region"]
     spec["slos"] = slos
     if draw(st.booleans()):
         spec["corrections"] = [

@@ -10,6 +10,7 @@ from typing import Any
 from mlslo.decide.alerts import checks
 from mlslo.decide.gate import GateRun, gate
 from mlslo.errors import UsageError
+from mlslo.measure.attribution import Attribution, attribute, check_by, slo_named
 from mlslo.measure.candidate import Selector
 from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.measure.windows import scan_range, series_step
@@ -30,6 +31,24 @@ def evaluate_files(
     start, end = scan_range(spec, at)
     rollup = scan_files(spec, sources, start=start, end=end, con=con)
     return evaluate(spec, rollup, at, series_step=series_step)
+
+
+def explain_files(
+    spec: Spec,
+    sources: Sources,
+    at: datetime,
+    slo: str,
+    by: list[str],
+    *,
+    step: timedelta | None = None,
+    con: Any | None = None,
+) -> Attribution:
+    """Where the budget of ``slo`` went: its slices by ``by`` and its burning periods."""
+    slo_named(spec, slo)
+    check_by(spec, None, by)
+    start, end = scan_range(spec, at)
+    rollup = scan_files(spec, sources, start=start, end=end, con=con)
+    return attribute(spec, rollup, at, slo, by, step=step)
 
 
 def gate_files(

@@ -61,7 +61,8 @@ OUTCOME_TYPES: dict[str, pa.DataType] = {
 
 def attribute_columns(spec: Spec) -> list[str]:
     """Attribute columns a batch may carry: those the spec slices or filters by."""
-    out: list[str] = [a for a in spec.attributes if a not in PREDICTION_FIELDS]
+    declared = dict.fromkeys([*spec.attributes, *spec.attribution])
+    out: list[str] = [a for a in declared if a not in PREDICTION_FIELDS]
     for slo in spec.slos:
         names = list(slo.filter)
         if isinstance(slo, FairnessSLO):

@@ -122,6 +122,8 @@ def _records(spec: Spec, names: _Names) -> dict[str, Any]:
             details[field] = mapping
     if spec.attributes:
         details["attributes"] = list(spec.attributes)
+    if spec.attribution:
+        details["attribution"] = list(spec.attribution)
     body = {
         "description": f"The prediction records mlslo reads for {spec.service}: where each "
         "field lives, and the time resolution (bucket) of their rollups.",

@@ -97,7 +97,7 @@ def slices_of(spec: Spec, extra: Sequence[str]) -> list[str]:
     for slo in spec.slos:
         if isinstance(slo, FairnessSLO):
             out.extend(a for a in slo.sli.attributes if a not in out)
-    out.extend(c for c in extra if c not in out)
+    out.extend(c for c in [*spec.attribution, *extra] if c not in out)
     return out
 
 

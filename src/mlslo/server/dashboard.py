@@ -22,6 +22,7 @@ from mlslo.decide.alerts import checks
 from mlslo.errors import MlsloError
 from mlslo.measure.windows import series_step
 from mlslo.render import charts
+from mlslo.render.attribution import attribution_bars, attribution_json
 from mlslo.render.documents import alerts_json, evaluation_json
 from mlslo.render.format import (
     Shape,
@@ -333,4 +334,42 @@ def _slo(service: Service, at: datetime, name: str) -> dict[str, Any]:
         "charts": slo_charts(entry, slo, service.spec.bucket),
         "slo_alerts": slo_alerts,
         "gauge": charts.gauge(f"gauge-{name}", entry["budget"]["remaining"], status),
+        "attribution": _attribution(service, at, name),
     }
+
+
+MOST_PERIODS = 5
+"""Burning periods the SLO page lists (the API has them all)."""
+
+
+def _attribution(service: Service, at: datetime, name: str) -> dict[str, Any]:
+    """One bar chart per column the spec attributes budgets to, worst slice on top, and the
+    periods that burned most."""
+    columns = service.spec.attribution
+    out: dict[str, Any] = {"columns": list(columns), "charts": [], "periods": [], "step": None}
+    if not columns:
+        return out
+    document: dict[str, Any] = {}
+    for column in columns:
+        try:
+            document = attribution_json(service.explain(name, [column], at))
+        except MlsloError as error:
+            out["error"] = str(error)
+            return out
+        out["charts"].append(
+            {
+                "column": column,
+                "svg": attribution_bars(f"attribution-{column}", document),
+                "note": document["slices_reason"],
+            }
+        )
+    periods = sorted(
+        document["periods"], key=lambda p: (-(p["share"] or 0.0), -(p["burn_rate"] or 0.0))
+    )
+    out["periods"] = [
+        {**p, "burn": f"{p['burn_rate']:.1f}×" if p["burn_rate"] is not None else "–"}
+        for p in periods[:MOST_PERIODS]
+    ]
+    out["more_periods"] = max(len(document["periods"]) - MOST_PERIODS, 0)
+    out["step"] = document["step"]
+    return out

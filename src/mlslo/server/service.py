@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ import httpx
 from mlslo.decide.gate import gate
 from mlslo.decide.policy import Override
 from mlslo.errors import UsageError
+from mlslo.measure.attribution import Attribution, attribute, check_by, slo_named
 from mlslo.measure.candidate import parse_selector
 from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.render.documents import gate_json
@@ -110,6 +111,24 @@ class Service:
             slos=slos,
             repeated_ids=reading.repeated_ids,
         )
+
+    def explain(
+        self,
+        slo: str,
+        by: Sequence[str],
+        at: datetime | None = None,
+        *,
+        step: timedelta | None = None,
+    ) -> Attribution:
+        """Where the budget of ``slo`` went at ``at`` (default: now): its slices by ``by``
+        and its burning periods, from the rollups (no rescan)."""
+        moment = at or self.clock()
+        spec = self.spec
+        slo_named(spec, slo)
+        check_by(spec, None, by)
+        reading = self.store.rollups.at(moment, whole=True)
+        assert not isinstance(reading.rollups, Mapping)
+        return attribute(reading.spec, reading.rollups, moment, slo, by, step=step)
 
     def gate(
         self,

@@ -8,6 +8,7 @@ resolved views of a spec that later stages share: which SLOs a policy rule cover
 """
 
 from mlslo.spec.document import (
+    HOUR,
     Columns,
     Correction,
     Effect,
@@ -46,6 +47,7 @@ from mlslo.spec.types import SPEC_VERSION, Duration, Scalar, UtcDatetime
 
 __all__ = [
     "DIMENSIONS",
+    "HOUR",
     "REGRESSION_METRICS",
     "SLO",
     "SPEC_VERSION",

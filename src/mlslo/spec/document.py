@@ -19,6 +19,11 @@ from mlslo.spec.resolve import resolve
 from mlslo.spec.slos import SLO, AnySLO
 from mlslo.spec.types import AtPath, Duration, Name, Strict, UtcDatetime, closest
 
+HOUR = "hour"
+"""The slice attribution derives from the buckets themselves: the hour each one falls in."""
+NOT_SLICES = ("id", "ts", "event_ts", "latency_ms", "score", "prediction", "label")
+"""Record fields whose values are measurements or ids, never slices."""
+
 # --- data mapping, corrections, policy --------------------------------------------------------
 
 
@@ -178,6 +183,7 @@ class Spec(Strict):
     label_columns: LabelColumns = LabelColumns()
     outcome_columns: OutcomeColumns = OutcomeColumns()
     attributes: list[str] = Field(default_factory=list)
+    attribution: list[str] = Field(default_factory=list)
     slos: list[SLO] = Field(min_length=1)
     corrections: list[Correction] = Field(default_factory=list)
     policy: Policy | None = None
@@ -195,6 +201,27 @@ class Spec(Strict):
                 "bucket must be a whole number of seconds from 1s to 1h that "
                 f"divides a day (1m, 5m, ...), found {format_duration(value)}"
             )
+        return value
+
+    @field_validator("attribution")
+    @classmethod
+    def _attribution(cls, value: list[str]) -> list[str]:
+        for index, name in enumerate(value):
+            if name in value[:index]:
+                raise ValueError(f"'{name}' is listed twice")
+            if name == HOUR:
+                raise ValueError(
+                    f"'{HOUR}' is always available to attribution (the hour of each bucket); "
+                    "leave it out of the list"
+                )
+            if name in NOT_SLICES:
+                raise ValueError(
+                    f"'{name}' takes a different value on nearly every record, so slicing by "
+                    "it would keep one slice per record; list attribute columns such as "
+                    "model_version or region"
+                )
+            if not name.strip():
+                raise ValueError("an empty name is not a column; list attribute columns")
         return value
 
     @model_validator(mode="after")

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from mlslo.render.attribution import attribution_json
 from mlslo.render.documents import evaluation_json
 from mlslo.server.auth import require
-from mlslo.server.errors import ERRORS, moment_param, step_param
+from mlslo.server.errors import ERRORS, ErrorBody, moment_param, step_param
 from mlslo.server.metrics import Metrics
 from mlslo.server.service import Service
 from mlslo.server.store import Token
@@ -31,6 +32,36 @@ def router(service: Service, metrics: Metrics) -> APIRouter:
         step = step_param(series)
         evaluation = await run_in_threadpool(service.evaluate, moment, series_step=step)
         return evaluation_json(evaluation)
+
+    @routes.get(
+        "/api/v1/slos/{name}/attribution",
+        responses={**ERRORS, 404: {"model": ErrorBody, "description": "no SLO of that name"}},
+        tags=["status"],
+    )
+    async def get_attribution(
+        _: Annotated[Token | None, reader],
+        name: str,
+        by: Annotated[
+            str,
+            Query(
+                description="columns to slice by, comma-separated: those the spec lists under "
+                "attribution, and hour"
+            ),
+        ],
+        at: Annotated[
+            str | None, Query(description="as of this ISO-8601 time (default: now)")
+        ] = None,
+        step: Annotated[
+            str | None, Query(description="the step of the burning periods, e.g. 1h")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Where an SLO's budget went: its slices worst first and its burning periods; the
+        JSON of mlslo explain --format json."""
+        moment = moment_param(at, service.clock)
+        span = step_param(step, "step")
+        columns = [c.strip() for c in by.split(",") if c.strip()]
+        result = await run_in_threadpool(service.explain, name, columns, moment, step=span)
+        return attribution_json(result)
 
     @routes.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -317,12 +317,12 @@ def store_scan(spec: Spec) -> BatchScan:
 
 def service_slices(spec: Spec) -> tuple[str, ...]:
     """The service slices its rollups by the fairness attributes, ``model_version`` (for the
-    candidate check) and any attributes the spec declares."""
+    candidate check), any attributes the spec declares and those it attributes budgets to."""
     out: list[str] = []
     for slo in spec.slos:
         if isinstance(slo, FairnessSLO):
             out += slo.sli.attributes
-    out += ["model_version", *spec.attributes]
+    out += ["model_version", *spec.attributes, *spec.attribution]
     return tuple(dict.fromkeys(out))
 
 

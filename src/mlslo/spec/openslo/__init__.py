@@ -33,8 +33,23 @@ _SERVICE_SETTINGS = (
     (fmt.POLICY, "policy"),
     (fmt.POLICIES, "policies"),
 )
-_RECORD_SETTINGS = ("bucket", "columns", "label_columns", "outcome_columns", "attributes")
-_DROPPABLE = ("corrections", "policy", "policies", "default_policy", "notifiers", "attributes")
+_RECORD_SETTINGS = (
+    "bucket",
+    "columns",
+    "label_columns",
+    "outcome_columns",
+    "attributes",
+    "attribution",
+)
+_DROPPABLE = (
+    "corrections",
+    "policy",
+    "policies",
+    "default_policy",
+    "notifiers",
+    "attributes",
+    "attribution",
+)
 
 
 @dataclass(frozen=True)
