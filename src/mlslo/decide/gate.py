@@ -15,6 +15,7 @@ from mlslo.decide.alerts import checks
 from mlslo.decide.policy import BudgetState, Firing, GateDecision, Override, decide
 from mlslo.errors import UsageError
 from mlslo.measure.candidate import CandidateCheck, Selector, candidate_check
+from mlslo.measure.composite import CompositeEvaluation
 from mlslo.measure.evaluate import Evaluation, SLOEvaluation, evaluate
 from mlslo.spec import Policy, Spec
 from mlslo.stats.rollup import Rollup
@@ -48,7 +49,7 @@ def choose_policy(spec: Spec, name: str | None) -> tuple[str, Policy]:
     )
 
 
-def state_of(result: SLOEvaluation, scope: str | None = None) -> BudgetState:
+def state_of(result: SLOEvaluation | CompositeEvaluation, scope: str | None = None) -> BudgetState:
     return BudgetState(
         result.name,
         result.slo.dimension,
@@ -84,7 +85,11 @@ def judge(
     ``firing`` are the alerts firing now (the service's alert loop knows); without them, the
     alerts whose condition holds in ``evaluation``."""
     name, chosen = choose_policy(spec, policy)
-    states = {r.name: state_of(r) for r in evaluation.slos}
+    judged: list[SLOEvaluation | CompositeEvaluation] = [
+        *evaluation.slos,
+        *evaluation.composites,
+    ]
+    states = {r.name: state_of(r) for r in judged}
     if candidate is not None:
         for result in candidate.candidate.slos:
             states[result.name] = state_of(result, candidate.scope)
