@@ -537,3 +537,65 @@ def test_the_service_serves_composites_in_status_metrics_and_alerts(live_server,
     burning = next(a for a in alerts if a.rule.key == "fraud-model/page-1h-5m")
     assert burning.check.long_rate == pytest.approx(served["burn_rates"]["1h"])
     assert "composite SLO fraud-model" in burning.description()
+
+
+def test_a_candidate_is_judged_through_the_composites_it_is_part_of(cli, write_spec, tmp_path):
+    from test_gate import CANDIDATE_SPEC
+
+    spec = write_spec(
+        CANDIDATE_SPEC.replace(
+            "    policies:",
+            "    composites:\n"
+            "      - name: fraud-model\n"
+            "        objective: 0.9\n"
+            "        components: [{slo: uptime}, {slo: fairness, weight: 3}]\n"
+            "    policies:",
+        ).replace(
+            "production: {hard_stop: [fairness, uptime]}", "production: {hard_stop: [fraud-model]}"
+        )
+    )
+    rows = []
+    for version, gap in (("v1", 0), ("v2", 30)):
+        for group, hits in (("A", 90), ("B", 90 - gap)):
+            rows += [(version, group, 1, int(i < hits)) for i in range(100)]
+            rows += [(version, group, 0, int(i < 5)) for i in range(100)]
+    path = tmp_path / "versions.parquet"
+    noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"p{i}" for i in range(len(rows))],
+                "ts": pa.array([noon + timedelta(seconds=i) for i in range(len(rows))]).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
+                "model_version": [r[0] for r in rows],
+                "group": [r[1] for r in rows],
+                "label": [r[2] for r in rows],
+                "prediction": [r[3] for r in rows],
+                "status": ["ok"] * len(rows),
+            }
+        ),
+        path,
+    )
+    args = ["gate", "--spec", str(spec), "--data", str(path), "--at", "2026-11-21T00:00:00Z"]
+    live = cli(*args, "-f", "json")
+    # Live, both versions together: the gap is (0.9 - 0.75) = 0.15, three budgets of fairness.
+    assert live.exit_code == 1, live.stdout
+    assert live.json()["composites"][0]["budget"]["consumed"] == pytest.approx(0.75 * 3)
+    bad = cli(*args, "--candidate", "model_version=v2", "-f", "json")
+    assert bad.exit_code == 1, bad.stdout
+    # The candidate's gap of 0.30 spends 6 budgets of fairness: 0.75 x 6 = 4.5 > 1.
+    assert [(r["slo"], r["rule"], r.get("scope")) for r in bad.json()["reasons"]] == [
+        ("fraud-model", "hard_stop", "candidate model_version=v2")
+    ]
+    assert bad.json()["reasons"][0]["value"] == pytest.approx(1 - 0.75 * 0.30 / 0.05)
+    # v1 alone has no gap: the candidate's composite is untouched by the live v2 records.
+    assert cli(*args, "--candidate", "model_version=v1").exit_code == 0
+
+
+def test_the_report_lists_the_composite(cli, tmp_path):
+    out = tmp_path / "report.md"
+    run = cli("report", *reference_args(REFERENCE / "composite" / "spec.yaml"), "--out", str(out))
+    assert run.exit_code == 0, run.stderr
+    row = next(line for line in out.read_text().splitlines() if "fraud-model" in line)
+    assert "91.47%" in row and "14.7%" in row
