@@ -599,3 +599,16 @@ def test_the_report_lists_the_composite(cli, tmp_path):
     assert run.exit_code == 0, run.stderr
     row = next(line for line in out.read_text().splitlines() if "fraud-model" in line)
     assert "91.47%" in row and "14.7%" in row
+
+
+def test_composites_survive_an_openslo_round_trip():
+    from mlslo.render.openslo import openslo_yaml
+    from mlslo.spec.openslo import import_openslo
+
+    text = reference_spec(**{"fraud-model": {"window": "7d", "undefined": "ignore"}})
+    spec = parse_spec(text)
+    imported = import_openslo([("exported.yaml", openslo_yaml(spec))])
+    assert [str(n) for n in imported.notes] == []
+    assert imported.spec is not None
+    assert imported.spec.composites == spec.composites
+    assert parse_spec(imported.yaml()).composites == spec.composites

@@ -30,11 +30,20 @@ __all__ = ["Note", "OpenSLOImport", "import_openslo", "spec_yaml"]
 _SERVICE_SETTINGS = (
     (fmt.BUDGET_LOW, "budget_low"),
     (fmt.CORRECTIONS, "corrections"),
+    (fmt.COMPOSITES, "composites"),
     (fmt.POLICY, "policy"),
     (fmt.POLICIES, "policies"),
 )
 _RECORD_SETTINGS = ("bucket", "columns", "label_columns", "outcome_columns", "attributes")
-_DROPPABLE = ("corrections", "policy", "policies", "default_policy", "notifiers", "attributes")
+_DROPPABLE = (
+    "corrections",
+    "composites",
+    "policy",
+    "policies",
+    "default_policy",
+    "notifiers",
+    "attributes",
+)
 
 
 @dataclass(frozen=True)
