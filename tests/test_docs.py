@@ -590,6 +590,15 @@ STATED: dict[str, list[tuple[Callable[[Any], Any], str]]] = {
         (_at("slos", 0, "budget", "remaining"), "`remaining = {:.3f}`"),
         (_at("risk_score"), "0.4 × 0.64) / 0.9 = {:.3f}`"),
     ],
+    "Composite": [
+        (_at("composites", 0, "budget", "consumed"), "0.25 × 0.64 + 0.25 × 1 = {:.3f}`"),
+        (_at("composites", 0, "budget", "remaining"), "`remaining = {:.3f}`"),
+        (_at("composites", 0, "budget", "status"), "the status is `{}`"),
+        (_at("composites", 0, "sli", "value"), "1 − 0.1 × 0.853 = {:.4f}`"),
+        (_at("composites", 0, "burn_rates", "1h"), "`burn_rate(1h) = 0.25 × 20 = {:.1f}`"),
+        (_at("composites", 0, "time_to_exhaustion_hours"), "/ 5.0 = {:.1f} h`"),
+        (_at("slos", 1, "burn_rates", "1h"), "uptime burns {:.0f}×"),
+    ],
     "Delayed labels": [
         (_at("slos", 0, "sli", "label_coverage"), "`label_coverage = 10 / 14 = {:.3f}`"),
         (_at("slos", 0, "sli", "estimated", "value"), "`3 / (3 + 0.5 + 0.3) = {:.4f}`"),

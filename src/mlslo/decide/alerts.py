@@ -15,10 +15,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from mlslo.measure.composite import CompositeEvaluation
 from mlslo.measure.evaluate import Evaluation, SLOEvaluation
 from mlslo.moments import format_duration
-from mlslo.spec import AnySLO, Spec
+from mlslo.spec import Spec
 from mlslo.spec.alert_rules import AlertRule, slo_rules
+from mlslo.spec.composites import Judged
 
 Status = Literal["inactive", "pending", "firing", "resolved"]
 Event = Literal["firing", "resolved"]
@@ -112,8 +114,8 @@ class Check:
     last_event: datetime | None = None
 
 
-def check(rule: AlertRule, result: SLOEvaluation, min_samples: int) -> Check:
-    """Whether ``rule`` holds for the evaluated SLO ``result``."""
+def check(rule: AlertRule, result: SLOEvaluation | CompositeEvaluation, min_samples: int) -> Check:
+    """Whether ``rule`` holds for the evaluated SLO (or composite) ``result``."""
     remaining = result.budget.remaining
     hours = result.time_to_exhaustion.get("1h")
     if rule.kind == "absent":
@@ -173,10 +175,14 @@ def check(rule: AlertRule, result: SLOEvaluation, min_samples: int) -> Check:
     )
 
 
-def checks(spec: Spec, evaluation: Evaluation) -> list[tuple[AnySLO, AlertRule, Check]]:
-    """Every rule of every SLO checked against one evaluation."""
-    out = []
-    for result in evaluation.slos:
+def checks(spec: Spec, evaluation: Evaluation) -> list[tuple[Judged, AlertRule, Check]]:
+    """Every rule of every SLO and composite checked against one evaluation."""
+    out: list[tuple[Judged, AlertRule, Check]] = []
+    results: list[SLOEvaluation | CompositeEvaluation] = [
+        *evaluation.slos,
+        *evaluation.composites,
+    ]
+    for result in results:
         for rule in slo_rules(result.slo, spec.bucket):
             out.append((result.slo, rule, check(rule, result, result.slo.min_samples)))
     return out

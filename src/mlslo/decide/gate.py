@@ -15,8 +15,10 @@ from mlslo.decide.alerts import checks
 from mlslo.decide.policy import BudgetState, Firing, GateDecision, Override, decide
 from mlslo.errors import UsageError
 from mlslo.measure.candidate import CandidateCheck, Selector, candidate_check
+from mlslo.measure.composite import CompositeEvaluation, evaluate_composite
 from mlslo.measure.evaluate import Evaluation, SLOEvaluation, evaluate
 from mlslo.spec import Policy, Spec
+from mlslo.spec.references import composite_windows
 from mlslo.stats.rollup import Rollup
 from mlslo.stats.timeline import Timeline
 
@@ -48,7 +50,7 @@ def choose_policy(spec: Spec, name: str | None) -> tuple[str, Policy]:
     )
 
 
-def state_of(result: SLOEvaluation, scope: str | None = None) -> BudgetState:
+def state_of(result: SLOEvaluation | CompositeEvaluation, scope: str | None = None) -> BudgetState:
     return BudgetState(
         result.name,
         result.slo.dimension,
@@ -84,10 +86,16 @@ def judge(
     ``firing`` are the alerts firing now (the service's alert loop knows); without them, the
     alerts whose condition holds in ``evaluation``."""
     name, chosen = choose_policy(spec, policy)
-    states = {r.name: state_of(r) for r in evaluation.slos}
+    judged: list[SLOEvaluation | CompositeEvaluation] = [
+        *evaluation.slos,
+        *evaluation.composites,
+    ]
+    states = {r.name: state_of(r) for r in judged}
     if candidate is not None:
         for result in candidate.candidate.slos:
             states[result.name] = state_of(result, candidate.scope)
+        for composite in candidate_composites(spec, evaluation, candidate):
+            states[composite.name] = state_of(composite, candidate.scope)
     if firing is None:
         firing = firing_now(spec, evaluation) if chosen.block_on_alert else []
     return decide(
@@ -99,6 +107,27 @@ def judge(
         override=override,
         at=evaluation.evaluated_at,
     )
+
+
+def candidate_composites(
+    spec: Spec, evaluation: Evaluation, candidate: CandidateCheck
+) -> list[CompositeEvaluation]:
+    """The composites with a component the candidate is judged on, from the candidate's
+    budgets for those components and the live ones for the others."""
+    results = {r.name: r for r in evaluation.slos}
+    own = {r.name: r for r in candidate.candidate.slos}
+    return [
+        evaluate_composite(
+            composite,
+            {**results, **own},
+            composite_windows(spec, composite),
+            spec.bucket,
+            spec.budget_low,
+        )
+        for composite in spec.composites
+        if any(part.slo in own for part in composite.components)
+        and all(part.slo in results or part.slo in own for part in composite.components)
+    ]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from mlslo.measure.budget import TOLERANCE
 from mlslo.measure.windows import burn_key
 from mlslo.spec import Policy, Spec
 from mlslo.spec.references import coverage
-from mlslo.spec.resolve import resolve
 
 Decision = Literal["allow", "warn", "block"]
 Effect = Literal["warn", "block"]
@@ -206,7 +205,7 @@ def _judge(spec: Spec, policy: Policy, state: BudgetState, covering: list[str]) 
                     )
         for ref, minimum in policy.min_remaining.items():
             if (
-                state.name in resolve(spec.slos, ref).names
+                state.name in spec.resolve(ref).names
                 and state.remaining is not None
                 and state.remaining < minimum - TOLERANCE
             ):
@@ -223,7 +222,7 @@ def _judge(spec: Spec, policy: Policy, state: BudgetState, covering: list[str]) 
                     )
                 )
     for ref, limit in policy.max_burn_rate.items():
-        if state.name not in resolve(spec.slos, ref).names:
+        if state.name not in spec.resolve(ref).names:
             continue
         key = burn_key(limit.window)
         rate = state.burn_rates.get(key)
@@ -270,7 +269,7 @@ def risk_weights(spec: Spec, policy: Policy) -> dict[str, float]:
     assert policy.risk_score is not None
     out: dict[str, float] = {}
     for ref, weight in policy.risk_score.weights.items():
-        names = resolve(spec.slos, ref).names
+        names = spec.resolve(ref).names
         for slo in names:
             out[slo] = out.get(slo, 0.0) + weight / len(names)
     return out

@@ -10,8 +10,10 @@ shorter window alone, so a burn rate of 1 spends exactly the budget over the SLO
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
+from mlslo.measure.windows import burn_key
 from mlslo.spec import Op, Window
 
 TOLERANCE = 1e-9
@@ -27,6 +29,20 @@ class Budget:
     remaining: float | None
     status: Status
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BurnRate:
+    """The share of the budget spent over ``window`` alone, as if that pace went on for the
+    whole SLO window; ``n`` samples behind it."""
+
+    window: timedelta
+    value: float | None
+    n: int
+
+    @property
+    def key(self) -> str:
+        return burn_key(self.window)
 
 
 def consumed_occurrences(good: float, valid: float, target: float) -> float | None:

@@ -17,33 +17,23 @@ from typing import Any
 
 from mlslo.errors import UsageError
 from mlslo.measure import budget as budgeting
+from mlslo.measure.budget import BurnRate
+from mlslo.measure.composite import CompositeEvaluation, evaluate_composite
 from mlslo.measure.sli import Measurement, measure
 from mlslo.measure.windows import (
     bucket_ceil,
     bucket_floor,
     bucket_start,
-    burn_key,
     burn_windows,
     scan_range,
     slo_bounds,
 )
 from mlslo.moments import format_duration
 from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, needs_histogram
-from mlslo.spec.references import policy_windows
+from mlslo.spec.references import composite_windows, extra_windows
 from mlslo.stats.confidence import wilson
 from mlslo.stats.rollup import Rollup
 from mlslo.stats.timeline import Timeline, WindowStats, build_timeline
-
-
-@dataclass(frozen=True)
-class BurnRate:
-    window: timedelta
-    value: float | None
-    n: int
-
-    @property
-    def key(self) -> str:
-        return burn_key(self.window)
 
 
 @dataclass(frozen=True)
@@ -94,11 +84,18 @@ class Evaluation:
     bucket: timedelta = timedelta(minutes=1)
     deduplicated: bool = False
     repeated_ids: int | None = None
+    composites: tuple[CompositeEvaluation, ...] = ()
 
     def get(self, name: str) -> SLOEvaluation:
         for slo in self.slos:
             if slo.name == name:
                 return slo
+        raise KeyError(name)
+
+    def composite(self, name: str) -> CompositeEvaluation:
+        for composite in self.composites:
+            if composite.name == name:
+                return composite
         raise KeyError(name)
 
 
@@ -146,28 +143,49 @@ def evaluate(
     by the store, which passes the ``repeated_ids`` it refused).
 
     ``where`` restricts every SLO to the slices whose attributes take the listed values (used
-    by the candidate check); ``slos`` restricts the evaluation to the named SLOs.
+    by the candidate check); ``slos`` restricts the evaluation to the named SLOs and
+    composites (a composite named is evaluated from all its components).
     """
     at = at.astimezone(UTC)
+    needed = _needed(spec, slos)
     deduplicated = repeated_ids is not None
     if isinstance(data, Rollup):
         deduplicated = deduplicated or data.deduplicated
         if repeated_ids is None:
             repeated_ids = data.repeated_ids
-        timelines = timelines_for(spec, data, at, where=where, slos=slos)
+        timelines = timelines_for(
+            spec, data, at, where=where, slos=None if needed is None else sorted(needed)
+        )
     else:
         if where:
             raise ValueError("'where' needs a rollup, not prebuilt timelines")
         timelines = dict(data)
     if series_step is not None:
         _check_series(spec, at, series_step)
-    results = []
+    results = {}
     for slo in spec.slos:
-        if slos is not None and slo.name not in slos:
+        if needed is not None and slo.name not in needed:
             continue
         view = _Corrected(timelines[slo.name], _excluded(spec, slo.name, spec.bucket))
-        results.append(_evaluate_slo(spec, slo, view, at, series_step))
-    return Evaluation(spec.service, at, tuple(results), spec.bucket, deduplicated, repeated_ids)
+        results[slo.name] = _evaluate_slo(spec, slo, view, at, series_step)
+    composites = tuple(
+        evaluate_composite(c, results, composite_windows(spec, c), spec.bucket, spec.budget_low)
+        for c in spec.composites
+        if slos is None or c.name in slos
+    )
+    shown = tuple(r for name, r in results.items() if slos is None or name in slos)
+    return Evaluation(spec.service, at, shown, spec.bucket, deduplicated, repeated_ids, composites)
+
+
+def _needed(spec: Spec, slos: Sequence[str] | None) -> set[str] | None:
+    """The SLOs to evaluate for the SLOs and composites named (None: all)."""
+    if slos is None:
+        return None
+    out = set(slos)
+    for composite in spec.composites:
+        if composite.name in out:
+            out |= {c.slo for c in composite.components}
+    return out
 
 
 MOST_SERIES_POINTS = 10_000
@@ -243,7 +261,7 @@ def _evaluate_slo(
     if result_budget.status not in ("no_data", "insufficient_data"):
         met = budgeting.is_met(m.value, slo.target, slo.op)
     rates = []
-    for window in burn_windows(slo, bucket, policy_windows(spec, slo.name)):
+    for window in burn_windows(slo, bucket, extra_windows(spec, slo.name)):
         span = int(window / bucket)
         wm = _measure_window(slo, timeline, b - span, b, bucket)
         rates.append(BurnRate(window, _consumed(slo, wm), wm.n))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from mlslo.moments import format_duration
 from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, Window
 from mlslo.spec.alert_rules import rule_windows
-from mlslo.spec.references import policy_windows
+from mlslo.spec.references import extra_windows
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STANDARD_BURN_WINDOWS: tuple[timedelta, ...] = (
@@ -83,7 +83,7 @@ def scan_range(spec: Spec, at: datetime) -> tuple[datetime, datetime]:
     starts = []
     for slo in spec.slos:
         start, end = slo_bounds(slo, at)
-        longest = max(burn_windows(slo, spec.bucket, policy_windows(spec, slo.name)))
+        longest = max(burn_windows(slo, spec.bucket, extra_windows(spec, slo.name)))
         starts.append(min(start, end - longest))
     return min(starts), at
 

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 from mlslo.decide.alerts import Check
 from mlslo.decide.policy import GateDecision, Override, Reason
 from mlslo.measure.candidate import CandidateCheck
+from mlslo.measure.composite import CompositeEvaluation
 from mlslo.measure.evaluate import Evaluation, SLOEvaluation
 from mlslo.moments import format_duration
 from mlslo.render.format import iso, json_number
 from mlslo.spec import AnySLO
 from mlslo.spec.alert_rules import AlertRule
+from mlslo.spec.composites import Judged
 
 if TYPE_CHECKING:
     pass
@@ -106,14 +108,58 @@ def slo_json(result: SLOEvaluation) -> dict[str, Any]:
     return _json_dict(out)
 
 
+def composite_json(result: CompositeEvaluation) -> dict[str, Any]:
+    """A composite SLO: its reliability against its objective, its budget (the weighted
+    consumption of its components'), burn rates, and each component's part."""
+    composite = result.composite
+    return _json_dict(
+        {
+            "name": composite.name,
+            "dimension": composite.dimension,
+            "metric": composite.metric,
+            "description": composite.description,
+            "window": str(composite.window),
+            "undefined": composite.undefined,
+            "objective": {"op": ">=", "target": composite.objective},
+            "sli": {"value": result.value},
+            "met": result.met,
+            "budget": {
+                "consumed": result.budget.consumed,
+                "remaining": result.budget.remaining,
+                "status": result.budget.status,
+                "reason": result.budget.reason,
+            },
+            "components": [
+                {
+                    "slo": part.slo,
+                    "weight": part.weight,
+                    "status": part.status,
+                    "consumed": part.consumed,
+                    "counted": part.counted,
+                    "undefined": part.undefined,
+                }
+                for part in result.components
+            ],
+            "burn_rates": {r.key: r.value for r in result.burn_rates},
+            "burn_rate_samples": {r.key: r.n for r in result.burn_rates},
+            "time_to_exhaustion_hours": result.time_to_exhaustion.get("1h"),
+            "time_to_exhaustion": dict(result.time_to_exhaustion),
+        }
+    )
+
+
 def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
-    """The evaluation as the JSON document of ``mlslo evaluate --format json``."""
-    return {
+    """The evaluation as the JSON document of ``mlslo evaluate --format json`` (with
+    ``composites`` when the spec has any)."""
+    out: dict[str, Any] = {
         "service": evaluation.service,
         "evaluated_at": iso(evaluation.evaluated_at),
         "records": records_json(evaluation),
         "slos": [slo_json(s) for s in evaluation.slos],
     }
+    if evaluation.composites:
+        out["composites"] = [composite_json(c) for c in evaluation.composites]
+    return out
 
 
 def records_json(evaluation: Evaluation) -> dict[str, Any]:
@@ -177,6 +223,8 @@ def gate_json(
         "override": override_json(decision.override),
         "slos": [slo_json(s) for s in evaluation.slos],
     }
+    if evaluation.composites:
+        out["composites"] = [composite_json(c) for c in evaluation.composites]
     if candidate is not None:
         key, value = candidate.selector
         out["candidate"] = {
@@ -188,7 +236,7 @@ def gate_json(
 
 
 def alerts_json(
-    evaluation: Evaluation, results: Sequence[tuple[AnySLO, AlertRule, Check]]
+    evaluation: Evaluation, results: Sequence[tuple[Judged, AlertRule, Check]]
 ) -> dict[str, Any]:
     """Each rule's check at one moment (no state: what would fire)."""
     rows = []

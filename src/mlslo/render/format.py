@@ -16,6 +16,7 @@ from typing import Any
 from mlslo.measure.windows import burn_key, headline_windows
 from mlslo.moments import format_duration
 from mlslo.spec import AnySLO, Window
+from mlslo.spec.composites import Composite, Judged
 
 SHARE_METRICS = ("availability", "fast_share", "fresh_share")
 STATUS_WORDS = {
@@ -176,8 +177,15 @@ def status_icon(status: str) -> str:
     return STATUS_WORDS[status][0]
 
 
-def slo_title(slo: AnySLO) -> str:
-    """``SLO name (dimension: metric objective over window)``: how alerts name their SLO."""
+def slo_title(slo: Judged) -> str:
+    """``SLO name (dimension: metric objective over window)``: how alerts name their SLO
+    (a composite: its objective and weighted components)."""
+    if isinstance(slo, Composite):
+        parts = ", ".join(f"{name} {share_text(w)}" for name, w in slo.weights.items())
+        return (
+            f"composite SLO {slo.name} (reliability >= {slo.objective * 100:g}% from {parts} "
+            f"over {slo.window})"
+        )
     return (
         f"SLO {slo.name} ({slo.dimension}: {slo.metric} {slo_objective_text(slo)} "
         f"over {slo.window})"

@@ -12,8 +12,8 @@ from mlslo.decide.alerts import AlertState, Check
 from mlslo.moments import format_duration
 from mlslo.render.documents import check_fields
 from mlslo.render.format import hours_text, iso, rate_text, share_text, slo_title, threshold_text
-from mlslo.spec import AnySLO
 from mlslo.spec.alert_rules import AlertRule
+from mlslo.spec.composites import Judged
 
 Kind = Literal["firing", "resolved", "repeat"]
 
@@ -23,7 +23,7 @@ class Alert:
     """A rule of an SLO with its latest check and state: what notifications describe."""
 
     service: str
-    slo: AnySLO
+    slo: Judged
     rule: AlertRule
     check: Check
     state: AlertState

@@ -6,9 +6,9 @@ SLO with its indicator inline, an ``AlertCondition`` and an ``AlertPolicy`` per 
 
 What OpenSLO has a field for is written there; the SLI itself is carried in a
 ``metricSource`` of type ``mlslo`` with its parameters; what OpenSLO cannot say (policies,
-corrections, aggregate budgeting, the short window of a burn-rate rule, ...) is kept in
-``mlslo.dev/`` annotations, so :func:`mlslo.spec.openslo.import_openslo` gives the same spec
-back. docs/openslo.md has the table.
+corrections, composite SLOs, aggregate budgeting, the short window of a burn-rate rule, ...)
+is kept in ``mlslo.dev/`` annotations, so :func:`mlslo.spec.openslo.import_openslo` gives
+the same spec back. docs/openslo.md has the table.
 """
 
 from __future__ import annotations
@@ -100,6 +100,10 @@ def _service(spec: Spec, names: _Names) -> dict[str, Any]:
     if spec.corrections:
         annotations[fmt.CORRECTIONS] = _json(
             [c.model_dump(mode="json", exclude_unset=True) for c in spec.corrections]
+        )
+    if spec.composites:
+        annotations[fmt.COMPOSITES] = _json(
+            [c.model_dump(mode="json", exclude_unset=True, by_alias=True) for c in spec.composites]
         )
     if spec.policy is not None:
         annotations[fmt.POLICY] = _json(spec.policy.model_dump(mode="json", exclude_unset=True))

@@ -18,6 +18,7 @@ from mlslo.moments import format_duration
 from mlslo.render.format import slo_title
 from mlslo.spec import AnySLO, Spec
 from mlslo.spec.alert_rules import AlertRule, slo_rules
+from mlslo.spec.composites import Composite, Judged
 
 BURN = "slo:mlslo_burn_rate:min_long_short"
 SAMPLES = "slo:mlslo_burn_rate_samples:min_long_short"
@@ -33,7 +34,7 @@ def _selector(labels: dict[str, str]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def _burn_rules(service: str, slo: AnySLO, rule: AlertRule) -> tuple[list[Any], list[Any]]:
+def _burn_rules(service: str, slo: Judged, rule: AlertRule) -> tuple[list[Any], list[Any]]:
     assert rule.long is not None and rule.short is not None and rule.burn_rate is not None
     keys = list(dict.fromkeys([format_duration(rule.long), format_duration(rule.short)]))
     windows = "|".join(keys)
@@ -99,14 +100,15 @@ def prometheus_rules(spec: Spec) -> dict[str, Any]:
     """The rule groups for ``spec`` as a YAML-ready document."""
     recording: list[Any] = []
     alerting: list[Any] = []
-    for slo in spec.slos:
+    judged: list[Judged] = [*spec.slos, *spec.composites]
+    for slo in judged:
         for rule in slo_rules(slo, spec.bucket):
             if rule.kind == "burn":
                 more_recording, more_alerts = _burn_rules(spec.service, slo, rule)
                 recording += more_recording
                 alerting += more_alerts
                 continue
-            if rule.kind == "absent":
+            if rule.kind == "absent" and not isinstance(slo, Composite):
                 alerting.append(_absent_rule(spec.service, slo, rule))
                 continue
             selector = _selector({"service": spec.service, "slo": slo.name, "status": "exhausted"})

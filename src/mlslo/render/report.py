@@ -12,6 +12,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mlslo.render.format import (
+    NONE,
     Shape,
     headline_rates,
     met_text,
@@ -70,6 +71,22 @@ def _summary(document: Mapping[str, Any], spec: Spec) -> list[dict[str, str]]:
                 "icon": icon,
                 "status": words,
                 "rates": headline_rates(entry, spec.slo(entry["name"]).window, spec.bucket),
+            }
+        )
+    for entry in document.get("composites", []):
+        status = entry["budget"]["status"]
+        value = entry["sli"]["value"]
+        rows.append(
+            {
+                "name": entry["name"],
+                "dimension": entry["dimension"],
+                "value": NONE if value is None else f"{value * 100:.2f}%",
+                "target": f">= {entry['objective']['target'] * 100:g}%",
+                "met": met_text(entry["met"]),
+                "remaining": share_text(entry["budget"]["remaining"]),
+                "icon": status_icon(status),
+                "status": status_text(status),
+                "rates": headline_rates(entry, spec.composite(entry["name"]).window, spec.bucket),
             }
         )
     return rows

@@ -13,6 +13,7 @@ from mlslo.measure.evaluate import Evaluation
 from mlslo.moments import format_duration
 from mlslo.render.documents import evaluation_json
 from mlslo.render.format import (
+    NONE,
     Shape,
     headline_rates,
     hours_text,
@@ -26,11 +27,11 @@ from mlslo.render.format import (
     value_text,
 )
 from mlslo.render.views import skew_note
-from mlslo.spec import AnySLO, Policy
+from mlslo.spec import AnySLO, Policy, Window
 from mlslo.spec.alert_rules import AlertRule
+from mlslo.spec.composites import Judged
 from mlslo.spec.document import Spec
 from mlslo.spec.references import coverage
-from mlslo.spec.resolve import resolve
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,12 +76,32 @@ def _cells(entry: Mapping[str, Any], slo: AnySLO, bucket: timedelta, gap: str) -
     ]
 
 
+def _composite_cells(entry: Mapping[str, Any], window: Window, bucket: timedelta) -> list[str]:
+    """A composite's row: its reliability against its objective, then its budget."""
+    value = entry["sli"]["value"]
+    return [
+        entry["name"],
+        entry["dimension"],
+        NONE if value is None else f"{value * 100:.2f}%",
+        f">= {entry['objective']['target'] * 100:g}%",
+        met_text(entry["met"]),
+        share_text(entry["budget"]["remaining"]),
+        status_text(entry["budget"]["status"]),
+        headline_rates(entry, window, bucket),
+        hours_text(entry["time_to_exhaustion_hours"]),
+    ]
+
+
 def _rows(evaluation: Evaluation, gap: str) -> list[tuple[str, list[str]]]:
     document = evaluation_json(evaluation)
-    return [
+    rows = [
         (entry["budget"]["status"], _cells(entry, result.slo, evaluation.bucket, gap))
         for entry, result in zip(document["slos"], evaluation.slos, strict=True)
     ]
+    for entry, composite in zip(document.get("composites", []), evaluation.composites, strict=True):
+        cells = _composite_cells(entry, composite.composite.window, evaluation.bucket)
+        rows.append((entry["budget"]["status"], cells))
+    return rows
 
 
 def evaluation_table(evaluation: Evaluation) -> Table:
@@ -127,6 +148,14 @@ def reasons(document: Mapping[str, Any]) -> list[str]:
             pair = " vs ".join(",".join(f"{k}={v}" for k, v in g.items()) for g in sli["between"])
             what = "lowest ratio" if entry["metric"] == "disparate_impact_ratio" else "widest gap"
             out.append(f"{name}: {what} between {pair}")
+    for entry in document.get("composites", []):
+        for part in entry["components"]:
+            if part["undefined"]:
+                counted = "counted as fully consumed" if part["counted"] else "left out"
+                out.append(
+                    f"{entry['name']}: component {part['slo']} is not judged "
+                    f"({status_text(part['status'])}); {counted}"
+                )
     return out
 
 
@@ -248,7 +277,7 @@ def gate_lines(document: Mapping[str, Any]) -> list[Text | Table]:
 
 def alerts_table(
     evaluation: Evaluation,
-    results: Sequence[tuple[AnySLO, AlertRule, Check]],
+    results: Sequence[tuple[Judged, AlertRule, Check]],
     *,
     show_all: bool = False,
 ) -> Table:
@@ -321,6 +350,12 @@ def validation_summary(file: str, spec: Spec) -> str:
     policies = spec.all_policies()
     extra = f"; policies: {', '.join(policies)}" if policies else ""
     lines = [f"{file}: valid — service {spec.service}, {len(spec.slos)} SLOs: {names}{extra}"]
+    for composite in spec.composites:
+        parts = ", ".join(f"{n} {share_text(w)}" for n, w in composite.weights.items())
+        lines.append(
+            f"composite {composite.name}: reliability >= {composite.objective * 100:g}% "
+            f"from {parts}"
+        )
     for name, policy in policies.items():
         lines.append(f"policy {name}:")
         lines += [f"  {rule:<15} {text}" for rule, text in _rule_texts(spec, policy)]
@@ -337,14 +372,14 @@ def _rule_texts(spec: Spec, policy: Policy) -> list[tuple[str, str]]:
     minimums = [
         f"{slo} ≥ {share_text(minimum)}"
         for ref, minimum in policy.min_remaining.items()
-        for slo in resolve(spec.slos, ref).names
+        for slo in spec.resolve(ref).names
     ]
     if minimums:
         out.append(("min_remaining", ", ".join(minimums)))
     rates = [
         f"{slo} ≤ {threshold_text(limit.rate)} over {format_duration(limit.window)}"
         for ref, limit in policy.max_burn_rate.items()
-        for slo in resolve(spec.slos, ref).names
+        for slo in spec.resolve(ref).names
     ]
     if rates:
         out.append(("max_burn_rate", ", ".join(rates)))

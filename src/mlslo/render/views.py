@@ -51,6 +51,24 @@ def thresholds(slo: AnySLO, bucket: timedelta) -> dict[str, float]:
     return out
 
 
+def burndown_svg(entry: Mapping[str, Any], chart_id: str) -> str | None:
+    """The budget left as the window fills up, against spending it evenly (None without a
+    burn-down in the entry: it comes with a series)."""
+    burndown = entry.get("burndown") or []
+    if not burndown:
+        return None
+    start, end = _moment(entry["window_start"]), _moment(entry["window_end"])
+    return charts.time_series(
+        chart_id,
+        f"{entry['name']}: error budget left over the window",
+        [(_moment(p["t"]), p["remaining"]) for p in burndown],
+        ideal=[(start, 1.0), (end, 0.0)],
+        y_label=lambda v: f"{v * 100:.0f}%",
+        lines=[charts.Line(0.0, "budget gone")],
+        colour=charts.BLUE,
+    )
+
+
 def slo_charts(
     entry: Mapping[str, Any], slo: AnySLO, bucket: timedelta, prefix: str = "c"
 ) -> list[Chart]:
@@ -62,21 +80,12 @@ def slo_charts(
     def fmt(value: float) -> str:
         return bound_text(shape, value, significant=3)
 
-    burndown = entry.get("burndown") or []
-    if burndown:
-        start, end = _moment(entry["window_start"]), _moment(entry["window_end"])
+    burndown = burndown_svg(entry, f"{prefix}-burndown")
+    if burndown is not None:
         out.append(
             Chart(
                 "Error budget burn-down",
-                charts.time_series(
-                    f"{prefix}-burndown",
-                    f"{name}: error budget left over the window",
-                    [(_moment(p["t"]), p["remaining"]) for p in burndown],
-                    ideal=[(start, 1.0), (end, 0.0)],
-                    y_label=lambda v: f"{v * 100:.0f}%",
-                    lines=[charts.Line(0.0, "budget gone")],
-                    colour=charts.BLUE,
-                ),
+                burndown,
                 "The dashed grey line spends the budget evenly; above it, the SLO is doing better "
                 "than that.",
             )

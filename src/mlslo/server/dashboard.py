@@ -9,7 +9,7 @@ printed by ``mlslo demo``.
 from __future__ import annotations
 
 import urllib.parse
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -36,6 +36,7 @@ from mlslo.render.format import (
 )
 from mlslo.render.views import (
     burn_cells,
+    burndown_svg,
     by_name,
     facts,
     skew_note,
@@ -43,6 +44,7 @@ from mlslo.render.views import (
 )
 from mlslo.server.errors import ApiError, moment_param
 from mlslo.server.service import Service
+from mlslo.spec import Window
 
 COOKIE = "mlslo_token"
 templates = Environment(
@@ -186,6 +188,9 @@ def add_dashboard(app: FastAPI, service: Service) -> None:
         if isinstance(opened, Response):
             return opened
         at, live = opened
+        if name in {c.name for c in service.spec.composites}:
+            query = "" if live else "?" + urllib.parse.urlencode({"at": at.isoformat()})
+            return RedirectResponse(f"/{query}#composite-{name}", status_code=303)
         if name not in {s.name for s in service.spec.slos}:
             return page(
                 "login.html",
@@ -218,7 +223,8 @@ class BadMoment(Exception):
 
 
 def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
-    evaluation = service.evaluate(at)
+    step = min(series_step(s.window) for s in service.spec.slos)
+    evaluation = service.evaluate(at, series_step=step)
     document = evaluation_json(evaluation)
     cards = []
     for entry in document["slos"]:
@@ -252,6 +258,7 @@ def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
                 "gauge": charts.gauge(f"gauge-{entry['name']}", remaining, status),
                 "tte": None if hours is None or hours <= 0 else hours_text(hours),
                 "rates": headline_rates(entry, slo.window, evaluation.bucket),
+                "burndown": burndown_svg(entry, f"burndown-{entry['name']}"),
                 "notes": [
                     note
                     for note in (
@@ -282,10 +289,51 @@ def _overview(service: Service, at: datetime, live: bool) -> dict[str, Any]:
             if row["status"] == "firing"
         ]
     return {
+        "composites": [
+            _composite_card(entry, result.composite.window, evaluation.bucket)
+            for entry, result in zip(
+                document.get("composites", []), evaluation.composites, strict=True
+            )
+        ],
         "cards": cards,
         "gate": gate,
         "gate_icon": GATE_ICON.get(gate["decision"], "") if gate else "",
         "alerts": alerts,
+    }
+
+
+def _composite_card(entry: dict[str, Any], window: Window, bucket: timedelta) -> dict[str, Any]:
+    """A composite's card: its reliability and budget, and each component's part."""
+    status = entry["budget"]["status"]
+    remaining = entry["budget"]["remaining"]
+    value = entry["sli"]["value"]
+    hours = entry["time_to_exhaustion_hours"]
+    met = entry["met"]
+    return {
+        "name": entry["name"],
+        "status": status,
+        "icon": status_icon(status),
+        "status_text": status_text(status),
+        "target": f"reliability >= {entry['objective']['target'] * 100:g}%",
+        "window": entry["window"],
+        "value": "—" if value is None else f"{value * 100:.2f}%",
+        "raw_value": "" if value is None else value,
+        "met": "objective met" if met else ("objective NOT met" if met is False else "not judged"),
+        "remaining": share_text(remaining),
+        "raw_remaining": "" if remaining is None else remaining,
+        "gauge": charts.gauge(f"gauge-{entry['name']}", remaining, status),
+        "tte": None if hours is None or hours <= 0 else hours_text(hours),
+        "rates": headline_rates(entry, window, bucket),
+        "components": [
+            {
+                "slo": part["slo"],
+                "weight": share_text(part["weight"]),
+                "consumed": share_text(part["consumed"]) if part["counted"] else "left out",
+                "status": status_text(part["status"]),
+                "undefined": part["undefined"],
+            }
+            for part in entry["components"]
+        ],
     }
 
 

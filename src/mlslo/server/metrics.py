@@ -2,7 +2,8 @@
 
 Names follow Prometheus conventions: base units, ``_ratio`` for shares, ``_total`` for
 counters. The SLO series carry ``service``, ``slo``, ``dimension`` and ``window`` labels;
-burn rates add ``burn_window``.
+burn rates add ``burn_window``. A composite SLO has the same series, with
+``dimension="composite"`` and its reliability as the SLI.
 """
 
 from __future__ import annotations
@@ -151,7 +152,36 @@ def slo_families(evaluation: Evaluation) -> Iterator[Metric]:
             families["tte"].add_metric(labels, tte * 3600)
         if result.last_event is not None:
             families["last_event"].add_metric(labels, result.last_event.timestamp())
+    weights = GaugeMetricFamily(
+        "mlslo_composite_weight",
+        "Each component's share of a composite SLO's weights (they sum to 1)",
+        labels=["service", "composite", "slo"],
+    )
+    for composite in evaluation.composites:
+        spec = composite.composite
+        labels = [evaluation.service, spec.name, spec.dimension, str(spec.window)]
+        if composite.value is not None:
+            families["sli"].add_metric([*labels, spec.metric], composite.value)
+        families["target"].add_metric([*labels, ">="], spec.objective)
+        if composite.budget.remaining is not None:
+            families["remaining"].add_metric(labels, composite.budget.remaining)
+        if composite.budget.consumed is not None:
+            families["consumed"].add_metric(labels, composite.budget.consumed)
+        for rate in composite.burn_rates:
+            if rate.value is not None:
+                families["burn"].add_metric([*labels, rate.key], rate.value)
+            families["burn_samples"].add_metric([*labels, rate.key], rate.n)
+        if composite.met is not None:
+            families["met"].add_metric(labels, 1.0 if composite.met else 0.0)
+        families["status"].add_metric([*labels, composite.budget.status], 1.0)
+        tte = composite.time_to_exhaustion.get("1h")
+        if tte is not None:
+            families["tte"].add_metric(labels, tte * 3600)
+        for part in composite.components:
+            weights.add_metric([evaluation.service, spec.name, part.slo], part.weight)
     yield from families.values()
+    if evaluation.composites:
+        yield weights
 
 
 class Metrics:

@@ -18,8 +18,9 @@ from datetime import timedelta
 from typing import Literal
 
 from mlslo.moments import format_duration
+from mlslo.spec.composites import Composite
 from mlslo.spec.document import Spec
-from mlslo.spec.slos import AnySLO
+from mlslo.spec.slos import AnySLO, BurnAlert, Window
 
 Severity = Literal["page", "ticket"]
 BURN_ALERT = "MlsloErrorBudgetBurn"
@@ -65,27 +66,39 @@ class AlertRule:
         return {"exhausted": EXHAUSTED_ALERT, "absent": ABSENT_ALERT}.get(self.kind, BURN_ALERT)
 
 
-def slo_rules(slo: AnySLO, bucket: timedelta) -> list[AlertRule]:
+def slo_rules(slo: AnySLO | Composite, bucket: timedelta) -> list[AlertRule]:
     """The SLO's rules: its own ``alerts:``, or the Workbook scheme scaled to its window.
 
     When scaling makes two rules read the same windows with the same severity (a short SLO
     window, a coarse bucket), only the one with the lower threshold is kept: it fires
-    whenever the other would."""
-    if slo.alerts is not None:
+    whenever the other would. A composite has the burn and exhausted rules (its components
+    have their own absent rules)."""
+    rules = [*burn_rules(slo.name, slo.alerts, slo.window, bucket)]
+    rules.append(AlertRule(slo.name, "exhausted", "ticket"))
+    if slo.absent_after is not None:
+        rules.append(AlertRule(slo.name, "absent", ABSENT_SEVERITY.get(slo.dimension, "ticket")))
+    return rules
+
+
+def burn_rules(
+    name: str, alerts: list[BurnAlert] | None, window: Window, bucket: timedelta
+) -> list[AlertRule]:
+    """The burn-rate rules of ``alerts``, or of the Workbook scheme scaled to ``window``."""
+    if alerts is not None:
         candidates = [
             AlertRule(
-                slo.name, "burn", a.severity, a.long, a.short, a.burn_rate, a.for_ or timedelta(0)
+                name, "burn", a.severity, a.long, a.short, a.burn_rate, a.for_ or timedelta(0)
             )
-            for a in slo.alerts
+            for a in alerts
         ]
     else:
         candidates = [
             AlertRule(
-                slo.name,
+                name,
                 "burn",
                 severity,
-                slo.window.scale(long, bucket),
-                slo.window.scale(short, bucket),
+                window.scale(long, bucket),
+                window.scale(short, bucket),
                 rate,
             )
             for long, short, rate, severity in WORKBOOK
@@ -95,16 +108,14 @@ def slo_rules(slo: AnySLO, bucket: timedelta) -> list[AlertRule]:
         other = kept.get(rule.name)
         if other is None or (rule.burn_rate or 0.0) < (other.burn_rate or 0.0):
             kept[rule.name] = rule
-    rules = [*kept.values(), AlertRule(slo.name, "exhausted", "ticket")]
-    if slo.absent_after is not None:
-        rules.append(AlertRule(slo.name, "absent", ABSENT_SEVERITY.get(slo.dimension, "ticket")))
-    return rules
+    return list(kept.values())
 
 
 def spec_rules(spec: Spec) -> list[AlertRule]:
-    return [rule for slo in spec.slos for rule in slo_rules(slo, spec.bucket)]
+    judged: list[AnySLO | Composite] = [*spec.slos, *spec.composites]
+    return [rule for slo in judged for rule in slo_rules(slo, spec.bucket)]
 
 
-def rule_windows(slo: AnySLO, bucket: timedelta) -> set[timedelta]:
+def rule_windows(slo: AnySLO | Composite, bucket: timedelta) -> set[timedelta]:
     """Every window the SLO's rules read (so the evaluation computes their burn rates)."""
     return {w for r in slo_rules(slo, bucket) for w in (r.long, r.short) if w is not None}

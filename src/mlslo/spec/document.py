@@ -15,7 +15,8 @@ from pydantic import (
 )
 
 from mlslo.moments import format_duration
-from mlslo.spec.resolve import resolve
+from mlslo.spec.composites import Composite
+from mlslo.spec.resolve import Resolved, resolve
 from mlslo.spec.slos import SLO, AnySLO
 from mlslo.spec.types import AtPath, Duration, Name, Strict, UtcDatetime, closest
 
@@ -185,6 +186,7 @@ class Spec(Strict):
     attributes: list[str] = Field(default_factory=list)
     attribution: list[str] = Field(default_factory=list)
     slos: list[SLO] = Field(min_length=1)
+    composites: list[Composite] = Field(default_factory=list)
     corrections: list[Correction] = Field(default_factory=list)
     policy: Policy | None = None
     policies: dict[Name, Policy] = Field(default_factory=dict)
@@ -243,6 +245,7 @@ class Spec(Strict):
                         index,
                         what,
                     )
+        self._check_composites(names)
         for index, correction in enumerate(self.corrections):
             for name in correction.slos or []:
                 if name not in names:
@@ -265,7 +268,7 @@ class Spec(Strict):
             )
             for ref, sub in policy.references():
                 try:
-                    resolve(self.slos, ref)
+                    self.resolve(ref)
                 except ValueError as exc:
                     raise AtPath(str(exc), *where, *sub) from None
             for ref, limit in policy.max_burn_rate.items():
@@ -281,6 +284,69 @@ class Spec(Strict):
         if self.default_policy is not None and self.default_policy not in self.all_policies():
             raise AtPath(f"'{self.default_policy}' is not defined under policies", "default_policy")
         return self
+
+    def _check_composites(self, names: list[str]) -> None:
+        seen: list[str] = []
+        for index, composite in enumerate(self.composites):
+            if composite.name in names:
+                raise AtPath(
+                    f"'{composite.name}' is already the name of an SLO; a composite needs a "
+                    "name of its own",
+                    "composites",
+                    index,
+                    "name",
+                )
+            if composite.name in seen:
+                raise AtPath(
+                    f"composite name '{composite.name}' is used twice; names must be unique",
+                    "composites",
+                    index,
+                    "name",
+                )
+            seen.append(composite.name)
+            if composite.window.rolling is not None and composite.window.rolling % self.bucket:
+                raise AtPath(
+                    f"{format_duration(composite.window.rolling)} is not a multiple of bucket "
+                    f"{format_duration(self.bucket)}",
+                    "composites",
+                    index,
+                    "window",
+                )
+            parts: list[str] = []
+            for position, component in enumerate(composite.components):
+                if component.slo not in names:
+                    other = (
+                        " (a component is an SLO, not a composite)" if component.slo in seen else ""
+                    )
+                    raise AtPath(
+                        f"names SLO '{component.slo}', which is not in slos"
+                        f"{closest(component.slo, names)}{other}",
+                        "composites",
+                        index,
+                        "components",
+                        position,
+                        "slo",
+                    )
+                if component.slo in parts:
+                    raise AtPath(
+                        f"'{component.slo}' is a component twice; give it one weight",
+                        "composites",
+                        index,
+                        "components",
+                        position,
+                        "slo",
+                    )
+                parts.append(component.slo)
+
+    def resolve(self, ref: str) -> Resolved:
+        """The SLOs (or the composite) a policy reference covers."""
+        return resolve(self.slos, ref, [c.name for c in self.composites])
+
+    def composite(self, name: str) -> Composite:
+        for composite in self.composites:
+            if composite.name == name:
+                return composite
+        raise KeyError(name)
 
     def all_policies(self) -> dict[str, Policy]:
         out = dict(self.policies)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from mlslo.spec.alert_rules import WORKBOOK, rule_windows
+from mlslo.spec.composites import Composite, component_window
 from mlslo.spec.document import Policy, Spec
-from mlslo.spec.resolve import resolve
 
 
 def rule_refs(policy: Policy) -> dict[str, list[str]]:
@@ -27,7 +28,7 @@ def coverage(spec: Spec, policy: Policy) -> dict[str, list[str]]:
     for rule, refs in rule_refs(policy).items():
         names: list[str] = []
         for ref in refs:
-            names += [n for n in resolve(spec.slos, ref).names if n not in names]
+            names += [n for n in spec.resolve(ref).names if n not in names]
         if names:
             out[rule] = names
     return out
@@ -46,22 +47,55 @@ def policy_windows(spec: Spec, name: str) -> set[timedelta]:
         limit.window
         for policy in spec.all_policies().values()
         for ref, limit in policy.max_burn_rate.items()
-        if name in resolve(spec.slos, ref).names
+        if name in spec.resolve(ref).names
     }
+
+
+def composite_windows(spec: Spec, composite: Composite) -> list[timedelta]:
+    """Every burn window of a composite: the Workbook's scaled to its window, the ones its
+    alert rules read, and any a policy's ``max_burn_rate`` reads for it."""
+    standard = {
+        composite.window.scale(span, spec.bucket)
+        for long, short, _, _ in WORKBOOK
+        for span in (long, short)
+    }
+    rules = rule_windows(composite, spec.bucket)
+    return sorted(standard | rules | policy_windows(spec, composite.name))
+
+
+def extra_windows(spec: Spec, name: str) -> set[timedelta]:
+    """The burn windows the SLO ``name`` is measured over beyond its own: those a policy's
+    ``max_burn_rate`` reads, and those of the composites it is a component of."""
+    out = policy_windows(spec, name)
+    slo = spec.slo(name)
+    for composite in spec.composites:
+        if any(c.slo == name for c in composite.components):
+            out |= {
+                component_window(span, composite.window, slo.window, spec.bucket)
+                for span in composite_windows(spec, composite)
+            }
+    return out
 
 
 def spec_warnings(spec: Spec) -> list[str]:
     """What is valid but probably not meant: bare dimension names, and SLOs that a policy
-    covers with no rule."""
+    covers with no rule (neither by name nor as a component of a composite it covers)."""
     out = []
     for policy_name, policy in spec.all_policies().items():
         for ref, _ in policy.references():
-            if resolve(spec.slos, ref).deprecated:
+            if spec.resolve(ref).deprecated:
                 out.append(
                     f"policy {policy_name}: '{ref}' names a dimension; write "
                     f"dimension:{ref} (a bare dimension name is deprecated)"
                 )
-        left_out = [s.name for s in spec.slos if s.name not in covered(spec, policy)]
+        judged = covered(spec, policy)
+        judged |= {
+            c.slo
+            for composite in spec.composites
+            if composite.name in judged
+            for c in composite.components
+        }
+        left_out = [s.name for s in spec.slos if s.name not in judged]
         if left_out:
             out.append(
                 f"policy {policy_name}: {', '.join(left_out)} "

@@ -1,7 +1,8 @@
 """Resolving one policy reference to the SLOs it covers (used by the spec's own validation,
 so it needs nothing but the SLOs).
 
-A reference names an SLO, or ``dimension:<name>`` for every SLO of that dimension. A bare
+A reference names an SLO or a composite SLO, or ``dimension:<name>`` for every SLO of that
+dimension (composites are never in a dimension). A bare
 dimension name (``freshness``) still means every SLO of the dimension when no SLO is named
 so, but it is deprecated: ``soft_stop: [freshness]`` once matched the SLO named ``freshness``
 and silently left a second freshness SLO outside every rule.
@@ -26,9 +27,12 @@ class Resolved:
     deprecated: bool = False
 
 
-def resolve(slos: Sequence[AnySLO], ref: str) -> Resolved:
-    """The SLOs ``ref`` covers. Raises ValueError, with the fix, when it covers none."""
+def resolve(slos: Sequence[AnySLO], ref: str, composites: Sequence[str] = ()) -> Resolved:
+    """The SLOs (or the composite, among the ``composites`` named) ``ref`` covers. Raises
+    ValueError, with the fix, when it covers none."""
     names = [slo.name for slo in slos]
+    if ref in composites:
+        return Resolved((ref,))
     if ref.startswith(PREFIX):
         dimension = ref[len(PREFIX) :]
         if dimension not in DIMENSIONS:
@@ -47,8 +51,8 @@ def resolve(slos: Sequence[AnySLO], ref: str) -> Resolved:
         if not covered:
             raise ValueError(f"no SLO of the spec has dimension {ref}")
         return Resolved(covered, deprecated=True)
-    hint = closest(ref, [*names, *(PREFIX + d for d in DIMENSIONS)])
+    hint = closest(ref, [*names, *composites, *(PREFIX + d for d in DIMENSIONS)])
     raise ValueError(
-        f"'{ref}' names no SLO{hint}; name an SLO, or write dimension:<name> for every SLO "
-        "of a dimension"
+        f"'{ref}' names no SLO{hint}; name an SLO or a composite, or write dimension:<name> "
+        "for every SLO of a dimension"
     )

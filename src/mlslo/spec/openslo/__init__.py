@@ -30,6 +30,7 @@ __all__ = ["Note", "OpenSLOImport", "import_openslo", "spec_yaml"]
 _SERVICE_SETTINGS = (
     (fmt.BUDGET_LOW, "budget_low"),
     (fmt.CORRECTIONS, "corrections"),
+    (fmt.COMPOSITES, "composites"),
     (fmt.POLICY, "policy"),
     (fmt.POLICIES, "policies"),
 )
@@ -43,6 +44,7 @@ _RECORD_SETTINGS = (
 )
 _DROPPABLE = (
     "corrections",
+    "composites",
     "policy",
     "policies",
     "default_policy",
