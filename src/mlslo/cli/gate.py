@@ -53,7 +53,8 @@ def gate(
             "--data",
             "-d",
             show_default=False,
-            help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder.",
+            help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob, a folder, or a "
+            "table's URL (duckdb://, delta://, iceberg://, postgres://; see docs/sources.md).",
         ),
     ] = None,
     labels: LabelsOption = None,

@@ -166,7 +166,8 @@ DataOption = Annotated[
         "--data",
         "-d",
         show_default=False,
-        help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder.",
+        help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob, a folder, or a "
+        "table's URL (duckdb://, delta://, iceberg://, postgres://; see docs/sources.md).",
     ),
 ]
 LabelsOption = Annotated[
@@ -204,7 +205,9 @@ AllowUnmatchedOption = Annotated[
 EngineOption = Annotated[
     Engine,
     typer.Option(
-        "--engine", help="Where the scan runs: embedded DuckDB, or PySpark (needs mlslo[spark])."
+        "--engine",
+        help="Where the scan of files runs: embedded DuckDB, or PySpark (needs mlslo[spark]); "
+        "a database source runs its own scan.",
     ),
 ]
 PolicyOption = Annotated[

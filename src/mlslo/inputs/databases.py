@@ -22,6 +22,13 @@ def connect_database(location: Location, environ: Mapping[str, str] | None = Non
     """An ibis backend on the database ``location`` names, its session in UTC."""
     import ibis
 
+    if location.kind not in _ibis_backends():
+        raise DataError(
+            f"is not a kind of source mlslo knows ({location.kind}://); give a path, glob or "
+            "folder, or a URL: duckdb://, delta://, iceberg://, postgres://, or another ibis "
+            "backend's (trino://, snowflake://, bigquery://, clickhouse://, ...)",
+            source=location.shown,
+        )
     password = password_for(location, environ)
     options: dict[str, Any] = {}
     if password is not None:
@@ -59,6 +66,12 @@ def open_database_table(con: Any, location: Location) -> Any:
         raise DataError(
             f"cannot read table '{table}': {first_line(exc)}", source=location.shown
         ) from None
+
+
+def _ibis_backends() -> set[str]:
+    from importlib.metadata import entry_points
+
+    return {entry.name for entry in entry_points(group="ibis.backends")}
 
 
 def _clean(text: str, secret: str | None) -> str:

@@ -67,7 +67,9 @@ def parse_location(text: str, *, role: str) -> Location:
     if kind == "file":
         return Location(text, "file", unquote(text[len(match.group(0)) :]))
     parts = urlsplit(text)
-    if parts.password is not None:
+    if parts.password is not None or any(
+        key.lower() == "password" for key, _ in parse_qsl(parts.query, keep_blank_values=True)
+    ):
         raise DataError(
             "a password in the URL is refused (it would show in shell history, logs and "
             f"specs); set it in MLSLO_{_env_name(kind)}_PASSWORD, or pass password_file=<path>",
@@ -127,16 +129,19 @@ def _check_options(location: Location) -> None:
 
 
 def masked(text: str) -> str:
-    """The URL with any password replaced by ``***``."""
+    """The URL with any password (in its user part or as ``password=``) replaced by ``***``."""
     parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(
-        (parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}:***@{host}{port}"
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else f"{key}={quote(value)}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
     )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _env_name(kind: str) -> str:
