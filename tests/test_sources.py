@@ -286,3 +286,45 @@ def test_iceberg_reads_only_the_window(tmp_path: Path) -> None:
 def test_an_unknown_kind_of_source_says_what_is_known(evaluate: Callable[..., Run]) -> None:
     url = "warehouse://db/ml?table=predictions"
     one_line_error(evaluate(url), url, "not a kind of source mlslo knows", "postgres://")
+
+
+# --- source: in the spec --------------------------------------------------------------------
+
+
+def test_the_spec_says_where_the_records_are(
+    tmp_path: Path, cli: Callable[..., Run], write_spec: Callable[..., Path]
+) -> None:
+    """Without --data the spec's source is read, a relative path from the spec's folder; a
+    --labels alone replaces only the labels."""
+    import pyarrow.parquet as pq
+
+    (tmp_path / "logs").mkdir()
+    pq.write_table(records(), tmp_path / "logs" / "predictions.parquet")
+    spec = write_spec(
+        SPEC + "source: {predictions: logs/predictions.parquet, labels: logs/nowhere.csv}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(elsewhere)
+        missing_labels = cli("evaluate", "--spec", spec, "--at", AT.isoformat(), "-f", "json")
+        one_line_error(missing_labels, str(tmp_path / "logs" / "nowhere.csv"), "no such file")
+        labels = tmp_path / "labels.csv"
+        labels.write_text("id,ts,label\np1,2026-03-01T12:00:00Z,1\n", encoding="utf-8")
+        result = cli(
+            "evaluate", "--spec", spec, "--labels", labels, "--at", AT.isoformat(), "-f", "json"
+        )
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["slos"][0]["sli"]["valid"] == 40.0
+
+
+def test_a_spec_without_source_needs_data_and_refuses_passwords(
+    cli: Callable[..., Run], write_spec: Callable[..., Path]
+) -> None:
+    one_line_error(cli("evaluate", "--spec", write_spec(SPEC)), "--data: give the prediction")
+    secret = write_spec(
+        SPEC + "source: {predictions: 'postgres://ml:hunter2-secret@db/prod?table=p'}\n"
+    )
+    result = cli("evaluate", "--spec", secret)
+    one_line_error(result, "source.predictions: a password in the URL is refused")
+    assert "hunter2-secret" not in result.stderr

@@ -16,6 +16,7 @@ from mlslo.spec.document import (
     OutcomeColumns,
     Policy,
     RiskScore,
+    Source,
     Spec,
 )
 from mlslo.spec.loader import load_spec, parse_spec, spec_from_dict
@@ -73,6 +74,7 @@ __all__ = [
     "Policy",
     "RiskScore",
     "Scalar",
+    "Source",
     "Spec",
     "UtcDatetime",
     "Window",
