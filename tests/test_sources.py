@@ -257,30 +257,53 @@ def test_delta_and_iceberg_errors(tmp_path: Path, evaluate: Callable[..., Run]) 
     one_line_error(evaluate(snapshot), snapshot, "has no snapshot 12 (snapshots: ")
 
 
-def test_iceberg_reads_only_the_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize("zone", ["UTC", None])
+def test_iceberg_reads_only_the_window(tmp_path: Path, zone: str | None) -> None:
     """The window's filter is planned against the manifests: a data file wholly outside the
-    window is not read, and the rows read are those in the window (or without a time)."""
+    window is not read, and the rows read are those in the window (timestamps with a zone or
+    without one, which hold UTC)."""
     from pyiceberg.catalog.sql import SqlCatalog
 
     from mlslo.inputs.lakes import RowFilter, table_source
 
-    old = records().set_column(
-        1, "ts", pa.array([AT - timedelta(days=30)] * 40, pa.timestamp("us", "UTC"))
+    kind = pa.timestamp("us", zone)
+    recent = records()
+    recent = recent.set_column(1, "ts", recent["ts"].cast(kind))
+    old = recent.set_column(
+        1, "ts", pa.array([AT.replace(tzinfo=None) - timedelta(days=30)] * 40, kind)
     )
     catalog_file = tmp_path / "catalog.db"
     catalog = SqlCatalog("lake", uri=f"sqlite:///{catalog_file}", warehouse=f"file://{tmp_path}")
     catalog.create_namespace("ml")
-    table = catalog.create_table("ml.predictions", schema=records().schema)
+    table = catalog.create_table("ml.predictions", schema=recent.schema)
     table.append(old)
-    table.append(records())
+    table.append(recent)
     location = parse_location(f"iceberg://{catalog_file}?table=ml.predictions", role="p")
     con = duckdb.connect()
     window = RowFilter("ts", AT - timedelta(days=1), AT)
     source = table_source(con, "v", location, rows=window)
-    assert con.execute(f"SELECT count(*) FROM {source}").fetchone() == (40,)
-    planned = table.scan(row_filter=f"ts >= '{(AT - timedelta(days=1)).isoformat()}'")
-    assert len(list(planned.plan_files())) == 1
+    assert con.execute(f"SELECT count(*) FROM {source}").fetchall() == [(40,)]
+    whole = table_source(con, "w", location)
+    assert con.execute(f"SELECT count(*) FROM {whole}").fetchall() == [(80,)]
+    since = (AT - timedelta(days=1)).replace(tzinfo=UTC if zone else None).isoformat()
+    assert len(list(table.scan(row_filter=f"ts >= '{since}'").plan_files())) == 1
     assert len(list(table.scan().plan_files())) == 2
+
+
+def test_delta_lets_duckdb_push_the_window_down(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    from mlslo.inputs.lakes import table_source
+
+    write_deltalake(str(tmp_path / "t"), records())
+    location = parse_location(f"delta://{tmp_path / 't'}", role="predictions")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    source = table_source(con, "v", location)
+    plan = con.execute(
+        f"EXPLAIN SELECT count(*) FROM {source} WHERE ts >= TIMESTAMPTZ '{AT.isoformat()}'"
+    ).fetchall()[0][1]
+    assert "ARROW_SCAN" in plan and "Filters" in plan and "ts" in plan.split("Filters")[1]
 
 
 def test_an_unknown_kind_of_source_says_what_is_known(evaluate: Callable[..., Run]) -> None:
