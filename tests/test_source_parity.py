@@ -262,7 +262,7 @@ def test_spark_agrees_with_every_source(tmp_path: Path, spark: Any) -> None:
     from mlslo.spec import parse_spec
 
     spec = parse_spec(SPEC)
-    paths = write_parquet(tmp_path, make_log())
+    paths = write_parquet(tmp_path, make_log(n=800))
     sources = Sources(paths["predictions"], paths["labels"], paths["outcomes"])
     on_spark = evaluation_json(evaluate_files(spec, sources, AT, con=ibis.pyspark.connect(spark)))
     assert on_spark == evaluation_json(evaluate_files(spec, sources, AT))

@@ -1,5 +1,6 @@
-"""Scanning record files into a rollup: the compiled SQL on DuckDB (cached per spec and
-schema), or the ibis expressions on another engine."""
+"""Scanning records into a rollup: files and lake tables with the compiled SQL on DuckDB
+(cached per spec and schema), or the ibis expressions on another engine; tables in a database
+(PostgreSQL, Trino, ...) with the ibis expressions run by that database."""
 
 from __future__ import annotations
 
