@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ SYSTEM_PARTS = {
     "promtool": ("promtool", "prometheus"),
     "prometheus-alertmanager": ("prometheus-alertmanager", "prometheus-alertmanager"),
     "java": ("java", "openjdk-17-jre-headless"),
+    "postgresql": ("/usr/lib/postgresql/*/bin/postgres", "postgresql"),
 }
 """A part's name -> (the command or file that must exist, the Debian package with it)."""
 
@@ -51,7 +53,10 @@ def missing_parts(names: list[str]) -> list[str]:
     out = []
     for name in names:
         path, _ = SYSTEM_PARTS[name]
-        found = os.access(path, os.X_OK) if path.startswith("/") else shutil.which(path)
+        if "*" in path:
+            found = any(os.access(p, os.X_OK) for p in glob.glob(path))
+        else:
+            found = os.access(path, os.X_OK) if path.startswith("/") else shutil.which(path)
         if not found:
             out.append(name)
     return out
@@ -199,6 +204,16 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One private PostgreSQL server for the test session (loopback, password auth)."""
+    import postgres_server
+
+    server = postgres_server.start()
+    yield server
+    server.stop()
 
 
 # --- oracle comparisons ---------------------------------------------------------------------

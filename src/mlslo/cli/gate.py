@@ -25,6 +25,7 @@ from mlslo.cli.shell import (
     connect,
     duration,
     moment,
+    record_sources,
     spinner,
     stdout,
     user_errors,
@@ -53,7 +54,9 @@ def gate(
             "--data",
             "-d",
             show_default=False,
-            help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder.",
+            help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob, a folder, or a "
+            "table's URL (duckdb://, delta://, iceberg://, postgres://; see docs/sources.md). "
+            "Default: the spec's source.",
         ),
     ] = None,
     labels: LabelsOption = None,
@@ -98,20 +101,29 @@ def gate(
         from mlslo.api import gate_files
         from mlslo.measure.candidate import parse_selector
         from mlslo.render.documents import gate_json
-        from mlslo.scan.files import Sources
         from mlslo.spec import load_spec
 
-        if spec is None or data is None:
+        if spec is None:
             raise UsageError(
-                "mlslo gate needs --spec and --data, or --url and --token (see mlslo gate --help)"
+                "mlslo gate needs --spec and --data (or the spec's source:), or --url and "
+                "--token (see mlslo gate --help)"
             )
         loaded = load_spec(spec)
         when = moment(at)
         selector = parse_selector(candidate) if candidate else None
-        with spinner(f"Scanning {data}"):
+        sources = record_sources(
+            loaded,
+            spec,
+            data,
+            labels,
+            outcomes,
+            dedupe=dedupe,
+            allow_unmatched_labels=allow_unmatched_labels,
+        )
+        with spinner(f"Scanning {sources.predictions}"):
             run = gate_files(
                 loaded,
-                Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+                sources,
                 when,
                 policy=policy,
                 candidate=selector,

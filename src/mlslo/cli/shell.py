@@ -26,6 +26,9 @@ from mlslo.moments import parse_duration, parse_moment
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mlslo.scan.files import Sources
+    from mlslo.spec import Spec
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -161,12 +164,14 @@ SpecOption = Annotated[
     Path, typer.Option("--spec", "-s", help="The SLO spec (YAML).", show_default=False)
 ]
 DataOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--data",
         "-d",
         show_default=False,
-        help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder.",
+        help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob, a folder, or a "
+        "table's URL (duckdb://, delta://, iceberg://, postgres://; see docs/sources.md). "
+        "Default: the spec's source.",
     ),
 ]
 LabelsOption = Annotated[
@@ -204,7 +209,9 @@ AllowUnmatchedOption = Annotated[
 EngineOption = Annotated[
     Engine,
     typer.Option(
-        "--engine", help="Where the scan runs: embedded DuckDB, or PySpark (needs mlslo[spark])."
+        "--engine",
+        help="Where the scan of files runs: embedded DuckDB, or PySpark (needs mlslo[spark]); "
+        "a database source runs its own scan.",
     ),
 ]
 PolicyOption = Annotated[
@@ -224,6 +231,42 @@ TokenOption = Annotated[
 DbOption = Annotated[
     Path | None, typer.Option("--db", help="The service's DuckDB file.", show_default=False)
 ]
+
+
+def record_sources(
+    spec: Spec,
+    spec_path: Path,
+    data: str | None,
+    labels: str | None,
+    outcomes: str | None,
+    *,
+    dedupe: bool = False,
+    allow_unmatched_labels: bool = False,
+) -> Sources:
+    """The sources to scan: ``--data`` (with ``--labels``/``--outcomes``), else the spec's
+    ``source:`` (each overridable by ``--labels``/``--outcomes``), its relative paths read
+    from the spec's folder."""
+    from mlslo.scan.files import Sources
+
+    if data is None:
+        if spec.source is None:
+            raise UsageError(
+                "give the prediction records (or source: {predictions: ...} in the spec)",
+                parameter="data",
+            )
+        data = _beside(spec_path, spec.source.predictions)
+        if labels is None and spec.source.labels is not None:
+            labels = _beside(spec_path, spec.source.labels)
+        if outcomes is None and spec.source.outcomes is not None:
+            outcomes = _beside(spec_path, spec.source.outcomes)
+    return Sources(data, labels, outcomes, dedupe, allow_unmatched_labels)
+
+
+def _beside(spec_path: Path, location: str) -> str:
+    """A relative path in a spec is relative to the spec's folder; URLs stay as written."""
+    if "://" in location or Path(location).is_absolute():
+        return location
+    return str(spec_path.parent / location)
 
 
 def connect(engine: Engine) -> Any:

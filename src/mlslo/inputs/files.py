@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.errors import DataError, first_line
+from mlslo.inputs.lakes import RowFilter, table_source
+from mlslo.inputs.locations import Location, parse_location
 
 FORMATS = {
     ".parquet": "parquet",
@@ -102,7 +104,14 @@ def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
         return flatten_attributes(con.table(view))
     import ibis
 
-    kind, files = resolve(location, role=role)
+    parsed = parse_location(location, role=role)
+    if parsed.kind != "file":
+        raise DataError(
+            "tables are scanned by the embedded DuckDB or by their own database, not on "
+            f"{getattr(con, 'name', 'this engine')}",
+            source=parsed.shown,
+        )
+    kind, files = resolve(parsed.target, role=role)
     try:
         if kind == "parquet":
             table = _spark_parquet(con, files)
@@ -206,16 +215,23 @@ def connect_raw(threads: int | None = None) -> Any:
 VIEWS = {"predictions": "mlslo_predictions", "labels": "mlslo_labels", "outcomes": "mlslo_outcomes"}
 
 
-def open_views(con: Any, locations: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+def open_views(
+    con: Any, locations: dict[str, str], *, rows: RowFilter | None = None
+) -> dict[str, list[tuple[str, str]]]:
     """Views named ``mlslo_<role>`` over the records at each location, on a DuckDB
-    connection; returns each view's columns as (name, DuckDB type)."""
+    connection; returns each view's columns as (name, DuckDB type). ``rows`` says which
+    predictions a table format that filters while reading (Iceberg) may leave out."""
     return {
-        role: create_view(con, VIEWS[role], location, role=role)
+        role: create_view(
+            con, VIEWS[role], location, role=role, rows=rows if role == "predictions" else None
+        )
         for role, location in locations.items()
     }
 
 
-def create_view(con: Any, view: str, location: str, *, role: str) -> list[tuple[str, str]]:
+def create_view(
+    con: Any, view: str, location: str, *, role: str, rows: RowFilter | None = None
+) -> list[tuple[str, str]]:
     """A view named ``view`` over the records at ``location``, on a DuckDB connection; its
     columns as (name, DuckDB type).
 
@@ -225,7 +241,10 @@ def create_view(con: Any, view: str, location: str, *, role: str) -> list[tuple[
     nanoseconds are floored to the microsecond, as the service does. The columns returned
     are the view's after that, which is all the compiled scan depends on.
     """
-    kind, files = resolve(location, role=role)
+    parsed = parse_location(location, role=role)
+    if parsed.kind != "file":
+        return _table_view(con, view, parsed, rows)
+    kind, files = resolve(parsed.target, role=role)
     try:
         if kind == "arrow":
             con.register(f"{view}_arrow", _read_arrow(files))
@@ -237,19 +256,43 @@ def create_view(con: Any, view: str, location: str, *, role: str) -> list[tuple[
                 "json": "read_json_auto({})",
             }[kind]
             source = reader.format(_sql_list(files))
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
-        described = con.execute(f"DESCRIBE {view}").fetchall()
-        casts = [cast for cast in (_to_micros(str(r[0]), str(r[1])) for r in described) if cast]
-        if casts:
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {view} AS "
-                f"SELECT * REPLACE ({', '.join(casts)}) FROM {source}"
-            )
-            described = con.execute(f"DESCRIBE {view}").fetchall()
+        return _view_over(con, view, source)
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"cannot be read as {kind}: {first_line(exc)}", source=location) from None
+
+
+def _table_view(
+    con: Any, view: str, location: Location, rows: RowFilter | None
+) -> list[tuple[str, str]]:
+    """A view over a DuckDB, Delta or Iceberg table."""
+    if not location.embedded:
+        raise DataError(
+            "is a database the scan runs in; every source of one evaluation must then be in "
+            "that database",
+            source=location.shown,
+        )
+    source = table_source(con, view, location, rows=rows)
+    try:
+        return _view_over(con, view, source)
+    except Exception as exc:
+        raise DataError(
+            f"cannot be read as a {location.kind} table: {first_line(exc)}",
+            source=location.shown,
+        ) from None
+
+
+def _view_over(con: Any, view: str, source: str) -> list[tuple[str, str]]:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+    described = con.execute(f"DESCRIBE {view}").fetchall()
+    casts = [cast for cast in (_to_micros(str(r[0]), str(r[1])) for r in described) if cast]
+    if casts:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS "
+            f"SELECT * REPLACE ({', '.join(casts)}) FROM {source}"
+        )
+        described = con.execute(f"DESCRIBE {view}").fetchall()
     return [(str(row[0]), str(row[1])) for row in described]
 
 

@@ -57,19 +57,31 @@ def in_window(table: Expr, start: Bound, end: Bound) -> Expr:
     return (table.ts >= literal_ts(start, table.ts)) & (table.ts < literal_ts(end, table.ts))
 
 
-_EPOCH_FUNCTIONS = {"pyspark": "unix_micros"}
+_EPOCH_FUNCTIONS = {"duckdb": "epoch_us", "pyspark": "unix_micros"}
 _epoch_udfs: dict[tuple[str, Any], Any] = {}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def backend_name(value: Expr) -> str:
+    """The engine an expression runs on (DuckDB for an unbound one)."""
+    try:
+        return str(value._find_backend().name)
+    except Exception:
+        return "duckdb"
 
 
 def epoch_us(value: Expr) -> Expr:
     """Microseconds since the epoch, with the engine's own function (DuckDB ``epoch_us``,
-    Spark ``unix_micros``): exact, and far cheaper than a difference of intervals."""
-    try:
-        backend = value._find_backend().name
-    except Exception:
-        backend = "duckdb"
-    name = _EPOCH_FUNCTIONS.get(backend, "epoch_us")
+    Spark ``unix_micros``): exact, and far cheaper than a difference of intervals. Other
+    engines (PostgreSQL, Trino, BigQuery, ...) take the difference from the epoch in
+    microseconds, as ibis writes it for each."""
+    name = _EPOCH_FUNCTIONS.get(backend_name(value))
     kind = value.type()
+    if name is None:
+        epoch = ibis.literal(
+            _EPOCH if kind.timezone is not None else _EPOCH.replace(tzinfo=None), type=kind
+        )
+        return value.delta(epoch, unit="microsecond").cast("int64")
     key = (name, kind)
     if key not in _epoch_udfs:
 
@@ -177,7 +189,10 @@ _count_if_udf: Any = ibis.udf.agg.builtin(_count_if_signature, name="count_if")
 def count_if(condition: Expr) -> Expr:
     """Rows where ``condition`` is true: the engine's ``count_if`` (DuckDB and Spark), which
     DuckDB runs markedly faster than ``count(*) FILTER (WHERE ...)``. DuckDB's is a sum, so
-    a group where the condition is never known gives null: that is 0."""
+    a group where the condition is never known gives null: that is 0. Engines without it
+    (PostgreSQL, Trino, ...) sum the condition as 0/1."""
+    if backend_name(condition) not in _EPOCH_FUNCTIONS:
+        return condition.ifelse(1, 0).sum().fill_null(0)
     return _count_if_udf(condition).fill_null(0)
 
 

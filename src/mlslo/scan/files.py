@@ -1,5 +1,6 @@
-"""Scanning record files into a rollup: the compiled SQL on DuckDB (cached per spec and
-schema), or the ibis expressions on another engine."""
+"""Scanning records into a rollup: files and lake tables with the compiled SQL on DuckDB
+(cached per spec and schema), or the ibis expressions on another engine; tables in a database
+(PostgreSQL, Trino, ...) with the ibis expressions run by that database."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from mlslo.errors import DataError, UsageError
+from mlslo.inputs.databases import connect_database, open_database_table
 from mlslo.inputs.files import (
     VIEWS,
     connect_duckdb,
@@ -18,6 +21,8 @@ from mlslo.inputs.files import (
     open_table,
     open_views,
 )
+from mlslo.inputs.lakes import RowFilter
+from mlslo.inputs.locations import Location, parse_location
 from mlslo.scan.compiled import Views, cache_key, load, set_window, store
 from mlslo.spec import AccuracySLO, FairnessSLO, Spec
 from mlslo.stats.rollup import Rollup, stat_column
@@ -50,8 +55,17 @@ def scan_files(
     """Scan the records between ``start`` and ``end`` into a rollup.
 
     ``con`` is an ibis backend; without one (or with an ibis DuckDB backend) the scan runs as
-    compiled SQL on DuckDB, cached per spec and schema (:mod:`mlslo.scan.compiled`).
+    compiled SQL on DuckDB, cached per spec and schema (:mod:`mlslo.scan.compiled`). Sources
+    in a database (PostgreSQL, Trino, ...) are scanned by that database.
     """
+    locations = {role: parse_location(text, role=role) for role, text in _given(sources).items()}
+    if any(not location.embedded for location in locations.values()):
+        if con is not None and getattr(con, "name", None) != "duckdb":
+            raise UsageError(
+                "a database source is scanned by its database; use the default engine",
+                parameter="engine",
+            )
+        return _scan_database(spec, sources, locations, start, end, slice_columns)
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
         rollup = _scan_compiled(spec, sources, raw, start, end, slice_columns)
@@ -61,17 +75,72 @@ def scan_files(
             labels = flatten_attributes(ibis_con.table(VIEWS["labels"]))
             _refuse_unmatched(spec, sources, predictions, labels, start, end)
         return rollup
+    tables = {role: open_table(con, text, role=role) for role, text in _given(sources).items()}
+    return _scan_tables(spec, sources, tables, start, end, slice_columns)
+
+
+def _given(sources: Sources) -> dict[str, str]:
+    return {
+        role: text
+        for role, text in (
+            ("predictions", sources.predictions),
+            ("labels", sources.labels),
+            ("outcomes", sources.outcomes),
+        )
+        if text
+    }
+
+
+def _scan_database(
+    spec: Spec,
+    sources: Sources,
+    locations: dict[str, Location],
+    start: datetime,
+    end: datetime,
+    slice_columns: Sequence[str],
+) -> Rollup:
+    """The scan run by the database the predictions are in; the other sources must be
+    tables of the same database (a join cannot cross engines)."""
+    home = locations["predictions"]
+    for role, location in locations.items():
+        if location.database_key() != home.database_key():
+            raise DataError(
+                f"the {role} must be in the same database as the predictions "
+                f"({home.shown}), where the scan runs",
+                source=location.shown,
+            )
+    con = connect_database(home)
+    try:
+        tables = {
+            role: flatten_attributes(open_database_table(con, location))
+            for role, location in locations.items()
+        }
+        return _scan_tables(spec, sources, tables, start, end, slice_columns)
+    finally:
+        disconnect = getattr(con, "disconnect", None)
+        if disconnect is not None:
+            disconnect()
+
+
+def _scan_tables(
+    spec: Spec,
+    sources: Sources,
+    tables: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    slice_columns: Sequence[str],
+) -> Rollup:
+    """The ibis scan over opened tables, on the engine they belong to."""
     from mlslo.scan.queries import scan
 
-    predictions = open_table(con, sources.predictions, role="predictions")
-    labels = open_table(con, sources.labels, role="labels") if sources.labels else None
+    labels = tables.get("labels")
     rollup = scan(
         spec,
-        predictions,
+        tables["predictions"],
         start=start,
         end=end,
         labels=labels,
-        outcomes=(open_table(con, sources.outcomes, role="outcomes") if sources.outcomes else None),
+        outcomes=tables.get("outcomes"),
         slice_columns=slice_columns,
         source=sources.predictions,
         labels_source=sources.labels or "labels",
@@ -79,7 +148,7 @@ def scan_files(
         dedupe=sources.dedupe,
     )
     if labels is not None and _check_labels(spec, sources, rollup):
-        _refuse_unmatched(spec, sources, predictions, labels, start, end)
+        _refuse_unmatched(spec, sources, tables["predictions"], labels, start, end)
     return rollup
 
 
@@ -151,7 +220,8 @@ def _scan_compiled(
     views = Views(
         {role: VIEWS[role] for role in locations}, locations, slice_columns, sources.dedupe
     )
-    schemas = open_views(raw, locations)
+    rows = None if sources.dedupe else RowFilter(spec.columns.ts, start, end)
+    schemas = open_views(raw, locations, rows=rows)
     key = cache_key(
         spec.model_dump_json(), schemas, slices=list(slice_columns), dedupe=sources.dedupe
     )

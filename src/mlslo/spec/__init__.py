@@ -17,6 +17,7 @@ from mlslo.spec.document import (
     OutcomeColumns,
     Policy,
     RiskScore,
+    Source,
     Spec,
 )
 from mlslo.spec.loader import load_spec, parse_spec, spec_from_dict
@@ -75,6 +76,7 @@ __all__ = [
     "Policy",
     "RiskScore",
     "Scalar",
+    "Source",
     "Spec",
     "UtcDatetime",
     "Window",

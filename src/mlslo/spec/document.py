@@ -59,6 +59,36 @@ class OutcomeColumns(Strict):
     ok: str = "ok"
 
 
+def _no_password(value: str | None) -> str | None:
+    """A URL in a spec must not hold a password: specs are committed and shared."""
+    if value is None:
+        return None
+    from urllib.parse import parse_qsl, urlsplit
+
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.password is not None or any(
+            key.lower() == "password" for key, _ in parse_qsl(parts.query)
+        ):
+            raise ValueError(
+                "a password in the URL is refused; set it in the environment "
+                "(MLSLO_PG_PASSWORD, ...) or pass password_file=<path>"
+            )
+    return value
+
+
+SourceText = Annotated[str, AfterValidator(_no_password)]
+
+
+class Source(Strict):
+    """Where the records are when the command line does not say: a file, glob or folder
+    (relative to the spec's folder), or a table's URL."""
+
+    predictions: SourceText
+    labels: SourceText | None = None
+    outcomes: SourceText | None = None
+
+
 class Correction(Strict):
     """A period excluded from every window (a known label outage, a planned migration)."""
 
@@ -183,6 +213,7 @@ class Spec(Strict):
     columns: Columns = Columns()
     label_columns: LabelColumns = LabelColumns()
     outcome_columns: OutcomeColumns = OutcomeColumns()
+    source: Source | None = None
     attributes: list[str] = Field(default_factory=list)
     attribution: list[str] = Field(default_factory=list)
     slos: list[SLO] = Field(min_length=1)
