@@ -22,6 +22,7 @@ from mlslo.cli.shell import (
     connect,
     duration,
     moment,
+    record_sources,
     spinner,
     stdout,
     user_errors,
@@ -66,16 +67,24 @@ def explain(
     """Rank the slices and periods that spent an SLO's error budget."""
     from mlslo.api import explain_files
     from mlslo.render.attribution import attribution_json, print_attribution
-    from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
     columns = [c.strip() for c in by.split(",") if c.strip()]
     span = None if step is None else duration(step, "step")
-    with spinner(f"Scanning {data}"):
+    sources = record_sources(
+        loaded,
+        spec,
+        data,
+        labels,
+        outcomes,
+        dedupe=dedupe,
+        allow_unmatched_labels=allow_unmatched_labels,
+    )
+    with spinner(f"Scanning {sources.predictions}"):
         result = explain_files(
             loaded,
-            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+            sources,
             moment(at),
             slo,
             columns,
