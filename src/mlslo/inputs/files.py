@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.errors import DataError, first_line
+from mlslo.inputs.frames import InMemory, Location, arrow_table, name_of, registrable
 
 FORMATS = {
     ".parquet": "parquet",
@@ -90,7 +91,7 @@ def resolve(location: str, *, role: str) -> tuple[str, list[str]]:
     return str(formats.pop()), files
 
 
-def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
+def open_table(con: Any, location: Location, *, role: str = "predictions") -> Any:
     """An ibis table over the records at ``location`` (not read until the scan runs).
 
     On DuckDB it is a view made as :func:`open_views` makes them; on another engine (Spark)
@@ -102,6 +103,10 @@ def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
         return flatten_attributes(con.table(view))
     import ibis
 
+    if isinstance(location, InMemory):
+        arrow = _microseconds(arrow_table(location))
+        table = con.create_view(f"mlslo_{role}", ibis.memtable(arrow), overwrite=True)
+        return flatten_attributes(_zoned(table))
     kind, files = resolve(location, role=role)
     try:
         if kind == "parquet":
@@ -206,7 +211,7 @@ def connect_raw(threads: int | None = None) -> Any:
 VIEWS = {"predictions": "mlslo_predictions", "labels": "mlslo_labels", "outcomes": "mlslo_outcomes"}
 
 
-def open_views(con: Any, locations: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+def open_views(con: Any, locations: dict[str, Location]) -> dict[str, list[tuple[str, str]]]:
     """Views named ``mlslo_<role>`` over the records at each location, on a DuckDB
     connection; returns each view's columns as (name, DuckDB type)."""
     return {
@@ -215,9 +220,10 @@ def open_views(con: Any, locations: dict[str, str]) -> dict[str, list[tuple[str,
     }
 
 
-def create_view(con: Any, view: str, location: str, *, role: str) -> list[tuple[str, str]]:
-    """A view named ``view`` over the records at ``location``, on a DuckDB connection; its
-    columns as (name, DuckDB type).
+def create_view(con: Any, view: str, location: Location, *, role: str) -> list[tuple[str, str]]:
+    """A view named ``view`` over the records at ``location`` (files, or a table in memory
+    registered with the connection), on a DuckDB connection; its columns as (name, DuckDB
+    type).
 
     Timestamps in seconds, milliseconds or nanoseconds (``TIMESTAMP_S``, ``TIMESTAMP_MS``,
     ``TIMESTAMP_NS``, ``TIMESTAMPTZ_NS``: Spark, pandas and many Arrow writers make them)
@@ -225,9 +231,16 @@ def create_view(con: Any, view: str, location: str, *, role: str) -> list[tuple[
     nanoseconds are floored to the microsecond, as the service does. The columns returned
     are the view's after that, which is all the compiled scan depends on.
     """
-    kind, files = resolve(location, role=role)
+    files: list[str] = []
+    if isinstance(location, InMemory):
+        kind = "a table"
+    else:
+        kind, files = resolve(location, role=role)
     try:
-        if kind == "arrow":
+        if isinstance(location, InMemory):
+            con.register(f"{view}_arrow", registrable(location))
+            source = f"{view}_arrow"
+        elif kind == "arrow":
             con.register(f"{view}_arrow", _read_arrow(files))
             source = f"{view}_arrow"
         else:
@@ -249,7 +262,9 @@ def create_view(con: Any, view: str, location: str, *, role: str) -> list[tuple[
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"cannot be read as {kind}: {first_line(exc)}", source=location) from None
+        raise DataError(
+            f"cannot be read as {kind}: {first_line(exc)}", source=name_of(location)
+        ) from None
     return [(str(row[0]), str(row[1])) for row in described]
 
 

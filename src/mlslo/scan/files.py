@@ -18,6 +18,7 @@ from mlslo.inputs.files import (
     open_table,
     open_views,
 )
+from mlslo.inputs.frames import Location, name_of
 from mlslo.scan.compiled import Views, cache_key, load, set_window, store
 from mlslo.spec import AccuracySLO, FairnessSLO, Spec
 from mlslo.stats.rollup import Rollup, stat_column
@@ -25,15 +26,16 @@ from mlslo.stats.rollup import Rollup, stat_column
 
 @dataclass(frozen=True)
 class Sources:
-    """Where the records are: predictions, and optionally labels and outcome counts.
+    """Where the records are: predictions, and optionally labels and outcome counts, each a
+    file, glob or folder, or a table in memory (:class:`~mlslo.inputs.frames.InMemory`).
 
     ``allow_unmatched_labels`` lets a labels source none of whose ids is a prediction's
     through (its SLOs then lack labels); otherwise that is an error.
     """
 
-    predictions: str
-    labels: str | None = None
-    outcomes: str | None = None
+    predictions: Location
+    labels: Location | None = None
+    outcomes: Location | None = None
     dedupe: bool = False
     allow_unmatched_labels: bool = False
 
@@ -73,9 +75,9 @@ def scan_files(
         labels=labels,
         outcomes=(open_table(con, sources.outcomes, role="outcomes") if sources.outcomes else None),
         slice_columns=slice_columns,
-        source=sources.predictions,
-        labels_source=sources.labels or "labels",
-        outcomes_source=sources.outcomes or "outcomes",
+        source=name_of(sources.predictions),
+        labels_source=name_of(sources.labels) if sources.labels else "labels",
+        outcomes_source=name_of(sources.outcomes) if sources.outcomes else "outcomes",
         dedupe=sources.dedupe,
     )
     if labels is not None and _check_labels(spec, sources, rollup):
@@ -123,7 +125,12 @@ def _refuse_unmatched(
     from mlslo.scan.prepare import unmatched_labels
 
     error = unmatched_labels(
-        spec, predictions, labels, start=start, end=end, source=sources.labels or "labels"
+        spec,
+        predictions,
+        labels,
+        start=start,
+        end=end,
+        source=name_of(sources.labels) if sources.labels else "labels",
     )
     if error is not None:
         raise error
@@ -149,7 +156,10 @@ def _scan_compiled(
         if location
     }
     views = Views(
-        {role: VIEWS[role] for role in locations}, locations, slice_columns, sources.dedupe
+        {role: VIEWS[role] for role in locations},
+        {role: name_of(location) for role, location in locations.items()},
+        slice_columns,
+        sources.dedupe,
     )
     schemas = open_views(raw, locations)
     key = cache_key(
@@ -163,7 +173,7 @@ def _scan_compiled(
         compiled, cacheable = compile_scan(spec, connect_duckdb(raw), views)
         if cacheable:
             store(key, compiled)
-    rollup = compiled.run(raw, start, end, source=sources.predictions)
+    rollup = compiled.run(raw, start, end, source=name_of(sources.predictions))
     if rollup is not None:
         return rollup
     from mlslo.scan.queries import name_failure

@@ -256,12 +256,14 @@ class Spec(Strict):
         return self
 
     def all_policies(self) -> dict[str, Policy]:
+        """Every policy by name; a lone ``policy:`` is named ``default``."""
         out = dict(self.policies)
         if self.policy is not None:
             out = {"default": self.policy, **out}
         return out
 
     def slo(self, name: str) -> AnySLO:
+        """The SLO named ``name`` (KeyError if none is)."""
         for slo in self.slos:
             if slo.name == name:
                 return slo

@@ -1,0 +1,95 @@
+"""Records already in memory: a pandas or Polars DataFrame, a pyarrow Table or
+RecordBatchReader, a DuckDB relation, or anything that exports the Arrow PyCapsule stream
+interface (``__arrow_c_stream__``).
+
+The scan registers such a table with its DuckDB connection and reads it there, as it reads a
+file: nothing is copied through pandas. Only a one-shot stream (a RecordBatchReader) is read
+into an Arrow table first, because the scan reads its sources more than once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+import pyarrow as pa
+
+from mlslo.errors import UsageError
+
+
+@runtime_checkable
+class ArrowStreamExportable(Protocol):
+    """An object that exports its records through the Arrow PyCapsule stream interface."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+
+@dataclass(frozen=True, eq=False)
+class InMemory:
+    """Records held in memory, ready to register with DuckDB; ``name`` stands for them in
+    messages (``predictions (pandas DataFrame)``)."""
+
+    table: Any
+    name: str
+
+
+Location: TypeAlias = str | InMemory
+"""Where a role's records are: a file, glob or folder, or a table in memory."""
+
+
+def name_of(location: Location) -> str:
+    """How a source is named in messages."""
+    return location.name if isinstance(location, InMemory) else location
+
+
+def _kind(records: object) -> str:
+    kind = type(records)
+    module = kind.__module__.split(".")[0]
+    return f"{module} {kind.__name__}"
+
+
+def as_location(records: object, *, role: str) -> Location:
+    """A path (``str`` or ``os.PathLike``) as a file location; a table in memory wrapped for
+    registration; anything else a :class:`~mlslo.errors.UsageError` naming ``role``."""
+    if isinstance(records, str):
+        return records
+    if isinstance(records, os.PathLike):
+        return str(os.fspath(records))
+    name = f"{role} ({_kind(records)})"
+    if isinstance(records, pa.RecordBatchReader):
+        return InMemory(records.read_all(), name)
+    if isinstance(records, pa.Table | pa.RecordBatch):
+        return InMemory(records, name)
+    if _is_dataframe(records) or isinstance(records, ArrowStreamExportable):
+        return InMemory(records, name)
+    raise UsageError(
+        f"cannot read {_kind(records)} as records; pass a path or glob, a pandas or Polars "
+        "DataFrame, a pyarrow Table or RecordBatchReader, a DuckDB relation, or an object "
+        "with __arrow_c_stream__",
+        parameter=role,
+    )
+
+
+def _is_dataframe(records: object) -> bool:
+    """A pandas or Polars DataFrame (DuckDB scans both natively)."""
+    module = type(records).__module__.split(".")[0]
+    return module in ("pandas", "polars") and type(records).__name__ == "DataFrame"
+
+
+def registrable(location: InMemory) -> Any:
+    """What DuckDB's ``register`` takes for these records: a DataFrame or Arrow table as it
+    is; any other Arrow stream exporter (a DuckDB relation of another connection, say) read
+    into an Arrow table once."""
+    table = location.table
+    if isinstance(table, pa.Table | pa.RecordBatch) or _is_dataframe(table):
+        return table
+    return pa.table(table)
+
+
+def arrow_table(location: InMemory) -> pa.Table:
+    """The records as an Arrow table (for engines other than DuckDB)."""
+    table = location.table
+    if isinstance(table, pa.Table):
+        return table
+    return pa.table(table)
