@@ -268,9 +268,10 @@ class GateResult:
         self._candidate = candidate
 
     def __repr__(self) -> str:
+        count = len(self.reasons)
         return (
-            f"<GateResult {self.decision} (policy {self.policy}, "
-            f"{len(self.reasons)} reasons, risk score {self.risk_score!r})>"
+            f"<GateResult {self.decision} (policy {self.policy}, {count} "
+            f"reason{'' if count == 1 else 's'}, risk score {self.risk_score!r})>"
         )
 
     @property
