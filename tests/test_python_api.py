@@ -21,6 +21,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 from typer.testing import CliRunner
 
@@ -251,6 +254,103 @@ def test_a_pandas_frame_is_scanned_without_a_copy_to_arrow_first(data, cli_docum
     )
     pd.testing.assert_frame_equal(predictions, before)
     assert _as_json(result.to_dict()) == cli_document
+
+
+def test_tables_in_memory_are_scanned_on_duckdb_only(data):
+    """Another engine (here ibis's Polars backend) reads files; a table in memory is refused
+    with the way out, not sent to the engine."""
+    import ibis
+
+    from mlslo.api import evaluate_files
+    from mlslo.inputs.frames import as_location
+    from mlslo.scan.files import Sources
+
+    sources = Sources(as_location(data["tables"][0], role="predictions"))
+    with pytest.raises(mlslo.UsageError, match="write it to Parquet") as refused:
+        evaluate_files(
+            mlslo.load_spec(data["spec"]),
+            sources,
+            datetime(2026, 3, 1, tzinfo=UTC),
+            con=ibis.polars.connect(),
+        )
+    assert refused.value.parameter == "engine"
+    assert "predictions (pyarrow Table)" in str(refused.value)
+
+
+SMALL_SPEC = """\
+service: s
+slos:
+  - {name: accuracy, dimension: accuracy, sli: {metric: f1, positive_label: 1},
+     objective: {target: 0.8}, window: 1d}
+  - {name: latency, dimension: latency, sli: {percentile: 90}, objective: {target: 200ms},
+     window: 1d}
+  - name: fairness
+    dimension: fairness
+    sli: {metric: demographic_parity_difference, attribute: group}
+    objective: {target: 0.2}
+    window: 1d
+"""
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 86_399_999),
+            st.integers(0, 1),
+            st.one_of(st.none(), st.integers(0, 1)),
+            st.floats(0.5, 5_000, allow_nan=False),
+            st.sampled_from(["A", "B", None]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_a_frame_and_its_parquet_file_evaluate_alike(rows, tmp_path):
+    """Any records: a pandas frame, a Polars frame and their Parquet file give one document."""
+    start = datetime(2026, 2, 28, tzinfo=UTC)
+    table = pa.table(
+        {
+            "id": [f"r{i}" for i in range(len(rows))],
+            "ts": pa.array(
+                [start + timedelta(milliseconds=r[0]) for r in rows], pa.timestamp("ms", tz="UTC")
+            ),
+            "prediction": pa.array([r[1] for r in rows], pa.int64()),
+            "label": pa.array([r[2] for r in rows], pa.int64()),
+            "latency_ms": pa.array([r[3] for r in rows], pa.float64()),
+            "group": pa.array([r[4] for r in rows], pa.string()),
+        }
+    )
+    path = tmp_path / "records.parquet"
+    pq.write_table(table, path)
+    spec = mlslo.load_spec(yaml.safe_load(SMALL_SPEC))
+    from_file = mlslo.evaluate(spec, path, at=AT).to_dict()
+    assert mlslo.evaluate(spec, table.to_pandas(), at=AT).to_dict() == from_file
+    assert mlslo.evaluate(spec, pl.from_arrow(table), at=AT).to_dict() == from_file
+    accuracy = from_file["slos"][0]["sli"]
+    assert accuracy["n"] == sum(r[2] is not None for r in rows)
+
+
+def test_categorical_columns_read_as_their_text(data, cli_document):
+    """A pandas category, a Polars Categorical and an Arrow dictionary column slice fairness
+    groups as the plain strings of the file do."""
+    predictions, labels, outcomes = data["tables"]
+    frame = predictions.to_pandas()
+    kinds = [
+        frame.assign(group=frame["group"].astype("category")),
+        pl.from_arrow(predictions).with_columns(pl.col("group").cast(pl.Categorical)),
+        predictions.set_column(
+            predictions.schema.get_field_index("group"),
+            "group",
+            predictions["group"].dictionary_encode(),
+        ),
+    ]
+    spec = mlslo.load_spec(data["spec"])
+    for records in kinds:
+        result = mlslo.evaluate(spec, records, labels=labels, outcomes=outcomes, at=AT)
+        assert _as_json(result.to_dict()) == cli_document
 
 
 def test_values_agree_with_the_document_and_with_scikit_learn(data, cli_document):

@@ -19,8 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlslo.errors import DataError, first_line
-from mlslo.inputs.frames import InMemory, Location, arrow_table, name_of, registrable
+from mlslo.errors import DataError, UsageError, first_line
+from mlslo.inputs.frames import InMemory, Location, name_of, registrable
 
 FORMATS = {
     ".parquet": "parquet",
@@ -104,9 +104,11 @@ def open_table(con: Any, location: Location, *, role: str = "predictions") -> An
     import ibis
 
     if isinstance(location, InMemory):
-        arrow = _microseconds(arrow_table(location))
-        table = con.create_view(f"mlslo_{role}", ibis.memtable(arrow), overwrite=True)
-        return flatten_attributes(_zoned(table))
+        raise UsageError(
+            f"{location.name} is a table in memory, which the scan reads on DuckDB only; "
+            f"write it to Parquet to scan it on {getattr(con, 'name', 'another engine')}",
+            parameter="engine",
+        )
     kind, files = resolve(location, role=role)
     try:
         if kind == "parquet":
@@ -224,9 +226,10 @@ def create_view(con: Any, view: str, location: Location, *, role: str) -> list[t
     registered with the connection), on a DuckDB connection; its columns as (name, DuckDB
     type).
 
-    Timestamps in seconds, milliseconds or nanoseconds (``TIMESTAMP_S``, ``TIMESTAMP_MS``,
-    ``TIMESTAMP_NS``, ``TIMESTAMPTZ_NS``: Spark, pandas and many Arrow writers make them)
-    become DuckDB's microsecond ``TIMESTAMP`` / ``TIMESTAMPTZ``, which the scan reads;
+    Categorical columns become text. Timestamps in seconds, milliseconds or nanoseconds
+    (``TIMESTAMP_S``, ``TIMESTAMP_MS``, ``TIMESTAMP_NS``, ``TIMESTAMPTZ_NS``: Spark, pandas
+    and many Arrow writers make them) become DuckDB's microsecond ``TIMESTAMP`` /
+    ``TIMESTAMPTZ``, which the scan reads;
     nanoseconds are floored to the microsecond, as the service does. The columns returned
     are the view's after that, which is all the compiled scan depends on.
     """
@@ -251,7 +254,7 @@ def create_view(con: Any, view: str, location: Location, *, role: str) -> list[t
             source = reader.format(_sql_list(files))
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
         described = con.execute(f"DESCRIBE {view}").fetchall()
-        casts = [cast for cast in (_to_micros(str(r[0]), str(r[1])) for r in described) if cast]
+        casts = [cast for cast in (_plain_type(str(r[0]), str(r[1])) for r in described) if cast]
         if casts:
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {view} AS "
@@ -268,6 +271,16 @@ def create_view(con: Any, view: str, location: Location, *, role: str) -> list[t
 
 
 _UNIT_TYPE = re.compile(r"TIMESTAMP(TZ)?_(S|MS|NS)( WITH TIME ZONE)?")
+
+
+def _plain_type(name: str, sql_type: str) -> str | None:
+    """``CAST(...) AS "name"`` for a column the scan reads in another type: a timestamp in
+    another unit than microseconds, or an ``ENUM`` (a pandas or Polars categorical, an Arrow
+    dictionary), read as its text."""
+    if sql_type.upper().startswith("ENUM("):
+        column = '"' + name.replace('"', '""') + '"'
+        return f"CAST({column} AS VARCHAR) AS {column}"
+    return _to_micros(name, sql_type)
 
 
 def _to_micros(name: str, sql_type: str) -> str | None:

@@ -85,11 +85,3 @@ def registrable(location: InMemory) -> Any:
     if isinstance(table, pa.Table | pa.RecordBatch) or _is_dataframe(table):
         return table
     return pa.table(table)
-
-
-def arrow_table(location: InMemory) -> pa.Table:
-    """The records as an Arrow table (for engines other than DuckDB)."""
-    table = location.table
-    if isinstance(table, pa.Table):
-        return table
-    return pa.table(table)
