@@ -467,6 +467,47 @@ def test_gate_with_a_candidate_mapping(data):
     assert by_text.to_dict()["candidate"]["selector"] == {"model_version": "v2"}
 
 
+class OneShotStream:
+    """An Arrow stream that can be read once, as many producers' streams can."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._reader: pa.RecordBatchReader | None = _reader(table)
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        reader, self._reader = self._reader, None
+        if reader is None:
+            raise RuntimeError("this stream was read already")
+        return reader.__arrow_c_stream__(requested_schema)
+
+
+def test_a_stream_read_once_serves_the_evaluation_and_a_later_gate(data):
+    """A stream is read once, when evaluate is called; a candidate gate, which scans the
+    records again, reads what was kept."""
+    predictions, labels, outcomes = data["tables"]
+    spec = mlslo.load_spec(data["spec"])
+    result = mlslo.evaluate(
+        spec,
+        OneShotStream(predictions),
+        labels=OneShotStream(labels),
+        outcomes=OneShotStream(outcomes),
+        at=AT,
+    )
+    decision = mlslo.gate(spec, result, candidate="model_version=v2")
+    _, document = _cli(
+        "gate",
+        "--spec",
+        data["spec"],
+        *_files(data),
+        "--at",
+        AT,
+        "--format",
+        "json",
+        "--candidate",
+        "model_version=v2",
+    )
+    assert _as_json(decision.to_dict()) == document
+
+
 # --- Jupyter ----------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.errors import DataError, UsageError, first_line
-from mlslo.inputs.frames import InMemory, Location, name_of, registrable
+from mlslo.inputs.frames import InMemory, Location, name_of
 
 FORMATS = {
     ".parquet": "parquet",
@@ -240,7 +240,7 @@ def create_view(con: Any, view: str, location: Location, *, role: str) -> list[t
         kind, files = resolve(location, role=role)
     try:
         if isinstance(location, InMemory):
-            con.register(f"{view}_arrow", registrable(location))
+            con.register(f"{view}_arrow", location.table)
             source = f"{view}_arrow"
         elif kind == "arrow":
             con.register(f"{view}_arrow", _read_arrow(files))

@@ -3,8 +3,9 @@ RecordBatchReader, a DuckDB relation, or anything that exports the Arrow PyCapsu
 interface (``__arrow_c_stream__``).
 
 The scan registers such a table with its DuckDB connection and reads it there, as it reads a
-file: nothing is copied through pandas. Only a one-shot stream (a RecordBatchReader) is read
-into an Arrow table first, because the scan reads its sources more than once.
+file: nothing is copied through pandas. Only a stream (a RecordBatchReader, a DuckDB relation
+of another connection, any other ``__arrow_c_stream__`` exporter) is read into an Arrow table
+first, once, because the scan reads its sources more than once (and a gate may scan again).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class ArrowStreamExportable(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class InMemory:
-    """Records held in memory, ready to register with DuckDB; ``name`` stands for them in
+    """Records held in memory, ready to register with DuckDB: a pandas or Polars DataFrame
+    or an Arrow table, which the scan may read more than once. ``name`` stands for them in
     messages (``predictions (pandas DataFrame)``)."""
 
     table: Any
@@ -57,12 +59,12 @@ def as_location(records: object, *, role: str) -> Location:
     if isinstance(records, os.PathLike):
         return str(os.fspath(records))
     name = f"{role} ({_kind(records)})"
+    if isinstance(records, pa.Table | pa.RecordBatch) or _is_dataframe(records):
+        return InMemory(records, name)
     if isinstance(records, pa.RecordBatchReader):
         return InMemory(records.read_all(), name)
-    if isinstance(records, pa.Table | pa.RecordBatch):
-        return InMemory(records, name)
-    if _is_dataframe(records) or isinstance(records, ArrowStreamExportable):
-        return InMemory(records, name)
+    if isinstance(records, ArrowStreamExportable):
+        return InMemory(pa.table(records), name)
     raise UsageError(
         f"cannot read {_kind(records)} as records; pass a path or glob, a pandas or Polars "
         "DataFrame, a pyarrow Table or RecordBatchReader, a DuckDB relation, or an object "
@@ -75,13 +77,3 @@ def _is_dataframe(records: object) -> bool:
     """A pandas or Polars DataFrame (DuckDB scans both natively)."""
     module = type(records).__module__.split(".")[0]
     return module in ("pandas", "polars") and type(records).__name__ == "DataFrame"
-
-
-def registrable(location: InMemory) -> Any:
-    """What DuckDB's ``register`` takes for these records: a DataFrame or Arrow table as it
-    is; any other Arrow stream exporter (a DuckDB relation of another connection, say) read
-    into an Arrow table once."""
-    table = location.table
-    if isinstance(table, pa.Table | pa.RecordBatch) or _is_dataframe(table):
-        return table
-    return pa.table(table)
