@@ -1,8 +1,8 @@
 .PHONY: lint typecheck test bench ci
 
 lint:
-	ruff check src tests benchmarks
-	ruff format --check src tests benchmarks
+	ruff check src tests benchmarks examples
+	ruff format --check src tests benchmarks examples
 
 typecheck:
 	mypy src

@@ -6,11 +6,13 @@
 * every YAML spec in docs/ validates;
 * every ``$ mlslo ...`` example prints what the doc shows (exactly, or as a JSON excerpt),
   and the worked examples of docs/concepts.md state the numbers the CLI produces;
-* the data of examples/reference/ is what the snippets in docs/concepts.md write.
+* the data of examples/reference/ is what the snippets in docs/concepts.md write;
+* the ``>>>`` examples of docs/python.md print what the doc shows (run as one doctest).
 """
 
 from __future__ import annotations
 
+import doctest
 import enum
 import json
 import re
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXAMPLES = ROOT / "examples"
 # Docs whose ``$ mlslo`` examples are run (others, such as benchmarks.md, need big data).
-RUNNABLE = ("concepts.md", "spec.md", "cli.md", "gate.md", "openslo.md")
+RUNNABLE = ("concepts.md", "spec.md", "cli.md", "gate.md", "openslo.md", "python.md")
 
 
 # --- reading Markdown -------------------------------------------------------------------------
@@ -667,6 +669,32 @@ def test_every_reference_file_comes_from_the_docs():
             assert f"`{where}`" in read(doc), f"{doc} does not name {where}"
         else:
             assert path.name in written, f"no snippet in concepts.md writes {where}"
+
+
+# --- the Python API ---------------------------------------------------------------------------
+
+PYTHON_EXAMPLES = [b for b in blocks("python.md") if b.lang == "pycon"]
+
+
+def test_python_md_has_examples_to_run():
+    assert len(PYTHON_EXAMPLES) >= 5
+    assert all(b.body.startswith(">>> ") for b in PYTHON_EXAMPLES)
+
+
+def test_python_examples_print_what_the_docs_show(workdir):
+    """The ``pycon`` blocks of python.md in order, sharing their names, as doctests run from
+    a folder holding examples/."""
+    parser = doctest.DocTestParser()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS, verbose=False)
+    names: dict[str, Any] = {"__name__": "docs_python"}
+    report: list[str] = []
+    for block in PYTHON_EXAMPLES:
+        test = parser.get_doctest(block.body, names, block.where, "docs/python.md", block.line)
+        runner.run(test, out=report.append, clear_globs=False)
+        names = test.globs
+    summary = runner.summarize(verbose=False)
+    assert summary.attempted >= 15
+    assert summary.failed == 0, "".join(report)
 
 
 # --- burn windows -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def _tool(name: str) -> str:
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["lint", "format"])
 def test_ruff(args):
     result = subprocess.run(
-        [_tool("ruff"), *args, "src", "tests", "benchmarks"],
+        [_tool("ruff"), *args, "src", "tests", "benchmarks", "examples"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -60,6 +60,9 @@ class Firing:
 
 @dataclass(frozen=True)
 class Reason:
+    """One rule that warned or blocked: the SLO it judged (None for a rule over several),
+    the rule, its effect, a sentence for people, and the value beside its threshold."""
+
     slo: str | None
     rule: str
     effect: Effect

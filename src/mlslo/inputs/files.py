@@ -19,7 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlslo.errors import DataError, first_line
+from mlslo.errors import DataError, UsageError, first_line
+from mlslo.inputs.frames import InMemory, Records, name_of
 from mlslo.inputs.lakes import RowFilter, table_source
 from mlslo.inputs.locations import Location, parse_location
 
@@ -92,7 +93,7 @@ def resolve(location: str, *, role: str) -> tuple[str, list[str]]:
     return str(formats.pop()), files
 
 
-def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
+def open_table(con: Any, location: Records, *, role: str = "predictions") -> Any:
     """An ibis table over the records at ``location`` (not read until the scan runs).
 
     On DuckDB it is a view made as :func:`open_views` makes them; on another engine (Spark)
@@ -104,6 +105,12 @@ def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
         return flatten_attributes(con.table(view))
     import ibis
 
+    if isinstance(location, InMemory):
+        raise UsageError(
+            f"{location.name} is a table in memory, which the scan reads on DuckDB only; "
+            f"write it to Parquet to scan it on {getattr(con, 'name', 'another engine')}",
+            parameter="engine",
+        )
     parsed = parse_location(location, role=role)
     if parsed.kind != "file":
         raise DataError(
@@ -125,7 +132,9 @@ def open_table(con: Any, location: str, *, role: str = "predictions") -> Any:
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"cannot be read as {kind}: {first_line(exc)}", source=location) from None
+        raise DataError(
+            f"cannot be read as {kind}: {first_line(exc)}", source=name_of(location)
+        ) from None
     return flatten_attributes(_zoned(table))
 
 
@@ -203,12 +212,11 @@ def connect_raw(threads: int | None = None) -> Any:
 
     config: dict[str, Any] = {"threads": threads} if threads is not None else {}
     con = duckdb.connect(":memory:", config=config)
-    for setting in (
-        "SET TimeZone = 'UTC'",
-        "SET python_enable_replacements = false",
-        "SET enable_progress_bar = false",
-    ):
+    for setting in ("SET TimeZone = 'UTC'", "SET python_enable_replacements = false"):
         con.execute(setting)
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]:
+        # In Jupyter the bar is off already, and setting it fails without ipywidgets.
+        con.execute("SET enable_progress_bar = false")
     return con
 
 
@@ -216,7 +224,7 @@ VIEWS = {"predictions": "mlslo_predictions", "labels": "mlslo_labels", "outcomes
 
 
 def open_views(
-    con: Any, locations: dict[str, str], *, rows: RowFilter | None = None
+    con: Any, locations: dict[str, Records], *, rows: RowFilter | None = None
 ) -> dict[str, list[tuple[str, str]]]:
     """Views named ``mlslo_<role>`` over the records at each location, on a DuckDB
     connection; returns each view's columns as (name, DuckDB type). ``rows`` says which
@@ -230,23 +238,32 @@ def open_views(
 
 
 def create_view(
-    con: Any, view: str, location: str, *, role: str, rows: RowFilter | None = None
+    con: Any, view: str, location: Records, *, role: str, rows: RowFilter | None = None
 ) -> list[tuple[str, str]]:
-    """A view named ``view`` over the records at ``location``, on a DuckDB connection; its
-    columns as (name, DuckDB type).
+    """A view named ``view`` over the records at ``location`` (files, a table, or a table in
+    memory registered with the connection), on a DuckDB connection; its columns as (name,
+    DuckDB type).
 
-    Timestamps in seconds, milliseconds or nanoseconds (``TIMESTAMP_S``, ``TIMESTAMP_MS``,
-    ``TIMESTAMP_NS``, ``TIMESTAMPTZ_NS``: Spark, pandas and many Arrow writers make them)
-    become DuckDB's microsecond ``TIMESTAMP`` / ``TIMESTAMPTZ``, which the scan reads;
+    Categorical columns become text. Timestamps in seconds, milliseconds or nanoseconds
+    (``TIMESTAMP_S``, ``TIMESTAMP_MS``, ``TIMESTAMP_NS``, ``TIMESTAMPTZ_NS``: Spark, pandas
+    and many Arrow writers make them) become DuckDB's microsecond ``TIMESTAMP`` /
+    ``TIMESTAMPTZ``, which the scan reads;
     nanoseconds are floored to the microsecond, as the service does. The columns returned
     are the view's after that, which is all the compiled scan depends on.
     """
-    parsed = parse_location(location, role=role)
-    if parsed.kind != "file":
-        return _table_view(con, view, parsed, rows)
-    kind, files = resolve(parsed.target, role=role)
+    files: list[str] = []
+    if isinstance(location, InMemory):
+        kind = "a table"
+    else:
+        parsed = parse_location(location, role=role)
+        if parsed.kind != "file":
+            return _table_view(con, view, parsed, rows)
+        kind, files = resolve(parsed.target, role=role)
     try:
-        if kind == "arrow":
+        if isinstance(location, InMemory):
+            con.register(f"{view}_arrow", location.table)
+            source = f"{view}_arrow"
+        elif kind == "arrow":
             con.register(f"{view}_arrow", _read_arrow(files))
             source = f"{view}_arrow"
         else:
@@ -260,7 +277,9 @@ def create_view(
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"cannot be read as {kind}: {first_line(exc)}", source=location) from None
+        raise DataError(
+            f"cannot be read as {kind}: {first_line(exc)}", source=name_of(location)
+        ) from None
 
 
 def _table_view(
@@ -286,7 +305,7 @@ def _table_view(
 def _view_over(con: Any, view: str, source: str) -> list[tuple[str, str]]:
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
     described = con.execute(f"DESCRIBE {view}").fetchall()
-    casts = [cast for cast in (_to_micros(str(r[0]), str(r[1])) for r in described) if cast]
+    casts = [cast for cast in (_plain_type(str(r[0]), str(r[1])) for r in described) if cast]
     if casts:
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {view} AS "
@@ -297,6 +316,16 @@ def _view_over(con: Any, view: str, source: str) -> list[tuple[str, str]]:
 
 
 _UNIT_TYPE = re.compile(r"TIMESTAMP(TZ)?_(S|MS|NS)( WITH TIME ZONE)?")
+
+
+def _plain_type(name: str, sql_type: str) -> str | None:
+    """``CAST(...) AS "name"`` for a column the scan reads in another type: a timestamp in
+    another unit than microseconds, or an ``ENUM`` (a pandas or Polars categorical, an Arrow
+    dictionary), read as its text."""
+    if sql_type.upper().startswith("ENUM("):
+        column = '"' + name.replace('"', '""') + '"'
+        return f"CAST({column} AS VARCHAR) AS {column}"
+    return _to_micros(name, sql_type)
 
 
 def _to_micros(name: str, sql_type: str) -> str | None:

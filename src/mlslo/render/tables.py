@@ -104,6 +104,11 @@ def _rows(evaluation: Evaluation, gap: str) -> list[tuple[str, list[str]]]:
     return rows
 
 
+def evaluation_rows(evaluation: Evaluation) -> list[tuple[str, list[str]]]:
+    """Each SLO's budget status and the cells of its row, as the terminal table has them."""
+    return _rows(evaluation, " ")
+
+
 def evaluation_table(evaluation: Evaluation) -> Table:
     from rich.table import Table
     from rich.text import Text

@@ -21,6 +21,7 @@ from mlslo.inputs.files import (
     open_table,
     open_views,
 )
+from mlslo.inputs.frames import Records, name_of
 from mlslo.inputs.lakes import RowFilter
 from mlslo.inputs.locations import Location, parse_location
 from mlslo.scan.compiled import Views, cache_key, load, set_window, store
@@ -30,15 +31,17 @@ from mlslo.stats.rollup import Rollup, stat_column
 
 @dataclass(frozen=True)
 class Sources:
-    """Where the records are: predictions, and optionally labels and outcome counts.
+    """Where the records are: predictions, and optionally labels and outcome counts, each a
+    file, glob, folder or table URL, or a table in memory
+    (:class:`~mlslo.inputs.frames.InMemory`).
 
     ``allow_unmatched_labels`` lets a labels source none of whose ids is a prediction's
     through (its SLOs then lack labels); otherwise that is an error.
     """
 
-    predictions: str
-    labels: str | None = None
-    outcomes: str | None = None
+    predictions: Records
+    labels: Records | None = None
+    outcomes: Records | None = None
     dedupe: bool = False
     allow_unmatched_labels: bool = False
 
@@ -58,7 +61,11 @@ def scan_files(
     compiled SQL on DuckDB, cached per spec and schema (:mod:`mlslo.scan.compiled`). Sources
     in a database (PostgreSQL, Trino, ...) are scanned by that database.
     """
-    locations = {role: parse_location(text, role=role) for role, text in _given(sources).items()}
+    locations = {
+        role: parse_location(given, role=role)
+        for role, given in _given(sources).items()
+        if isinstance(given, str)
+    }
     if any(not location.embedded for location in locations.values()):
         if con is not None and getattr(con, "name", None) != "duckdb":
             raise UsageError(
@@ -79,7 +86,7 @@ def scan_files(
     return _scan_tables(spec, sources, tables, start, end, slice_columns)
 
 
-def _given(sources: Sources) -> dict[str, str]:
+def _given(sources: Sources) -> dict[str, Records]:
     return {
         role: text
         for role, text in (
@@ -142,9 +149,9 @@ def _scan_tables(
         labels=labels,
         outcomes=tables.get("outcomes"),
         slice_columns=slice_columns,
-        source=sources.predictions,
-        labels_source=sources.labels or "labels",
-        outcomes_source=sources.outcomes or "outcomes",
+        source=name_of(sources.predictions),
+        labels_source=name_of(sources.labels) if sources.labels else "labels",
+        outcomes_source=name_of(sources.outcomes) if sources.outcomes else "outcomes",
         dedupe=sources.dedupe,
     )
     if labels is not None and _check_labels(spec, sources, rollup):
@@ -192,7 +199,12 @@ def _refuse_unmatched(
     from mlslo.scan.prepare import unmatched_labels
 
     error = unmatched_labels(
-        spec, predictions, labels, start=start, end=end, source=sources.labels or "labels"
+        spec,
+        predictions,
+        labels,
+        start=start,
+        end=end,
+        source=name_of(sources.labels) if sources.labels else "labels",
     )
     if error is not None:
         raise error
@@ -218,7 +230,10 @@ def _scan_compiled(
         if location
     }
     views = Views(
-        {role: VIEWS[role] for role in locations}, locations, slice_columns, sources.dedupe
+        {role: VIEWS[role] for role in locations},
+        {role: name_of(location) for role, location in locations.items()},
+        slice_columns,
+        sources.dedupe,
     )
     rows = None if sources.dedupe else RowFilter(spec.columns.ts, start, end)
     schemas = open_views(raw, locations, rows=rows)
@@ -233,7 +248,7 @@ def _scan_compiled(
         compiled, cacheable = compile_scan(spec, connect_duckdb(raw), views)
         if cacheable:
             store(key, compiled)
-    rollup = compiled.run(raw, start, end, source=sources.predictions)
+    rollup = compiled.run(raw, start, end, source=name_of(sources.predictions))
     if rollup is not None:
         return rollup
     from mlslo.scan.queries import name_failure

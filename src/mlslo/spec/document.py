@@ -374,18 +374,21 @@ class Spec(Strict):
         return resolve(self.slos, ref, [c.name for c in self.composites])
 
     def composite(self, name: str) -> Composite:
+        """The composite SLO named ``name`` (KeyError when there is none)."""
         for composite in self.composites:
             if composite.name == name:
                 return composite
         raise KeyError(name)
 
     def all_policies(self) -> dict[str, Policy]:
+        """Every policy by name; a lone ``policy:`` is named ``default``."""
         out = dict(self.policies)
         if self.policy is not None:
             out = {"default": self.policy, **out}
         return out
 
     def slo(self, name: str) -> AnySLO:
+        """The SLO named ``name`` (KeyError if none is)."""
         for slo in self.slos:
             if slo.name == name:
                 return slo
