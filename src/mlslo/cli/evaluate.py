@@ -26,6 +26,8 @@ from mlslo.cli.shell import (
     connect,
     duration,
     moment,
+    reading,
+    sources,
     spinner,
     stderr,
     stdout,
@@ -70,7 +72,7 @@ def validate(spec: SpecArgument = None, spec_option: SpecAsOption = None) -> Non
 
 def evaluate(
     spec: SpecOption,
-    data: DataOption,
+    data: DataOption = None,
     labels: LabelsOption = None,
     outcomes: OutcomesOption = None,
     at: AtOption = None,
@@ -91,16 +93,15 @@ def evaluate(
     from mlslo.api import evaluate_files
     from mlslo.render.documents import evaluation_json
     from mlslo.render.tables import evaluation_markdown, print_evaluation
-    from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
     when = moment(at)
     step = None if series is None else duration(series, "series")
-    with spinner(f"Scanning {data}"):
+    with spinner(reading(data)):
         result = evaluate_files(
             loaded,
-            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+            sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
             when,
             series_step=step,
             con=connect(engine),
@@ -115,7 +116,7 @@ def evaluate(
 
 def alerts(
     spec: SpecOption,
-    data: DataOption,
+    data: DataOption = None,
     labels: LabelsOption = None,
     outcomes: OutcomesOption = None,
     at: AtOption = None,
@@ -134,14 +135,13 @@ def alerts(
     from mlslo.decide.alerts import checks
     from mlslo.render.documents import alerts_json
     from mlslo.render.tables import alerts_table
-    from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    with spinner(f"Scanning {data}"):
+    with spinner(reading(data)):
         evaluation = evaluate_files(
             loaded,
-            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+            sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
             moment(at),
             con=connect(engine),
         )
@@ -176,13 +176,13 @@ def rules(
 
 def report(
     spec: SpecOption,
-    data: DataOption,
     out: Annotated[
         Path,
         typer.Option(
             "--out", "-o", help="report.html (self-contained) or report.md.", show_default=False
         ),
     ],
+    data: DataOption = None,
     labels: LabelsOption = None,
     outcomes: OutcomesOption = None,
     at: AtOption = None,
@@ -196,14 +196,13 @@ def report(
 ) -> None:
     """Write a self-contained SLO review report (charts inline) for a reliability review."""
     from mlslo.api import report_files
-    from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    with spinner(f"Scanning {data}"):
+    with spinner(reading(data)):
         report_files(
             loaded,
-            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+            sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
             moment(at),
             out,
             policy=policy,

@@ -25,6 +25,8 @@ from mlslo.cli.shell import (
     connect,
     duration,
     moment,
+    reading,
+    sources,
     spinner,
     stdout,
     user_errors,
@@ -98,20 +100,20 @@ def gate(
         from mlslo.api import gate_files
         from mlslo.measure.candidate import parse_selector
         from mlslo.render.documents import gate_json
-        from mlslo.scan.files import Sources
         from mlslo.spec import load_spec
 
-        if spec is None or data is None:
+        if spec is None:
             raise UsageError(
-                "mlslo gate needs --spec and --data, or --url and --token (see mlslo gate --help)"
+                "mlslo gate needs --spec (and --data for SLOs read from records), or --url "
+                "and --token (see mlslo gate --help)"
             )
         loaded = load_spec(spec)
         when = moment(at)
         selector = parse_selector(candidate) if candidate else None
-        with spinner(f"Scanning {data}"):
+        with spinner(reading(data)):
             run = gate_files(
                 loaded,
-                Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+                sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
                 when,
                 policy=policy,
                 candidate=selector,

@@ -26,6 +26,8 @@ from mlslo.moments import parse_duration, parse_moment
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mlslo.scan.files import Sources
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -161,14 +163,42 @@ SpecOption = Annotated[
     Path, typer.Option("--spec", "-s", help="The SLO spec (YAML).", show_default=False)
 ]
 DataOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--data",
         "-d",
         show_default=False,
-        help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder.",
+        help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder "
+        "(needed unless every SLO reads Prometheus).",
     ),
 ]
+
+
+def sources(
+    data: str | None,
+    labels: str | None,
+    outcomes: str | None,
+    dedupe: bool,
+    allow_unmatched_labels: bool,
+) -> Sources | None:
+    """The record files given, or None when there are none (every SLO reads Prometheus)."""
+    from mlslo.scan.files import Sources
+
+    if data is None:
+        if labels is not None or outcomes is not None:
+            raise UsageError(
+                "labels and outcome counts go with prediction records: give them too",
+                parameter="data",
+            )
+        return None
+    return Sources(data, labels, outcomes, dedupe, allow_unmatched_labels)
+
+
+def reading(data: str | None) -> str:
+    """What the spinner says while the sources are read."""
+    return f"Scanning {data}" if data is not None else "Querying Prometheus"
+
+
 LabelsOption = Annotated[
     str | None,
     typer.Option("--labels", help="Labels in a separate table (id, ts, label), joined by id."),

@@ -141,10 +141,13 @@ def evaluate(
     where: Mapping[str, Sequence[Any]] | None = None,
     slos: Sequence[str] | None = None,
     repeated_ids: int | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> Evaluation:
     """Evaluate the SLOs of ``spec`` at ``at`` from a rollup (or from timelines kept current
     by the store, which passes the ``repeated_ids`` it refused).
 
+    ``unavailable`` names the SLOs whose source could not be read, with the reason: their
+    budget is ``no_data`` with that reason, never judged from what little arrived.
     ``where`` restricts every SLO to the slices whose attributes take the listed values (used
     by the candidate check); ``slos`` restricts the evaluation to the named SLOs.
     """
@@ -166,7 +169,11 @@ def evaluate(
         if slos is not None and slo.name not in slos:
             continue
         view = _Corrected(timelines[slo.name], _excluded(spec, slo.name, spec.bucket))
-        results.append(_evaluate_slo(spec, slo, view, at, series_step))
+        result = _evaluate_slo(spec, slo, view, at, series_step)
+        if unavailable and slo.name in unavailable:
+            budget = replace(result.budget, status="no_data", reason=unavailable[slo.name])
+            result = replace(result, budget=budget, met=None)
+        results.append(result)
     return Evaluation(spec.service, at, tuple(results), spec.bucket, deduplicated, repeated_ids)
 
 

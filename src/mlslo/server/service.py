@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,11 +21,15 @@ from mlslo.decide.gate import gate
 from mlslo.decide.policy import Override
 from mlslo.errors import UsageError
 from mlslo.measure.candidate import parse_selector
-from mlslo.measure.evaluate import Evaluation, evaluate
+from mlslo.measure.evaluate import Evaluation, evaluate, timelines_for
+from mlslo.measure.windows import scan_range
 from mlslo.render.documents import gate_json
+from mlslo.scan.prometheus import prometheus_slos, read_prometheus
 from mlslo.server.alert_loop import AlertEngine
 from mlslo.server.store import Store
 from mlslo.spec import Spec, load_spec
+from mlslo.stats.rollup import Rollup, empty_rollup
+from mlslo.stats.timeline import Timeline
 
 Log = Callable[[str], None]
 
@@ -102,13 +106,15 @@ class Service:
         then."""
         moment = at or self.clock()
         reading = self.store.rollups.at(moment)
+        rollups, unavailable = with_prometheus(reading.spec, reading.rollups, moment, slos)
         return evaluate(
             reading.spec,
-            reading.rollups,
+            rollups,
             moment,
             series_step=series_step,
             slos=slos,
             repeated_ids=reading.repeated_ids,
+            unavailable=unavailable,
         )
 
     def gate(
@@ -131,9 +137,18 @@ class Service:
         if at is None and self.alerts is not None and self.alerts.evaluated_at is not None:
             firing = self.alerts.firing()
         reading = self.store.rollups.at(moment, whole=selector is not None)
+        rollups, unavailable = with_prometheus(reading.spec, reading.rollups, moment)
+        if evaluation is None and unavailable:
+            evaluation = evaluate(
+                reading.spec,
+                rollups,
+                moment,
+                repeated_ids=reading.repeated_ids,
+                unavailable=unavailable,
+            )
         run = gate(
             reading.spec,
-            reading.rollups,
+            rollups,
             moment,
             policy=policy,
             candidate=selector,
@@ -227,3 +242,29 @@ class Service:
         if self.alerts is not None:
             self.alerts.stop()
         self.store.stop()
+
+
+def with_prometheus(
+    spec: Spec,
+    rollups: Rollup | Mapping[str, Timeline],
+    at: datetime,
+    slos: Sequence[str] | None = None,
+) -> tuple[Rollup | Mapping[str, Timeline], dict[str, str]]:
+    """The store's statistics with those of the SLOs read from Prometheus (fetched now, for
+    an evaluation at ``at``), and the SLOs Prometheus could not answer for, with the reason:
+    the service shows them as ``no_data`` instead of failing."""
+    wanted = [s.name for s in prometheus_slos(spec) if slos is None or s.name in slos]
+    if not wanted:
+        return rollups, {}
+    start, end = scan_range(spec, at)
+    if isinstance(rollups, Rollup):
+        fetched = read_prometheus(
+            spec, start, end, slice_columns=rollups.slice_columns, strict=False, slos=wanted
+        )
+        merged = rollups if fetched.rollup is None else rollups.merge(fetched.rollup)
+        return merged, dict(fetched.unavailable)
+    fetched = read_prometheus(spec, start, end, strict=False, slos=wanted)
+    source = fetched.rollup or empty_rollup(int(spec.bucket.total_seconds()))
+    timelines = dict(rollups)
+    timelines.update(timelines_for(spec, source, at, slos=wanted))
+    return timelines, dict(fetched.unavailable)

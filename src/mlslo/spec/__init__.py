@@ -41,7 +41,9 @@ from mlslo.spec.slos import (
     Op,
     Window,
     needs_histogram,
+    prometheus_source,
 )
+from mlslo.spec.sources import PrometheusSource, Source
 from mlslo.spec.types import SPEC_VERSION, Duration, Scalar, UtcDatetime
 
 __all__ = [
@@ -71,13 +73,16 @@ __all__ = [
     "Op",
     "OutcomeColumns",
     "Policy",
+    "PrometheusSource",
     "RiskScore",
     "Scalar",
+    "Source",
     "Spec",
     "UtcDatetime",
     "Window",
     "load_spec",
     "needs_histogram",
     "parse_spec",
+    "prometheus_source",
     "spec_from_dict",
 ]

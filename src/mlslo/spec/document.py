@@ -16,7 +16,7 @@ from pydantic import (
 
 from mlslo.moments import format_duration
 from mlslo.spec.resolve import resolve
-from mlslo.spec.slos import SLO, AnySLO
+from mlslo.spec.slos import SLO, AnySLO, prometheus_source
 from mlslo.spec.types import AtPath, Duration, Name, Strict, UtcDatetime, closest
 
 # --- data mapping, corrections, policy --------------------------------------------------------
@@ -254,6 +254,14 @@ class Spec(Strict):
         if self.default_policy is not None and self.default_policy not in self.all_policies():
             raise AtPath(f"'{self.default_policy}' is not defined under policies", "default_policy")
         return self
+
+    def records_only(self) -> Spec:
+        """This spec with only the SLOs read from prediction records (not from Prometheus),
+        for the record scan; it may have no SLO at all."""
+        kept = [slo for slo in self.slos if prometheus_source(slo) is None]
+        if len(kept) == len(self.slos):
+            return self
+        return self.model_copy(update={"slos": kept})
 
     def all_policies(self) -> dict[str, Policy]:
         out = dict(self.policies)

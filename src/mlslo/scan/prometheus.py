@@ -1,0 +1,285 @@
+"""Counting the events of SLOs whose source is Prometheus, into the rollup a record scan
+would give (good and total events per bucket), so every later stage treats them alike.
+
+A query with a window placeholder gives the events of the bucket ending at each step. A
+query without one reads a cumulative counter at every bucket bound; the events of a bucket
+are the increase of each series between its bounds (a drop is a counter reset: the new value
+counts), summed over the series. That is exact, where ``increase()`` extrapolates to the
+window's edges. A series' first sample is its baseline, so a counter born inside the window
+counts from its first scraped value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pyarrow as pa
+
+from mlslo.errors import SourceError, first_line
+from mlslo.moments import format_duration
+from mlslo.spec import AnySLO, AvailabilitySLO, PrometheusSource, Spec, prometheus_source
+from mlslo.spec.sources import windowed, with_window
+from mlslo.stats.rollup import BUCKET, Rollup, stat_column
+
+MOST_POINTS = 10_000
+"""Prometheus refuses a range query of more than 11,000 points per series."""
+
+
+@dataclass(frozen=True)
+class PrometheusReading:
+    """The statistics of the SLOs read from Prometheus, and why some have none (their
+    source failed, or the total query found no series)."""
+
+    rollup: Rollup | None
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+
+
+def prometheus_slos(spec: Spec) -> list[AnySLO]:
+    return [slo for slo in spec.slos if prometheus_source(slo) is not None]
+
+
+def read_prometheus(
+    spec: Spec,
+    start: datetime,
+    end: datetime,
+    *,
+    slice_columns: Sequence[str] = (),
+    strict: bool = True,
+    slos: Collection[str] | None = None,
+) -> PrometheusReading:
+    """Count the events in ``[start, end)`` of every SLO of ``spec`` read from Prometheus.
+
+    ``strict`` raises :class:`SourceError` when a source fails; otherwise the SLO is listed
+    in ``unavailable`` with the reason and the others are still read. ``slos`` limits the
+    reading to the SLOs named."""
+    step = int(spec.bucket.total_seconds())
+    tables: list[pa.Table] = []
+    unavailable: dict[str, str] = {}
+    for index, slo in enumerate(spec.slos):
+        source = prometheus_source(slo)
+        if source is None or (slos is not None and slo.name not in slos):
+            continue
+        where = f"slos[{index}].source.prometheus ({slo.name})"
+        try:
+            counts = {
+                role: _count(source, query, start, end, step, slo.name, f"{where}.{role}")
+                for role, query in source.queries().items()
+            }
+        except SourceError as error:
+            if strict:
+                raise
+            unavailable[slo.name] = error.detail
+            continue
+        total, series = counts["total"]
+        if not series:
+            unavailable[slo.name] = (
+                f"the total query returned no series from Prometheus at {source.url}"
+            )
+            continue
+        tables.append(_statistics(slo, counts, total, slice_columns))
+    if not tables:
+        return PrometheusReading(None, unavailable)
+    table = pa.concat_tables(tables, promote_options="permissive")
+    stats = [c for c in table.column_names if c != BUCKET and c not in slice_columns]
+    for name in stats:
+        column = table[name]
+        if column.null_count:
+            filled = pa.compute.fill_null(column, 0.0)
+            table = table.set_column(table.column_names.index(name), name, filled)
+    return PrometheusReading(Rollup(step, tuple(slice_columns), table), unavailable)
+
+
+def _statistics(
+    slo: AnySLO,
+    counts: Mapping[str, tuple[dict[int, float], int]],
+    total: dict[int, float],
+    slice_columns: Sequence[str],
+) -> pa.Table:
+    """One row per bucket with events: total, and good (``ok`` for availability) clipped to
+    ``[0, total]`` (increase() extrapolation can make good exceed total by a little)."""
+    good_name = "ok" if isinstance(slo, AvailabilitySLO) else "good"
+    buckets = sorted(b for b, n in total.items() if n > 0)
+    totals = [total[b] for b in buckets]
+    if "good" in counts:
+        good = counts["good"][0]
+        goods = [min(max(good.get(b, 0.0), 0.0), t) for b, t in zip(buckets, totals, strict=True)]
+    else:
+        bad = counts["bad"][0]
+        goods = [
+            t - min(max(bad.get(b, 0.0), 0.0), t) for b, t in zip(buckets, totals, strict=True)
+        ]
+    columns: dict[str, Any] = {BUCKET: pa.array(buckets, pa.int64())}
+    for column in slice_columns:
+        columns[column] = pa.nulls(len(buckets))
+    columns[stat_column(slo.name, "total")] = pa.array(totals, pa.float64())
+    columns[stat_column(slo.name, good_name)] = pa.array(goods, pa.float64())
+    return pa.table(columns)
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def _count(
+    source: PrometheusSource,
+    query: str,
+    start: datetime,
+    end: datetime,
+    step: int,
+    slo: str,
+    where: str,
+) -> tuple[dict[int, float], int]:
+    """Events per bucket index in ``[start, end)``, and how many series the query gave."""
+    first = math.floor(start.timestamp() / step)
+    last = math.ceil(end.timestamp() / step)  # exclusive
+    if last <= first:
+        return {}, 0
+    tail = end.timestamp() - (last - 1) * step  # length of the last, maybe partial, bucket
+    partial = tail < step
+    timeout = source.timeout.total_seconds()
+    with httpx.Client(base_url=source.url, timeout=timeout) as client:
+        api = _Api(client, source.url, slo, where, source.timeout)
+        if windowed(query):
+            full = with_window(query, timedelta(seconds=step))
+            ends = range(first + 1, last if partial else last + 1)
+            series = api.range(full, ends, step)
+            if partial:
+                at = end.timestamp()
+                series = _merge(
+                    series, api.instant(with_window(query, timedelta(seconds=tail)), at)
+                )
+            return _windowed_counts(series, step), len(series)
+        bounds = range(first, last if partial else last + 1)
+        series = api.range(query, bounds, step)
+        if partial:
+            series = _merge(series, api.instant(query, end.timestamp()))
+        return _counter_counts(series, step), len(series)
+
+
+Series = dict[str, list[tuple[float, float]]]
+"""Samples ``(unix time, value)`` by series (its labels as text), oldest first."""
+
+
+def _merge(a: Series, b: Series) -> Series:
+    out = {k: list(v) for k, v in a.items()}
+    for key, points in b.items():
+        out.setdefault(key, []).extend(points)
+    return out
+
+
+def _windowed_counts(series: Series, step: int) -> dict[int, float]:
+    """Each value counts the events of the bucket that ends at its time (a partial last
+    bucket ends at the evaluation time)."""
+    out: dict[int, float] = {}
+    for points in series.values():
+        for time, value in points:
+            if math.isfinite(value) and value > 0:
+                bucket = math.ceil(time / step) - 1
+                out[bucket] = out.get(bucket, 0.0) + value
+    return out
+
+
+def _counter_counts(series: Series, step: int) -> dict[int, float]:
+    """Per series, the increase between consecutive bucket bounds (a drop is a reset: the
+    new value counts), summed over the series by the bucket the increase fell in."""
+    out: dict[int, float] = {}
+    for points in series.values():
+        previous: float | None = None
+        for time, value in points:
+            if not math.isfinite(value):
+                continue
+            if previous is not None:
+                increase = value - previous if value >= previous else value
+                if increase > 0:
+                    bucket = math.ceil(time / step) - 1
+                    out[bucket] = out.get(bucket, 0.0) + increase
+            previous = value
+    return out
+
+
+class _Api:
+    """Prometheus' HTTP query API, its failures as :class:`SourceError` naming the SLO."""
+
+    def __init__(
+        self, client: httpx.Client, url: str, slo: str, where: str, timeout: timedelta
+    ) -> None:
+        self.client = client
+        self.url = url
+        self.slo = slo
+        self.where = where
+        self.timeout = timeout
+
+    def range(self, query: str, indexes: range, step: int) -> Series:
+        """The query at each bucket bound ``index * step`` (in chunks Prometheus accepts)."""
+        out: Series = {}
+        for lo in range(indexes.start, indexes.stop, MOST_POINTS):
+            hi = min(lo + MOST_POINTS, indexes.stop) - 1
+            data = self._get(
+                "/api/v1/query_range",
+                {"query": query, "start": lo * step, "end": hi * step, "step": step},
+            )
+            out = _merge(out, _series(data, self._fail))
+        return out
+
+    def instant(self, query: str, at: float) -> Series:
+        return _series(self._get("/api/v1/query", {"query": query, "time": at}), self._fail)
+
+    def _fail(self, message: str) -> SourceError:
+        return SourceError(self.slo, self.where, message)
+
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        try:
+            response = self.client.get(path, params=params)
+        except httpx.TimeoutException:
+            raise self._fail(
+                f"Prometheus at {self.url} did not answer within "
+                f"{format_duration(self.timeout)}; raise timeout or make the query cheaper"
+            ) from None
+        except httpx.HTTPError as error:
+            raise self._fail(
+                f"cannot reach Prometheus at {self.url} ({first_line(error)}); check url"
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise self._fail(
+                f"{self.url} answered HTTP {response.status_code} without Prometheus' JSON; "
+                "check that url points at Prometheus (not a page in front of it)"
+            )
+        if response.status_code != 200 or body.get("status") != "success":
+            refusal = body.get("error") or f"HTTP {response.status_code}"
+            raise self._fail(f"Prometheus refused the query: {first_line(str(refusal))}")
+        return body.get("data")
+
+
+def _series(data: Any, fail: Any) -> Series:
+    """The samples of a query's result (matrix, vector or scalar)."""
+    if not isinstance(data, dict):
+        raise fail("Prometheus' answer has no data")
+    kind, result = data.get("resultType"), data.get("result")
+    try:
+        if kind == "matrix":
+            return {_key(s["metric"]): [_sample(p) for p in s["values"]] for s in result or []}
+        if kind == "vector":
+            return {_key(s["metric"]): [_sample(s["value"])] for s in result or []}
+        if kind == "scalar":
+            return {"": [_sample(result or [])]}
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise fail(f"Prometheus' {kind} result is malformed") from None
+    raise fail(
+        f"the query gives a {kind}, not numbers; write a query over counters (an instant vector)"
+    )
+
+
+def _key(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _sample(pair: Sequence[Any]) -> tuple[float, float]:
+    return float(pair[0]), float(pair[1])
