@@ -27,6 +27,7 @@ import httpx
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
 from mlslo.errors import SourceError
@@ -281,6 +282,10 @@ def test_the_cli_counts_what_the_exporter_served(
     blocked = json.dumps(gate.json()["reasons"])
     assert "latency" in blocked
 
+    report = cli("report", "--spec", spec, "--at", at, "--out", spec.with_suffix(".md"))
+    assert report.exit_code == 0, report.stderr
+    assert "uptime" in spec.with_suffix(".md").read_text(encoding="utf-8")
+
     alerts = cli("alerts", "--spec", spec, "--at", at, "--format", "json")
     assert alerts.exit_code in (0, 1, 3), alerts.stderr
     assert {a["slo"] for a in alerts.json()["alerts"]} >= {"uptime", "latency"}
@@ -297,12 +302,20 @@ def test_the_service_shows_the_same_numbers(
         slos = {s["name"]: s for s in status.json()["slos"]}
         gate = client.get("/api/v1/gate").json()
         page = client.get("/")
+        metrics = client.get("/metrics").text
     served = exporter.served
     assert slos["uptime"]["sli"]["good"] == served["ok"]
     assert slos["uptime"]["sli"]["valid"] == served["ok"] + served["errors"]
     assert slos["latency"]["sli"]["good"] == served["fast"]
     assert gate["decision"] == "block"
     assert page.status_code == 200 and "latency" in page.text
+    samples = {
+        (sample.labels.get("slo"), sample.name): sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+    }
+    assert samples[("uptime", "mlslo_sli")] == pytest.approx(195 / 205, rel=1e-12)
+    assert samples[("latency", "mlslo_sli_samples")] == 205
 
 
 # --- failures, from a tiny server answering as Prometheus would -------------------------------
@@ -611,3 +624,48 @@ def test_a_percentile_or_a_filter_cannot_come_from_prometheus() -> None:
 def test_source_error_is_a_library_error() -> None:
     error = SourceError("uptime", "slos[0].source.prometheus (uptime).total", "cannot reach")
     assert str(error) == "slos[0].source.prometheus (uptime).total: cannot reach"
+
+
+def test_openslo_export_and_import_keep_the_source() -> None:
+    from mlslo.render.openslo import openslo_documents, openslo_yaml
+    from mlslo.spec.openslo import import_openslo
+    from openslo_schema import assert_valid_openslo
+
+    text = spec_text(
+        "",
+        [
+            availability("uptime", "http://prom-a:9090", bad='x{code="500"}', total="x"),
+            {
+                "name": "latency",
+                "dimension": "latency",
+                "sli": {"latency_threshold": "300ms"},
+                "objective": {"target": 0.99},
+                "source": {
+                    "prometheus": {
+                        "url": "http://prom-b:9090",
+                        "good": "job:fast:count",
+                        "total": "sum(increase(h_count[$window]))",
+                        "timeout": "30s",
+                    }
+                },
+            },
+        ],
+    )
+    spec = parse_spec(text)
+    documents = openslo_documents(spec)
+    for document in documents:
+        assert_valid_openslo(document)
+    sources = {
+        d["metadata"]["name"]: d["spec"]["connectionDetails"]["url"]
+        for d in documents
+        if d["kind"] == "DataSource" and d["spec"]["type"] == "Prometheus"
+    }
+    assert sorted(sources.values()) == ["http://prom-a:9090", "http://prom-b:9090"]
+    ratios = [
+        d["spec"]["indicator"]["spec"]["ratioMetric"] for d in documents if d["kind"] == "SLO"
+    ]
+    assert [r["counter"] for r in ratios] == [True, False]
+    assert ratios[0]["bad"]["metricSource"]["spec"] == {"query": 'x{code="500"}'}
+    imported = import_openslo([("exported.yaml", openslo_yaml(spec))])
+    assert imported.notes == ()
+    assert imported.spec == spec

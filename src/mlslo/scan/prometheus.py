@@ -57,6 +57,19 @@ def read_prometheus(
     ``strict`` raises :class:`SourceError` when a source fails; otherwise the SLO is listed
     in ``unavailable`` with the reason and the others are still read. ``slos`` limits the
     reading to the SLOs named."""
+    with httpx.Client() as client:
+        return _read(client, spec, start, end, slice_columns, strict, slos)
+
+
+def _read(
+    client: httpx.Client,
+    spec: Spec,
+    start: datetime,
+    end: datetime,
+    slice_columns: Sequence[str],
+    strict: bool,
+    slos: Collection[str] | None,
+) -> PrometheusReading:
     step = int(spec.bucket.total_seconds())
     tables: list[pa.Table] = []
     unavailable: dict[str, str] = {}
@@ -67,7 +80,9 @@ def read_prometheus(
         where = f"slos[{index}].source.prometheus ({slo.name})"
         try:
             counts = {
-                role: _count(source, query, start, end, step, slo.name, f"{where}.{role}")
+                role: _count(
+                    _Api(client, source, slo.name, f"{where}.{role}"), query, start, end, step
+                )
                 for role, query in source.queries().items()
             }
         except SourceError as error:
@@ -125,13 +140,7 @@ def _statistics(
 
 
 def _count(
-    source: PrometheusSource,
-    query: str,
-    start: datetime,
-    end: datetime,
-    step: int,
-    slo: str,
-    where: str,
+    api: _Api, query: str, start: datetime, end: datetime, step: int
 ) -> tuple[dict[int, float], int]:
     """Events per bucket index in ``[start, end)``, and how many series the query gave."""
     first = math.floor(start.timestamp() / step)
@@ -140,24 +149,17 @@ def _count(
         return {}, 0
     tail = end.timestamp() - (last - 1) * step  # length of the last, maybe partial, bucket
     partial = tail < step
-    timeout = source.timeout.total_seconds()
-    with httpx.Client(base_url=source.url, timeout=timeout) as client:
-        api = _Api(client, source.url, slo, where, source.timeout)
-        if windowed(query):
-            full = with_window(query, timedelta(seconds=step))
-            ends = range(first + 1, last if partial else last + 1)
-            series = api.range(full, ends, step)
-            if partial:
-                at = end.timestamp()
-                series = _merge(
-                    series, api.instant(with_window(query, timedelta(seconds=tail)), at)
-                )
-            return _windowed_counts(series, step), len(series)
-        bounds = range(first, last if partial else last + 1)
-        series = api.range(query, bounds, step)
+    if windowed(query):
+        full = with_window(query, timedelta(seconds=step))
+        series = api.range(full, range(first + 1, last if partial else last + 1), step)
         if partial:
-            series = _merge(series, api.instant(query, end.timestamp()))
-        return _counter_counts(series, step), len(series)
+            last_bucket = with_window(query, timedelta(seconds=tail))
+            series = _merge(series, api.instant(last_bucket, end.timestamp()))
+        return _windowed_counts(series, step), len(series)
+    series = api.range(query, range(first, last if partial else last + 1), step)
+    if partial:
+        series = _merge(series, api.instant(query, end.timestamp()))
+    return _counter_counts(series, step), len(series)
 
 
 Series = dict[str, list[tuple[float, float]]]
@@ -205,13 +207,13 @@ class _Api:
     """Prometheus' HTTP query API, its failures as :class:`SourceError` naming the SLO."""
 
     def __init__(
-        self, client: httpx.Client, url: str, slo: str, where: str, timeout: timedelta
+        self, client: httpx.Client, source: PrometheusSource, slo: str, where: str
     ) -> None:
         self.client = client
-        self.url = url
+        self.url = source.url
+        self.timeout = source.timeout
         self.slo = slo
         self.where = where
-        self.timeout = timeout
 
     def range(self, query: str, indexes: range, step: int) -> Series:
         """The query at each bucket bound ``index * step`` (in chunks Prometheus accepts)."""
@@ -233,7 +235,9 @@ class _Api:
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:
         try:
-            response = self.client.get(path, params=params)
+            response = self.client.get(
+                self.url + path, params=params, timeout=self.timeout.total_seconds()
+            )
         except httpx.TimeoutException:
             raise self._fail(
                 f"Prometheus at {self.url} did not answer within "
