@@ -12,13 +12,14 @@ counts from its first scraped value.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlslo.errors import SourceError, first_line
 from mlslo.moments import format_duration
@@ -40,6 +41,7 @@ class PrometheusReading:
 
 
 def prometheus_slos(spec: Spec) -> list[AnySLO]:
+    """The SLOs of ``spec`` whose events Prometheus counts."""
     return [slo for slo in spec.slos if prometheus_source(slo) is not None]
 
 
@@ -104,7 +106,7 @@ def _read(
     for name in stats:
         column = table[name]
         if column.null_count:
-            filled = pa.compute.fill_null(column, 0.0)
+            filled = pc.fill_null(column, 0.0)
             table = table.set_column(table.column_names.index(name), name, filled)
     return PrometheusReading(Rollup(step, tuple(slice_columns), table), unavailable)
 
@@ -149,6 +151,8 @@ def _count(
         return {}, 0
     tail = end.timestamp() - (last - 1) * step  # length of the last, maybe partial, bucket
     partial = tail < step
+    if partial and tail < 0.001:  # the last bucket has just begun: nothing to read in it
+        last, partial = last - 1, False
     if windowed(query):
         full = with_window(query, timedelta(seconds=step))
         series = api.range(full, range(first + 1, last if partial else last + 1), step)
@@ -262,7 +266,7 @@ class _Api:
         return body.get("data")
 
 
-def _series(data: Any, fail: Any) -> Series:
+def _series(data: Any, fail: Callable[[str], SourceError]) -> Series:
     """The samples of a query's result (matrix, vector or scalar)."""
     if not isinstance(data, dict):
         raise fail("Prometheus' answer has no data")
