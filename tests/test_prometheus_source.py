@@ -669,3 +669,23 @@ def test_openslo_export_and_import_keep_the_source() -> None:
     imported = import_openslo([("exported.yaml", openslo_yaml(spec))])
     assert imported.notes == ()
     assert imported.spec == spec
+
+
+def test_records_slos_still_need_their_data(
+    cli: Callable[..., Any], write_spec: Callable[[str], Path]
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    spec = write_spec(
+        spec_text(
+            url,
+            [
+                availability("uptime", url, good="a", total="b"),
+                {"name": "logged", "dimension": "availability", "objective": {"target": 0.9}},
+            ],
+        )
+    )
+    run = cli("evaluate", "--spec", spec, "--at", AT.isoformat())
+    assert run.exit_code == 2
+    assert run.stderr.strip() == (
+        "error: --data: the SLO logged reads prediction records: give the records"
+    )

@@ -38,9 +38,8 @@ def read_sources(
     if records.slos:
         if sources is None:
             names = ", ".join(slo.name for slo in records.slos)
-            raise UsageError(
-                f"the SLOs {names} read prediction records: give their file", parameter="data"
-            )
+            which = f"SLOs {names} read" if len(records.slos) > 1 else f"SLO {names} reads"
+            raise UsageError(f"the {which} prediction records: give the records", parameter="data")
         parts.append(
             scan_files(records, sources, start=start, end=end, con=con, slice_columns=slice_columns)
         )

@@ -137,7 +137,10 @@ class Service:
         if at is None and self.alerts is not None and self.alerts.evaluated_at is not None:
             firing = self.alerts.firing()
         reading = self.store.rollups.at(moment, whole=selector is not None)
-        rollups, unavailable = with_prometheus(reading.spec, reading.rollups, moment)
+        rollups = reading.rollups
+        unavailable: dict[str, str] = {}
+        if evaluation is None or selector is not None:  # else gate() reads no rollup
+            rollups, unavailable = with_prometheus(reading.spec, reading.rollups, moment)
         if evaluation is None and unavailable:
             evaluation = evaluate(
                 reading.spec,
