@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -53,14 +55,18 @@ def read_prometheus(
     slice_columns: Sequence[str] = (),
     strict: bool = True,
     slos: Collection[str] | None = None,
+    client: httpx.Client | None = None,
 ) -> PrometheusReading:
     """Count the events in ``[start, end)`` of every SLO of ``spec`` read from Prometheus.
 
     ``strict`` raises :class:`SourceError` when a source fails; otherwise the SLO is listed
     in ``unavailable`` with the reason and the others are still read. ``slos`` limits the
-    reading to the SLOs named."""
-    with httpx.Client() as client:
+    reading to the SLOs named. A long-lived caller passes its ``client`` (connections and
+    TLS settings are then kept between readings)."""
+    if client is not None:
         return _read(client, spec, start, end, slice_columns, strict, slos)
+    with httpx.Client() as own:
+        return _read(own, spec, start, end, slice_columns, strict, slos)
 
 
 def _read(
@@ -80,25 +86,23 @@ def _read(
         if source is None or (slos is not None and slo.name not in slos):
             continue
         where = f"slos[{index}].source.prometheus ({slo.name})"
+        counts: dict[str, Counts] = {}
+        series: dict[str, int] = {}
         try:
-            counts = {
-                role: _count(
-                    _Api(client, source, slo.name, f"{where}.{role}"), query, start, end, step
-                )
-                for role, query in source.queries().items()
-            }
+            for role, query in source.queries().items():
+                api = _Api(client, source, slo.name, f"{where}.{role}")
+                counts[role], series[role] = _count(api, query, start, end, step)
         except SourceError as error:
             if strict:
                 raise
             unavailable[slo.name] = error.detail
             continue
-        total, series = counts["total"]
-        if not series:
+        if not series["total"]:
             unavailable[slo.name] = (
                 f"the total query returned no series from Prometheus at {source.url}"
             )
             continue
-        tables.append(_statistics(slo, counts, total, slice_columns))
+        tables.append(_statistics(slo, counts, slice_columns))
     if not tables:
         return PrometheusReading(None, unavailable)
     table = pa.concat_tables(tables, promote_options="permissive")
@@ -112,47 +116,47 @@ def _read(
 
 
 def _statistics(
-    slo: AnySLO,
-    counts: Mapping[str, tuple[dict[int, float], int]],
-    total: dict[int, float],
-    slice_columns: Sequence[str],
+    slo: AnySLO, counts: Mapping[str, Counts], slice_columns: Sequence[str]
 ) -> pa.Table:
     """One row per bucket with events: total, and good (``ok`` for availability) clipped to
     ``[0, total]`` (increase() extrapolation can make good exceed total by a little)."""
-    good_name = "ok" if isinstance(slo, AvailabilitySLO) else "good"
-    buckets = sorted(b for b, n in total.items() if n > 0)
-    totals = [total[b] for b in buckets]
+    first = min((int(b.min()) for b, _ in counts.values() if b.size), default=0)
+    last = max((int(b.max()) for b, _ in counts.values() if b.size), default=-1)
+    size = last - first + 1
+
+    def dense(role: str) -> Array:
+        buckets, values = counts[role]
+        summed = np.bincount(buckets - first, weights=values, minlength=size)[:size]
+        return summed.astype(np.float64)
+
+    total = dense("total")
     if "good" in counts:
-        good = counts["good"][0]
-        goods = [min(max(good.get(b, 0.0), 0.0), t) for b, t in zip(buckets, totals, strict=True)]
+        good = np.clip(dense("good"), 0.0, total)
     else:
-        bad = counts["bad"][0]
-        goods = [
-            t - min(max(bad.get(b, 0.0), 0.0), t) for b, t in zip(buckets, totals, strict=True)
-        ]
-    columns: dict[str, Any] = {BUCKET: pa.array(buckets, pa.int64())}
+        good = total - np.clip(dense("bad"), 0.0, total)
+    keep = np.flatnonzero(total > 0)
+    columns: dict[str, Any] = {BUCKET: pa.array(keep + first, pa.int64())}
     for column in slice_columns:
-        columns[column] = pa.nulls(len(buckets))
-    columns[stat_column(slo.name, "total")] = pa.array(totals, pa.float64())
-    columns[stat_column(slo.name, good_name)] = pa.array(goods, pa.float64())
+        columns[column] = pa.nulls(len(keep))
+    good_name = "ok" if isinstance(slo, AvailabilitySLO) else "good"
+    columns[stat_column(slo.name, "total")] = pa.array(total[keep], pa.float64())
+    columns[stat_column(slo.name, good_name)] = pa.array(good[keep], pa.float64())
     return pa.table(columns)
 
 
 # --- queries ----------------------------------------------------------------------------------
 
 
-def _count(
-    api: _Api, query: str, start: datetime, end: datetime, step: int
-) -> tuple[dict[int, float], int]:
+def _count(api: _Api, query: str, start: datetime, end: datetime, step: int) -> tuple[Counts, int]:
     """Events per bucket index in ``[start, end)``, and how many series the query gave."""
     first = math.floor(start.timestamp() / step)
     last = math.ceil(end.timestamp() / step)  # exclusive
-    if last <= first:
-        return {}, 0
     tail = end.timestamp() - (last - 1) * step  # length of the last, maybe partial, bucket
     partial = tail < step
     if partial and tail < 0.001:  # the last bucket has just begun: nothing to read in it
         last, partial = last - 1, False
+    if last <= first:
+        return _NONE, 0
     if windowed(query):
         full = with_window(query, timedelta(seconds=step))
         series = api.range(full, range(first + 1, last if partial else last + 1), step)
@@ -166,45 +170,60 @@ def _count(
     return _counter_counts(series, step), len(series)
 
 
-Series = dict[str, list[tuple[float, float]]]
-"""Samples ``(unix time, value)`` by series (its labels as text), oldest first."""
+Array = npt.NDArray[np.float64]
+Series = dict[str, tuple[Array, Array]]
+"""Samples by series (its labels as text): unix times and values, oldest first."""
+Counts = tuple[npt.NDArray[np.int64], Array]
+"""Events by bucket index: the indexes and the counts (an index may repeat)."""
+_NONE: Counts = (np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 def _merge(a: Series, b: Series) -> Series:
-    out = {k: list(v) for k, v in a.items()}
-    for key, points in b.items():
-        out.setdefault(key, []).extend(points)
+    out = dict(a)
+    for key, (times, values) in b.items():
+        if key in out:
+            times = np.concatenate([out[key][0], times])
+            values = np.concatenate([out[key][1], values])
+        out[key] = (times, values)
     return out
 
 
-def _windowed_counts(series: Series, step: int) -> dict[int, float]:
+def _bucket_of(times: Array, step: int) -> npt.NDArray[np.int64]:
+    """The bucket that ends at (or, for a partial one, holds) each time."""
+    return (np.ceil(times / step) - 1).astype(np.int64)
+
+
+def _combined(parts: list[Counts]) -> Counts:
+    if not parts:
+        return _NONE
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _windowed_counts(series: Series, step: int) -> Counts:
     """Each value counts the events of the bucket that ends at its time (a partial last
-    bucket ends at the evaluation time)."""
-    out: dict[int, float] = {}
-    for points in series.values():
-        for time, value in points:
-            if math.isfinite(value) and value > 0:
-                bucket = math.ceil(time / step) - 1
-                out[bucket] = out.get(bucket, 0.0) + value
-    return out
+    bucket ends at the evaluation time); values that are not finite or below 0 count
+    nothing."""
+    parts = []
+    for times, values in series.values():
+        kept = np.isfinite(values) & (values > 0)
+        parts.append((_bucket_of(times[kept], step), values[kept]))
+    return _combined(parts)
 
 
-def _counter_counts(series: Series, step: int) -> dict[int, float]:
+def _counter_counts(series: Series, step: int) -> Counts:
     """Per series, the increase between consecutive bucket bounds (a drop is a reset: the
-    new value counts), summed over the series by the bucket the increase fell in."""
-    out: dict[int, float] = {}
-    for points in series.values():
-        previous: float | None = None
-        for time, value in points:
-            if not math.isfinite(value):
-                continue
-            if previous is not None:
-                increase = value - previous if value >= previous else value
-                if increase > 0:
-                    bucket = math.ceil(time / step) - 1
-                    out[bucket] = out.get(bucket, 0.0) + increase
-            previous = value
-    return out
+    new value counts; samples that are not finite are skipped), summed over the series by
+    the bucket the increase fell in."""
+    parts = []
+    for times, values in series.values():
+        kept = np.isfinite(values)
+        times, values = times[kept], values[kept]
+        if values.size < 2:
+            continue
+        rise = np.diff(values)
+        increase = np.where(rise >= 0, rise, values[1:])
+        parts.append((_bucket_of(times[1:], step), increase))
+    return _combined(parts)
 
 
 class _Api:
@@ -273,11 +292,11 @@ def _series(data: Any, fail: Callable[[str], SourceError]) -> Series:
     kind, result = data.get("resultType"), data.get("result")
     try:
         if kind == "matrix":
-            return {_key(s["metric"]): [_sample(p) for p in s["values"]] for s in result or []}
+            return {_key(s["metric"]): _samples(s["values"]) for s in result or []}
         if kind == "vector":
-            return {_key(s["metric"]): [_sample(s["value"])] for s in result or []}
+            return {_key(s["metric"]): _samples([s["value"]]) for s in result or []}
         if kind == "scalar":
-            return {"": [_sample(result or [])]}
+            return {"": _samples([result or []])}
     except (KeyError, TypeError, ValueError, IndexError):
         raise fail(f"Prometheus' {kind} result is malformed") from None
     raise fail(
@@ -289,5 +308,10 @@ def _key(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def _sample(pair: Sequence[Any]) -> tuple[float, float]:
-    return float(pair[0]), float(pair[1])
+def _samples(pairs: Sequence[Sequence[Any]]) -> tuple[Array, Array]:
+    """``[[time, "value"], ...]`` as arrays (Prometheus writes values as text: NaN, +Inf)."""
+    if not pairs:
+        return np.zeros(0), np.zeros(0)
+    times = np.array([p[0] for p in pairs], dtype=np.float64)
+    values = np.array([p[1] for p in pairs], dtype=np.float64)
+    return times, values

@@ -59,6 +59,7 @@ class Service:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    _prometheus_client: httpx.Client | None = None
 
     @property
     def spec(self) -> Spec:
@@ -106,7 +107,9 @@ class Service:
         then."""
         moment = at or self.clock()
         reading = self.store.rollups.at(moment)
-        rollups, unavailable = with_prometheus(reading.spec, reading.rollups, moment, slos)
+        rollups, unavailable = with_prometheus(
+            reading.spec, reading.rollups, moment, slos, client=self._prometheus()
+        )
         return evaluate(
             reading.spec,
             rollups,
@@ -140,7 +143,9 @@ class Service:
         rollups = reading.rollups
         unavailable: dict[str, str] = {}
         if evaluation is None or selector is not None:  # else gate() reads no rollup
-            rollups, unavailable = with_prometheus(reading.spec, reading.rollups, moment)
+            rollups, unavailable = with_prometheus(
+                reading.spec, reading.rollups, moment, client=self._prometheus()
+            )
         if evaluation is None and unavailable:
             evaluation = evaluate(
                 reading.spec,
@@ -173,6 +178,12 @@ class Service:
             document,
         )
         return document
+
+    def _prometheus(self) -> httpx.Client:
+        """The HTTP client SLOs read from Prometheus share (made on first use)."""
+        if self._prometheus_client is None:
+            self._prometheus_client = httpx.Client()
+        return self._prometheus_client
 
     def add_override(self, reason: str, expires: timedelta, caller: str | None) -> Override:
         """A time-limited override: blocks become warnings until it expires."""
@@ -244,6 +255,9 @@ class Service:
         self._threads = []
         if self.alerts is not None:
             self.alerts.stop()
+        if self._prometheus_client is not None:
+            self._prometheus_client.close()
+            self._prometheus_client = None
         self.store.stop()
 
 
@@ -252,6 +266,8 @@ def with_prometheus(
     rollups: Rollup | Mapping[str, Timeline],
     at: datetime,
     slos: Sequence[str] | None = None,
+    *,
+    client: httpx.Client | None = None,
 ) -> tuple[Rollup | Mapping[str, Timeline], dict[str, str]]:
     """The store's statistics with those of the SLOs read from Prometheus (fetched now, for
     an evaluation at ``at``), and the SLOs Prometheus could not answer for, with the reason:
@@ -262,11 +278,17 @@ def with_prometheus(
     start, end = scan_range(spec, at)
     if isinstance(rollups, Rollup):
         fetched = read_prometheus(
-            spec, start, end, slice_columns=rollups.slice_columns, strict=False, slos=wanted
+            spec,
+            start,
+            end,
+            slice_columns=rollups.slice_columns,
+            strict=False,
+            slos=wanted,
+            client=client,
         )
         merged = rollups if fetched.rollup is None else rollups.merge(fetched.rollup)
         return merged, dict(fetched.unavailable)
-    fetched = read_prometheus(spec, start, end, strict=False, slos=wanted)
+    fetched = read_prometheus(spec, start, end, strict=False, slos=wanted, client=client)
     source = fetched.rollup or empty_rollup(int(spec.bucket.total_seconds()))
     timelines = dict(rollups)
     timelines.update(timelines_for(spec, source, at, slos=wanted))
