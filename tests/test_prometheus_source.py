@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -689,3 +691,75 @@ def test_records_slos_still_need_their_data(
     assert run.stderr.strip() == (
         "error: --data: the SLO logged reads prediction records: give the records"
     )
+
+
+@dataclass
+class Served:
+    """What the module's canned Prometheus answers: a counter per query text."""
+
+    values: dict[str, list[float]]
+
+
+@pytest.fixture(scope="module")
+def canned_counters() -> Iterator[tuple[str, Served, httpx.Client]]:
+    served = Served({})
+
+    def answer(path: str, q: dict[str, str]) -> tuple[int, str, float]:
+        return counter_answer(served.values)(path, q)
+
+    handler = type("Handler", (Canned,), {"answer": staticmethod(answer)})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    with httpx.Client() as client:
+        yield f"http://127.0.0.1:{server.server_address[1]}", served, client
+    server.shutdown()
+    server.server_close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.integers(0, 50), st.integers(0, 50), st.booleans()), min_size=1, max_size=12
+    )
+)
+def test_counts_per_bucket_are_the_events_served(
+    canned_counters: tuple[str, Served, httpx.Client], events: list[tuple[int, int, bool]]
+) -> None:
+    """Per bucket ``(good, bad, restart)``: the exporter restarts (counters back to 0) at the
+    bucket's start when ``restart`` is drawn and the counter then reads below its last value
+    (a restart Prometheus can see); the counts read must be exactly the events served."""
+    url, served, client = canned_counters
+    good_counter, total_counter = [0.0], [0.0]
+    expected: dict[int, tuple[float, float]] = {}
+    for index, (good, bad, restart) in enumerate(events):
+        if restart and good + bad < good_counter[-1]:
+            good_counter.append(float(good))
+            total_counter.append(float(good + bad))
+        else:
+            good_counter.append(good_counter[-1] + good)
+            total_counter.append(total_counter[-1] + good + bad)
+        if good + bad:
+            expected[index] = (float(good + bad), float(good))
+    served.values = {"good": good_counter, "total": total_counter}
+    spec = spec_from_dict(
+        {
+            "service": "s",
+            "bucket": "1m",
+            "slos": [availability("uptime", url, good="good", total="total")],
+        }
+    )
+    start = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=len(events))
+    reading = read_prometheus(spec, start, end, client=client)
+    first = int(start.timestamp()) // 60
+    if not expected:
+        assert reading.rollup is None or reading.rollup.table.num_rows == 0
+        return
+    assert reading.rollup is not None
+    table = reading.rollup.table.to_pydict()
+    got = {
+        b - first: (t, g)
+        for b, t, g in zip(table["bucket"], table["uptime/total"], table["uptime/ok"], strict=True)
+    }
+    assert got == expected
