@@ -374,6 +374,9 @@ def matrix(points: list[tuple[float, str]], labels: dict[str, str] | None = None
 
 
 AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+TIMED_OUT = json.dumps(
+    {"status": "error", "errorType": "timeout", "error": "query timed out in expression evaluation"}
+)
 BAD_QUERY = json.dumps(
     {"status": "error", "errorType": "bad_data", "error": 'parse error: unexpected "}"'}
 )
@@ -384,11 +387,17 @@ BAD_QUERY = json.dumps(
     [
         (lambda p, q: (400, BAD_QUERY, 0.0), "5s", "Prometheus refused the query: parse error"),
         (lambda p, q: (502, "<html>Bad gateway</html>", 0.0), "5s", "HTTP 502 without"),
+        (lambda p, q: (500, "", 0.0), "5s", "HTTP 500 without"),
+        (
+            lambda p, q: (503, TIMED_OUT, 0.0),
+            "5s",
+            "Prometheus refused the query: query timed out in expression evaluation",
+        ),
         (lambda p, q: (200, success("string", [1, "x"]), 0.0), "5s", "gives a string"),
         (lambda p, q: (200, '{"status": "success"}', 0.0), "5s", "has no data"),
         (lambda p, q: (200, success("vector", []), 1.0), "200ms", "did not answer within 200ms"),
     ],
-    ids=["refused", "not-prometheus", "string", "no-data", "timeout"],
+    ids=["refused", "not-prometheus", "500", "prometheus-timeout", "string", "no-data", "timeout"],
 )
 def test_a_failing_source_is_a_located_error_on_the_cli(
     fake_prometheus: Callable[..., str],
