@@ -1,11 +1,12 @@
 """SLOs read from Prometheus (``source.prometheus``).
 
 End to end: a small exporter on 127.0.0.1 serves counters the test increments, Debian's real
-``prometheus`` scrapes it every second, and the CLI (evaluate, gate, alerts) and the service
-count exactly the events the exporter served. Then the failures, from a tiny real HTTP server
-answering as Prometheus would: a refused query, a page that is not Prometheus, no series,
-NaN, too slow, nobody listening. Each is a located error on the command line (exit 2) and
-``no_data`` with the reason in the service, never a crash.
+``prometheus`` scrapes it every second, and the CLI (evaluate, gate, alerts, report) and the
+service (status, gate, dashboard, /metrics) count exactly the events the exporter served.
+Then the failures, from a tiny real HTTP server answering as Prometheus would: a refused
+query, a page that is not Prometheus, no series, NaN, too slow, nobody listening. Each is a
+located error on the command line (exit 2) and ``no_data`` with the reason in the service,
+never a crash.
 """
 
 from __future__ import annotations
@@ -189,9 +190,6 @@ def raw_increase(url: str, series: str, start: datetime, end: datetime) -> float
         base = before[-1] if before else 0.0
         total += values[-1][1] - base
     return total
-
-
-SERVED_SCRAPES = 2
 
 
 @pytest.fixture(scope="module")
@@ -499,6 +497,33 @@ def test_counters_are_differenced_per_series_with_resets_and_nan_skipped(
         first + 3: (5.0, 4.0),
         first + 4: (4.0, 4.0),
     }
+
+
+def test_each_series_is_differenced_before_the_series_are_summed(
+    fake_prometheus: Callable[..., str],
+) -> None:
+    def answer(path: str, q: dict[str, str]) -> tuple[int, str, float]:
+        start, step = float(q["start"]), float(q["step"])
+        series = {"a": [0, 50, 60], "b": [10, 2, 4]}  # b restarts in the first bucket
+        found = [
+            {
+                "metric": {"instance": name},
+                "values": [[start + i * step, str(v)] for i, v in enumerate(vs)],
+            }
+            for name, vs in series.items()
+        ]
+        return 200, success("matrix", found), 0.0
+
+    url = fake_prometheus(answer)
+    spec = spec_from_dict(
+        {"service": "s", "slos": [availability("uptime", url, bad="bad", total="total")]}
+    )
+    start = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    reading = read_prometheus(spec, start, start + timedelta(minutes=2))
+    assert reading.rollup is not None
+    # a: 50 then 10; b: 2 (its value after the restart) then 2. The sum (10, 52, 64) would
+    # have read 42 and 12.
+    assert reading.rollup.table.to_pydict()["uptime/total"] == [52.0, 12.0]
 
 
 def test_windowed_queries_get_the_bucket_length(fake_prometheus: Callable[..., str]) -> None:
