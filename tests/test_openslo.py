@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlslo.render.openslo import openslo_documents, openslo_yaml
-from mlslo.spec import Spec, load_spec, parse_spec
+from mlslo.spec import Spec, load_spec, parse_spec, prometheus_source
 from mlslo.spec.openslo import OpenSLOImport, import_openslo
 from mlslo.spec.openslo import format as fmt
 from openslo_schema import assert_valid_openslo, openslo_errors
@@ -433,7 +433,7 @@ def test_sloths_kubernetes_example_imports_as_prometheus_availability_and_latenc
     )
     text = notes_of(result)
     assert text.count("a Prometheus source") == 0  # the wording is the one below
-    assert text.count("an SLO source for Prometheus will be needed") == 3
+    assert text.count("reads a range of its own ([{{.window}}])") == 3
     assert "becomes SLO 'requests-latency-openslo-2'" in text
     assert 'le="0.4"' in text and 'le="5"' in text
 
@@ -458,9 +458,11 @@ def test_a_prometheus_sli_of_the_specification_imports_with_its_datasource():
     spec = parse_spec(result.yaml())
     (slo,) = spec.slos
     assert (slo.name, slo.dimension, str(slo.window)) == ("great-slo", "availability", "7d")
-    assert "http://127.0.0.1:9090" in (slo.description or "")
-    assert 'localhost_server_requests{code="total"' in (slo.description or "")
-    assert "SLO source for Prometheus will be needed" in notes_of(result)
+    source = prometheus_source(slo)
+    assert source is not None and source.url == "http://127.0.0.1:9090"
+    assert 'localhost_server_requests{code="total"' in source.total
+    assert source.good is not None and source.bad is None
+    assert "reads the queries from Prometheus at http://127.0.0.1:9090" in notes_of(result)
 
 
 def test_a_datadog_ratio_of_the_specification_imports_with_what_changed_reported():

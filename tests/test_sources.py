@@ -344,7 +344,10 @@ def test_the_spec_says_where_the_records_are(
 def test_a_spec_without_source_needs_data_and_refuses_passwords(
     cli: Callable[..., Run], write_spec: Callable[..., Path]
 ) -> None:
-    one_line_error(cli("evaluate", "--spec", write_spec(SPEC)), "--data: give the prediction")
+    one_line_error(
+        cli("evaluate", "--spec", write_spec(SPEC)),
+        "prediction records: give the records (or source: {predictions: ...} in the spec)",
+    )
     secret = write_spec(
         SPEC + "source: {predictions: 'postgres://ml:hunter2-secret@db/prod?table=p'}\n"
     )

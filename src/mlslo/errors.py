@@ -72,6 +72,17 @@ class DataError(MlsloError):
         return f"{', '.join(parts)}: {self.detail}"
 
 
+class SourceError(MlsloError):
+    """An SLO's external source (Prometheus) could not be read: unreachable, too slow, or
+    it refused a query. Names the spec path of the source and the fix."""
+
+    def __init__(self, slo: str, where: str, message: str) -> None:
+        self.slo = slo
+        self.where = where
+        self.detail = message
+        super().__init__(f"{where}: {message}")
+
+
 class UsageError(MlsloError):
     """An argument is wrong (a malformed moment, an unknown policy, ...).
 

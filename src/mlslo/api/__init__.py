@@ -3,6 +3,7 @@ service runs over its store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,21 +17,57 @@ from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.measure.windows import scan_range, series_step
 from mlslo.render.documents import alerts_json, evaluation_json, gate_json
 from mlslo.scan.files import Sources, scan_files
+from mlslo.scan.prometheus import read_prometheus
 from mlslo.spec import Spec
+from mlslo.stats.rollup import Rollup, empty_rollup, merge_all
+
+
+def read_sources(
+    spec: Spec,
+    sources: Sources | None,
+    at: datetime,
+    *,
+    con: Any | None = None,
+    slice_columns: Sequence[str] = (),
+) -> tuple[Rollup, dict[str, str]]:
+    """The rollup an evaluation at ``at`` reads: the record files scanned for the SLOs read
+    from records, and Prometheus queried for the others; and the SLOs whose source had
+    nothing to say (no series), with the reason."""
+    start, end = scan_range(spec, at)
+    records = spec.records_only()
+    parts = []
+    if records.slos:
+        if sources is None:
+            names = ", ".join(slo.name for slo in records.slos)
+            which = f"SLOs {names} read" if len(records.slos) > 1 else f"SLO {names} reads"
+            raise UsageError(
+                f"the {which} prediction records: give the records (or source: "
+                "{predictions: ...} in the spec)",
+                parameter="data",
+            )
+        parts.append(
+            scan_files(records, sources, start=start, end=end, con=con, slice_columns=slice_columns)
+        )
+    reading = read_prometheus(spec, start, end, slice_columns=slice_columns)
+    if reading.rollup is not None:
+        parts.append(reading.rollup)
+    if not parts:
+        parts.append(empty_rollup(int(spec.bucket.total_seconds()), slice_columns))
+    return merge_all(parts), dict(reading.unavailable)
 
 
 def evaluate_files(
     spec: Spec,
-    sources: Sources,
+    sources: Sources | None,
     at: datetime,
     *,
     series_step: timedelta | None = None,
     con: Any | None = None,
 ) -> Evaluation:
-    """Evaluate every SLO of ``spec`` at ``at`` from the records in ``sources``."""
-    start, end = scan_range(spec, at)
-    rollup = scan_files(spec, sources, start=start, end=end, con=con)
-    return evaluate(spec, rollup, at, series_step=series_step)
+    """Evaluate every SLO of ``spec`` at ``at`` from the records in ``sources`` (None: every
+    SLO reads Prometheus)."""
+    rollup, unavailable = read_sources(spec, sources, at, con=con)
+    return evaluate(spec, rollup, at, series_step=series_step, unavailable=unavailable)
 
 
 def explain_files(
@@ -53,7 +90,7 @@ def explain_files(
 
 def gate_files(
     spec: Spec,
-    sources: Sources,
+    sources: Sources | None,
     at: datetime,
     *,
     policy: str | None = None,
@@ -61,15 +98,15 @@ def gate_files(
     con: Any | None = None,
 ) -> GateRun:
     """Decide from files; with a candidate, also check its own predictions."""
-    start, end = scan_range(spec, at)
     slices = [candidate[0]] if candidate else []
-    rollup = scan_files(spec, sources, start=start, end=end, con=con, slice_columns=slices)
-    return gate(spec, rollup, at, policy=policy, candidate=candidate)
+    rollup, unavailable = read_sources(spec, sources, at, con=con, slice_columns=slices)
+    evaluation = evaluate(spec, rollup, at, unavailable=unavailable)
+    return gate(spec, rollup, at, policy=policy, candidate=candidate, evaluation=evaluation)
 
 
 def report_files(
     spec: Spec,
-    sources: Sources,
+    sources: Sources | None,
     at: datetime,
     out: Path,
     *,
@@ -85,9 +122,8 @@ def report_files(
     if suffix not in (".html", ".htm", ".md", ".markdown"):
         raise UsageError(f"'{out}' should end in .html or .md", parameter="out")
     step = min(series_step(s.window) for s in spec.slos)
-    start, end = scan_range(spec, at)
-    rollup = scan_files(spec, sources, start=start, end=end, con=con)
-    evaluation = evaluate(spec, rollup, at, series_step=step)
+    rollup, unavailable = read_sources(spec, sources, at, con=con)
+    evaluation = evaluate(spec, rollup, at, series_step=step, unavailable=unavailable)
     gate_document = None
     if spec.all_policies():
         run = gate(spec, rollup, at, policy=policy, evaluation=evaluation)

@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from mlslo.api import read_sources
 from mlslo.api.results import EvaluationResult, GateResult, _Basis
 from mlslo.decide.gate import gate as gate_rollup
 from mlslo.errors import UsageError
 from mlslo.inputs.frames import ArrowStreamExportable, as_location
 from mlslo.measure.candidate import Selector, parse_selector
 from mlslo.measure.evaluate import evaluate as evaluate_rollup
-from mlslo.measure.windows import scan_range
 from mlslo.moments import parse_duration, parse_moment
-from mlslo.scan.files import Sources, scan_files
+from mlslo.scan.files import Sources
 from mlslo.spec import Spec, spec_from_dict
 from mlslo.spec import load_spec as load_spec_file
 
@@ -67,9 +67,8 @@ def evaluate(
         dedupe,
         allow_unmatched_labels,
     )
-    start, end = scan_range(loaded, moment)
-    rollup = scan_files(loaded, sources, start=start, end=end)
-    evaluation = evaluate_rollup(loaded, rollup, moment, series_step=step)
+    rollup, unavailable = read_sources(loaded, sources, moment)
+    evaluation = evaluate_rollup(loaded, rollup, moment, series_step=step, unavailable=unavailable)
     return EvaluationResult(evaluation, _Basis(loaded, sources, rollup))
 
 
@@ -96,12 +95,12 @@ def gate(
     selector = _selector(candidate)
     at = result.evaluated_at
     if selector is None and loaded == basis.spec:
-        run = gate_rollup(loaded, basis.rollup, at, policy=policy)
+        run = gate_rollup(loaded, basis.rollup, at, policy=policy, evaluation=result._evaluation)
         return GateResult(run.decision, result, None)
-    start, end = scan_range(loaded, at)
     slices = [selector[0]] if selector else []
-    rollup = scan_files(loaded, basis.sources, start=start, end=end, slice_columns=slices)
-    run = gate_rollup(loaded, rollup, at, policy=policy, candidate=selector)
+    rollup, unavailable = read_sources(loaded, basis.sources, at, slice_columns=slices)
+    evaluation = evaluate_rollup(loaded, rollup, at, unavailable=unavailable)
+    run = gate_rollup(loaded, rollup, at, policy=policy, candidate=selector, evaluation=evaluation)
     evaluated = EvaluationResult(run.evaluation, _Basis(loaded, basis.sources, rollup))
     return GateResult(run.decision, evaluated, run.candidate)
 

@@ -26,6 +26,7 @@ from mlslo.cli.shell import (
     connect,
     duration,
     moment,
+    reading,
     record_sources,
     spinner,
     stderr,
@@ -106,7 +107,7 @@ def evaluate(
         dedupe=dedupe,
         allow_unmatched_labels=allow_unmatched_labels,
     )
-    with spinner(f"Scanning {sources.predictions}"):
+    with spinner(reading(sources)):
         result = evaluate_files(
             loaded,
             sources,
@@ -155,7 +156,7 @@ def alerts(
         dedupe=dedupe,
         allow_unmatched_labels=allow_unmatched_labels,
     )
-    with spinner(f"Scanning {sources.predictions}"):
+    with spinner(reading(sources)):
         evaluation = evaluate_files(
             loaded,
             sources,
@@ -225,7 +226,7 @@ def report(
         dedupe=dedupe,
         allow_unmatched_labels=allow_unmatched_labels,
     )
-    with spinner(f"Scanning {sources.predictions}"):
+    with spinner(reading(sources)):
         report_files(
             loaded,
             sources,

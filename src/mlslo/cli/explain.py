@@ -22,11 +22,13 @@ from mlslo.cli.shell import (
     connect,
     duration,
     moment,
+    reading,
     record_sources,
     spinner,
     stdout,
     user_errors,
 )
+from mlslo.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -81,7 +83,13 @@ def explain(
         dedupe=dedupe,
         allow_unmatched_labels=allow_unmatched_labels,
     )
-    with spinner(f"Scanning {sources.predictions}"):
+    if sources is None:
+        raise UsageError(
+            "attribution reads prediction records: give them (or source: "
+            "{predictions: ...} in the spec)",
+            parameter="data",
+        )
+    with spinner(reading(sources)):
         result = explain_files(
             loaded,
             sources,

@@ -25,6 +25,7 @@ from mlslo.cli.shell import (
     connect,
     duration,
     moment,
+    reading,
     record_sources,
     spinner,
     stdout,
@@ -105,8 +106,8 @@ def gate(
 
         if spec is None:
             raise UsageError(
-                "mlslo gate needs --spec and --data (or the spec's source:), or --url and "
-                "--token (see mlslo gate --help)"
+                "mlslo gate needs --spec and --data (or the spec's source:, or none when every "
+                "SLO reads Prometheus), or --url and --token (see mlslo gate --help)"
             )
         loaded = load_spec(spec)
         when = moment(at)
@@ -120,7 +121,7 @@ def gate(
             dedupe=dedupe,
             allow_unmatched_labels=allow_unmatched_labels,
         )
-        with spinner(f"Scanning {sources.predictions}"):
+        with spinner(reading(sources)):
             run = gate_files(
                 loaded,
                 sources,

@@ -171,9 +171,20 @@ DataOption = Annotated[
         show_default=False,
         help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob, a folder, or a "
         "table's URL (duckdb://, delta://, iceberg://, postgres://; see docs/sources.md). "
-        "Default: the spec's source.",
+        "Default: the spec's source (none needed when every SLO reads Prometheus).",
     ),
 ]
+
+
+def reading(sources: Sources | None) -> str:
+    """What the spinner says while the sources are read."""
+    if sources is None:
+        return "Querying Prometheus"
+    from mlslo.inputs.frames import name_of
+
+    return f"Scanning {name_of(sources.predictions)}"
+
+
 LabelsOption = Annotated[
     str | None,
     typer.Option("--labels", help="Labels in a separate table (id, ts, label), joined by id."),
@@ -242,18 +253,21 @@ def record_sources(
     *,
     dedupe: bool = False,
     allow_unmatched_labels: bool = False,
-) -> Sources:
+) -> Sources | None:
     """The sources to scan: ``--data`` (with ``--labels``/``--outcomes``), else the spec's
     ``source:`` (each overridable by ``--labels``/``--outcomes``), its relative paths read
-    from the spec's folder."""
+    from the spec's folder; None when nothing is given (enough when every SLO reads
+    Prometheus)."""
     from mlslo.scan.files import Sources
 
     if data is None:
         if spec.source is None:
-            raise UsageError(
-                "give the prediction records (or source: {predictions: ...} in the spec)",
-                parameter="data",
-            )
+            if labels is not None or outcomes is not None:
+                raise UsageError(
+                    "labels and outcome counts go with prediction records: give them too",
+                    parameter="data",
+                )
+            return None
         data = _beside(spec_path, spec.source.predictions)
         if labels is None and spec.source.labels is not None:
             labels = _beside(spec_path, spec.source.labels)

@@ -138,10 +138,13 @@ def evaluate(
     where: Mapping[str, Sequence[Any]] | None = None,
     slos: Sequence[str] | None = None,
     repeated_ids: int | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> Evaluation:
     """Evaluate the SLOs of ``spec`` at ``at`` from a rollup (or from timelines kept current
     by the store, which passes the ``repeated_ids`` it refused).
 
+    ``unavailable`` names the SLOs whose source could not be read, with the reason: their
+    budget is ``no_data`` with that reason, never judged from what little arrived.
     ``where`` restricts every SLO to the slices whose attributes take the listed values (used
     by the candidate check); ``slos`` restricts the evaluation to the named SLOs and
     composites (a composite named is evaluated from all its components).
@@ -167,7 +170,11 @@ def evaluate(
         if needed is not None and slo.name not in needed:
             continue
         view = _Corrected(timelines[slo.name], _excluded(spec, slo.name, spec.bucket))
-        results[slo.name] = _evaluate_slo(spec, slo, view, at, series_step)
+        result = _evaluate_slo(spec, slo, view, at, series_step)
+        if unavailable and slo.name in unavailable:
+            budget = replace(result.budget, status="no_data", reason=unavailable[slo.name])
+            result = replace(result, budget=budget, met=None)
+        results[slo.name] = result
     composites = tuple(
         evaluate_composite(c, results, composite_windows(spec, c), spec.bucket, spec.budget_low)
         for c in spec.composites

@@ -1,8 +1,8 @@
 """A spec as OpenSLO v1 documents, for SRE tools that keep their SLOs as OpenSLO (Sloth, Nobl9
 and others): a ``Service``, a ``DataSource`` for the prediction records, one ``SLO`` per mlslo
 SLO with its indicator inline, an ``AlertCondition`` and an ``AlertPolicy`` per burn-rate rule
-(the rules mlslo fires: the spec's own, or the Workbook scheme scaled to the window), and an
-``AlertNotificationTarget`` per notifier.
+(the rules mlslo fires: the spec's own, or the Workbook scheme scaled to the window), an
+``AlertNotificationTarget`` per notifier, and a ``DataSource`` per Prometheus an SLO reads.
 
 What OpenSLO has a field for is written there; the SLI itself is carried in a
 ``metricSource`` of type ``mlslo`` with its parameters; what OpenSLO cannot say (policies,
@@ -21,10 +21,11 @@ import yaml
 
 from mlslo.moments import format_duration
 from mlslo.render.format import slo_objective_text
-from mlslo.spec import AnySLO, Notifier, Spec, Window
+from mlslo.spec import AnySLO, Notifier, PrometheusSource, Spec, Window, prometheus_source
 from mlslo.spec.alert_rules import slo_rules
 from mlslo.spec.openslo import format as fmt
 from mlslo.spec.slos import AccuracySLO, AvailabilitySLO, FreshnessSLO, LatencySLO
+from mlslo.spec.sources import windowed
 
 DESCRIPTION_LIMIT = 1050
 OP_WORDS = {">=": "gte", "<=": "lte"}
@@ -72,6 +73,13 @@ class _Names:
     def __init__(self, spec: Spec) -> None:
         self.service = fmt.openslo_name(spec.service)
         self.records = f"{self.service}-records"
+        self.prometheus: dict[str, str] = {}
+        for slo in spec.slos:
+            source = prometheus_source(slo)
+            if source is not None and source.url not in self.prometheus:
+                taken = {self.records, *self.prometheus.values()}
+                name = fmt.unique(f"{self.service}-prometheus", taken)
+                self.prometheus[source.url] = name
         self.slos: dict[str, str] = {}
         for slo in spec.slos:
             self.slos[slo.name] = fmt.unique(fmt.openslo_name(slo.name), self.slos.values())
@@ -137,13 +145,44 @@ def _records(spec: Spec, names: _Names) -> dict[str, Any]:
     return _document("DataSource", names.records, body)
 
 
+def _prometheus(names: _Names) -> list[dict[str, Any]]:
+    """A ``DataSource`` per Prometheus the SLOs read."""
+    return [
+        _document(
+            "DataSource",
+            name,
+            {"type": fmt.PROMETHEUS_TYPE, "connectionDetails": {"url": url}},
+        )
+        for url, name in names.prometheus.items()
+    ]
+
+
+def _prometheus_indicator(source: PrometheusSource, names: _Names) -> dict[str, Any]:
+    """A ratio of the source's queries over its ``DataSource`` (``counter``: they read
+    cumulative counters, not a count per window)."""
+    ratio: dict[str, Any] = {"counter": not windowed(source.total)}
+    for part, query in source.queries().items():
+        ratio[part] = {
+            "metricSource": {
+                "metricSourceRef": names.prometheus[source.url],
+                "type": fmt.PROMETHEUS_TYPE,
+                "spec": {"query": query},
+            }
+        }
+    return {"ratioMetric": ratio}
+
+
 # --- an SLO: its indicator, window and objective -----------------------------------------------
 
 
 def _indicator(slo: AnySLO, names: _Names) -> dict[str, Any]:
     """The SLI: ``ratioMetric`` (good/total) for availability and accuracy shares,
     ``thresholdMetric`` for everything compared with a bound; every ``metricSource`` is of
-    type ``mlslo`` and says what mlslo measures."""
+    type ``mlslo`` and says what mlslo measures, or of type ``Prometheus`` with its query."""
+    metric_name = {"name": f"{names.slos[slo.name]}-sli"}
+    queries = prometheus_source(slo)
+    if queries is not None:
+        return {"metadata": metric_name, "spec": _prometheus_indicator(queries, names)}
     carried: dict[str, Any] = {"dimension": slo.dimension}
     if isinstance(slo, LatencySLO):
         carried.update(field="latency_ms", unit="ms")
@@ -178,7 +217,7 @@ def _indicator(slo: AnySLO, names: _Names) -> dict[str, Any]:
         }
     else:
         metric = {"thresholdMetric": source()}
-    return {"metadata": {"name": f"{names.slos[slo.name]}-sli"}, "spec": metric}
+    return {"metadata": metric_name, "spec": metric}
 
 
 def _in_unit(slo: AnySLO, value: float | timedelta) -> float:
@@ -263,6 +302,12 @@ def _slo(spec: Spec, slo: AnySLO, names: _Names, policies: list[str]) -> dict[st
         annotations[fmt.MAX_CI_WIDTH] = _json(slo.max_ci_width)
     if slo.runbook_url is not None:
         annotations[fmt.RUNBOOK_URL] = slo.runbook_url
+    source = prometheus_source(slo)
+    if source is not None:
+        if source.timeout != PrometheusSource.model_fields["timeout"].default:
+            annotations[fmt.PROMETHEUS_TIMEOUT] = format_duration(source.timeout)
+        if isinstance(slo, LatencySLO):
+            annotations[fmt.DIMENSION] = slo.dimension
     annotations[fmt.ALERTS] = fmt.STANDARD_ALERTS if slo.alerts is None else fmt.CUSTOM_ALERTS
     return _document("SLO", names.slos[slo.name], body, annotations, display)
 
@@ -404,7 +449,7 @@ def openslo_documents(spec: Spec) -> list[dict[str, Any]]:
     """Every OpenSLO v1 document of ``spec``, in the order they are written."""
     names = _Names(spec)
     targets = _Targets(spec, names)
-    out = [_service(spec, names), _records(spec, names)]
+    out = [_service(spec, names), _records(spec, names), *_prometheus(names)]
     for slo in spec.slos:
         policies, alerting = _alerts(spec, slo, names, targets)
         out.append(_slo(spec, slo, names, policies))

@@ -22,11 +22,15 @@ from mlslo.decide.policy import Override
 from mlslo.errors import UsageError
 from mlslo.measure.attribution import Attribution, attribute, check_by, slo_named
 from mlslo.measure.candidate import parse_selector
-from mlslo.measure.evaluate import Evaluation, evaluate
+from mlslo.measure.evaluate import Evaluation, evaluate, timelines_for
+from mlslo.measure.windows import scan_range
 from mlslo.render.documents import gate_json
+from mlslo.scan.prometheus import prometheus_slos, read_prometheus
 from mlslo.server.alert_loop import AlertEngine
 from mlslo.server.store import Store
 from mlslo.spec import Spec, load_spec
+from mlslo.stats.rollup import Rollup, empty_rollup
+from mlslo.stats.timeline import Timeline
 
 Log = Callable[[str], None]
 
@@ -56,6 +60,7 @@ class Service:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    _prometheus_client: httpx.Client | None = None
 
     @property
     def spec(self) -> Spec:
@@ -103,13 +108,17 @@ class Service:
         then."""
         moment = at or self.clock()
         reading = self.store.rollups.at(moment)
+        rollups, unavailable = with_prometheus(
+            reading.spec, reading.rollups, moment, slos, client=self._prometheus()
+        )
         return evaluate(
             reading.spec,
-            reading.rollups,
+            rollups,
             moment,
             series_step=series_step,
             slos=slos,
             repeated_ids=reading.repeated_ids,
+            unavailable=unavailable,
         )
 
     def explain(
@@ -150,9 +159,23 @@ class Service:
         if at is None and self.alerts is not None and self.alerts.evaluated_at is not None:
             firing = self.alerts.firing()
         reading = self.store.rollups.at(moment, whole=selector is not None)
+        rollups = reading.rollups
+        unavailable: dict[str, str] = {}
+        if evaluation is None or selector is not None:  # else gate() reads no rollup
+            rollups, unavailable = with_prometheus(
+                reading.spec, reading.rollups, moment, client=self._prometheus()
+            )
+        if evaluation is None and unavailable:
+            evaluation = evaluate(
+                reading.spec,
+                rollups,
+                moment,
+                repeated_ids=reading.repeated_ids,
+                unavailable=unavailable,
+            )
         run = gate(
             reading.spec,
-            reading.rollups,
+            rollups,
             moment,
             policy=policy,
             candidate=selector,
@@ -174,6 +197,12 @@ class Service:
             document,
         )
         return document
+
+    def _prometheus(self) -> httpx.Client:
+        """The HTTP client SLOs read from Prometheus share (made on first use)."""
+        if self._prometheus_client is None:
+            self._prometheus_client = httpx.Client()
+        return self._prometheus_client
 
     def add_override(self, reason: str, expires: timedelta, caller: str | None) -> Override:
         """A time-limited override: blocks become warnings until it expires."""
@@ -245,4 +274,41 @@ class Service:
         self._threads = []
         if self.alerts is not None:
             self.alerts.stop()
+        if self._prometheus_client is not None:
+            self._prometheus_client.close()
+            self._prometheus_client = None
         self.store.stop()
+
+
+def with_prometheus(
+    spec: Spec,
+    rollups: Rollup | Mapping[str, Timeline],
+    at: datetime,
+    slos: Sequence[str] | None = None,
+    *,
+    client: httpx.Client | None = None,
+) -> tuple[Rollup | Mapping[str, Timeline], dict[str, str]]:
+    """The store's statistics with those of the SLOs read from Prometheus (fetched now, for
+    an evaluation at ``at``), and the SLOs Prometheus could not answer for, with the reason:
+    the service shows them as ``no_data`` instead of failing."""
+    wanted = [s.name for s in prometheus_slos(spec) if slos is None or s.name in slos]
+    if not wanted:
+        return rollups, {}
+    start, end = scan_range(spec, at)
+    if isinstance(rollups, Rollup):
+        fetched = read_prometheus(
+            spec,
+            start,
+            end,
+            slice_columns=rollups.slice_columns,
+            strict=False,
+            slos=wanted,
+            client=client,
+        )
+        merged = rollups if fetched.rollup is None else rollups.merge(fetched.rollup)
+        return merged, dict(fetched.unavailable)
+    fetched = read_prometheus(spec, start, end, strict=False, slos=wanted, client=client)
+    source = fetched.rollup or empty_rollup(int(spec.bucket.total_seconds()))
+    timelines = dict(rollups)
+    timelines.update(timelines_for(spec, source, at, slos=wanted))
+    return timelines, dict(fetched.unavailable)

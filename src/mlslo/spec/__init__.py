@@ -43,7 +43,9 @@ from mlslo.spec.slos import (
     Op,
     Window,
     needs_histogram,
+    prometheus_source,
 )
+from mlslo.spec.sources import EventSource, PrometheusSource
 from mlslo.spec.types import SPEC_VERSION, Duration, Scalar, UtcDatetime
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "Correction",
     "Duration",
     "Effect",
+    "EventSource",
     "FairnessSLI",
     "FairnessSLO",
     "FreshnessSLI",
@@ -74,6 +77,7 @@ __all__ = [
     "Op",
     "OutcomeColumns",
     "Policy",
+    "PrometheusSource",
     "RiskScore",
     "Scalar",
     "Source",
@@ -83,5 +87,6 @@ __all__ = [
     "load_spec",
     "needs_histogram",
     "parse_spec",
+    "prometheus_source",
     "spec_from_dict",
 ]

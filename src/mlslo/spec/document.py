@@ -17,7 +17,7 @@ from pydantic import (
 from mlslo.moments import format_duration
 from mlslo.spec.composites import Composite
 from mlslo.spec.resolve import Resolved, resolve
-from mlslo.spec.slos import SLO, AnySLO
+from mlslo.spec.slos import SLO, AnySLO, prometheus_source
 from mlslo.spec.types import AtPath, Duration, Name, Strict, UtcDatetime, closest
 
 HOUR = "hour"
@@ -379,6 +379,14 @@ class Spec(Strict):
             if composite.name == name:
                 return composite
         raise KeyError(name)
+
+    def records_only(self) -> Spec:
+        """This spec with only the SLOs read from prediction records (not from Prometheus),
+        for the record scan; it may have no SLO at all."""
+        kept = [slo for slo in self.slos if prometheus_source(slo) is None]
+        if len(kept) == len(self.slos):
+            return self
+        return self.model_copy(update={"slos": kept})
 
     def all_policies(self) -> dict[str, Policy]:
         """Every policy by name; a lone ``policy:`` is named ``default``."""

@@ -22,6 +22,7 @@ from mlslo.spec.slis import (
     FreshnessSLI,
     LatencySLI,
 )
+from mlslo.spec.sources import EventSource, PrometheusSource
 from mlslo.spec.types import AtPath, Duration, Name, OptionalDuration, Scalar, Strict
 
 # --- objectives and windows -------------------------------------------------------------------
@@ -266,7 +267,23 @@ class _SLOBase(Strict):
             )
 
 
-class AvailabilitySLO(_SLOBase):
+class _Sourced(_SLOBase):
+    """An SLO whose events may be counted by Prometheus instead of read from records."""
+
+    source: EventSource | None = None
+
+    @model_validator(mode="after")
+    def _source_fits(self) -> _Sourced:
+        if self.source is not None and self.filter:
+            raise AtPath(
+                "filter selects prediction records; with a source, select the events in "
+                "its queries instead",
+                "filter",
+            )
+        return self
+
+
+class AvailabilitySLO(_Sourced):
     dimension: Literal["availability"]
     sli: AvailabilitySLI = AvailabilitySLI()
 
@@ -278,9 +295,21 @@ class AvailabilitySLO(_SLOBase):
         return True
 
 
-class LatencySLO(_SLOBase):
+class LatencySLO(_Sourced):
     dimension: Literal["latency"]
     sli: LatencySLI
+
+    @model_validator(mode="after")
+    def _threshold_from_source(self) -> LatencySLO:
+        if self.source is not None and self.sli.percentile is not None:
+            raise AtPath(
+                "a percentile needs the latency of each response; with a source, give "
+                "latency_threshold and count the responses within it in the good query "
+                '(a histogram bucket, le="0.25")',
+                "sli",
+                "percentile",
+            )
+        return self
 
     @property
     def metric(self) -> str:
@@ -352,6 +381,12 @@ SLO = Annotated[
     Field(discriminator="dimension"),
 ]
 AnySLO = AvailabilitySLO | LatencySLO | FreshnessSLO | AccuracySLO | FairnessSLO
+
+
+def prometheus_source(slo: AnySLO) -> PrometheusSource | None:
+    """The Prometheus queries that count ``slo``'s events (None: prediction records do)."""
+    source = getattr(slo, "source", None)
+    return None if source is None else source.prometheus
 
 
 def needs_histogram(slo: AnySLO) -> bool:

@@ -67,6 +67,13 @@ class Rollup:
         return merge_all([self, other])
 
 
+def empty_rollup(bucket_seconds: int, slice_columns: Sequence[str] = ()) -> Rollup:
+    """A rollup with no events."""
+    columns = {BUCKET: pa.array([], pa.int64())}
+    columns.update({c: pa.nulls(0) for c in slice_columns})
+    return Rollup(bucket_seconds, tuple(slice_columns), pa.table(columns))
+
+
 def merge_all(rollups: Sequence[Rollup]) -> Rollup:
     """One rollup from many (one concatenation and one grouped sum)."""
     first = rollups[0]

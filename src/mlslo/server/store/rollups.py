@@ -312,7 +312,9 @@ def store_scan(spec: Spec) -> BatchScan:
     schema.update({a: dt.string for a in attributes})
     outcome_schema = {name: _ibis_type(kind) for name, kind in OUTCOME_TYPES.items()}
     outcome_schema.update({a: dt.string for a in attributes})
-    return compile_batch_scan(spec, schema, list(service_slices(spec)), outcome_schema)
+    return compile_batch_scan(
+        spec.records_only(), schema, list(service_slices(spec)), outcome_schema
+    )
 
 
 def service_slices(spec: Spec) -> tuple[str, ...]:

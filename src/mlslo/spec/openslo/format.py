@@ -46,6 +46,10 @@ FOR = PREFIX + "for"
 NO_FOR = "none"
 NOTIFIER = PREFIX + "notifier"
 PLACEHOLDER = PREFIX + "placeholder"
+PROMETHEUS_TIMEOUT = PREFIX + "prometheus-timeout"
+DIMENSION = PREFIX + "dimension"
+PROMETHEUS_TYPE = "Prometheus"
+"""The ``metricSource.type`` of an SLO read from Prometheus (its ``spec`` has the ``query``)."""
 
 CALENDAR_START = "2024-01-01 00:00:00"
 """Midnight of a Monday that is also the first of a month: where mlslo's calendar weeks and

@@ -1,9 +1,10 @@
 """One OpenSLO ``SLO`` document (v1, or the v1alpha that Sloth reads) as mlslo SLOs.
 
 An indicator whose metric sources are of type ``mlslo`` is mlslo's own and comes back exactly.
-A ``ratioMetric`` over another source (Prometheus above all) becomes an availability SLO — or
-a latency SLO when its good query counts a histogram bucket (``le="0.4"``) — that mlslo
-measures from its own records, with the queries kept in the description. Every objective
+A ``ratioMetric`` over Prometheus whose ``DataSource`` gives the url becomes an availability
+SLO — or a latency SLO when its good query counts a histogram bucket (``le="0.4"``) — that
+reads the queries (``source.prometheus``). Over another source, or without a url, it is
+measured from mlslo's own records, with the queries kept in the description. Every objective
 becomes an SLO (mlslo has one objective per SLO). Whatever cannot be mapped is reported.
 """
 
@@ -38,6 +39,8 @@ class Measure:
     counts_events: bool = True
     described: list[str] = field(default_factory=list)
     foreign: bool = False
+    source: dict[str, Any] | None = None
+    """``{"prometheus": {...}}`` when the queries are read from one Prometheus."""
 
 
 _Part = tuple[int, dict[str, Any], dict[str, Any] | None, Doc, Path]
@@ -63,6 +66,17 @@ def _query(spec: dict[str, Any]) -> str:
         if isinstance(spec.get(key), str):
             return str(spec[key]).strip()
     return json.dumps(spec, sort_keys=True, default=str)
+
+
+_RANGE = re.compile(r"\[([^\]]*)\]")
+
+
+def _fixed(query: str) -> str | None:
+    """A range selector of ``query`` other than mlslo's window placeholder (None: none)."""
+    for selector in _RANGE.findall(query):
+        if selector.strip() != "window" and "$window" not in selector:
+            return f"[{selector}]"
+    return None
 
 
 class SLOReader(Reader):
@@ -112,6 +126,8 @@ class SLOReader(Reader):
             self._settings(slo)
             if measure.filter:
                 slo["filter"] = measure.filter
+            if measure.source is not None:
+                slo["source"] = self._with_timeout(measure.source)
             if alerts is not None:
                 slo["alerts"] = alerts
             if fmt.RUNBOOK_URL in self.annotations:
@@ -119,6 +135,12 @@ class SLOReader(Reader):
             self.taken.add(name)
             out.append(slo)
         return out
+
+    def _with_timeout(self, source: dict[str, Any]) -> dict[str, Any]:
+        timeout = self.annotations.get(fmt.PROMETHEUS_TIMEOUT)
+        if timeout is None:
+            return source
+        return {"prometheus": {**source["prometheus"], "timeout": timeout}}
 
     def _extra_name(self, base: str, objective: dict[str, Any], index: int) -> str:
         """The name of the SLO of a second (third, ...) objective."""
@@ -307,19 +329,48 @@ class SLOReader(Reader):
             threshold = format_duration(bound) if bound else bucket.group(1) + "s"
             measure.dimension = "latency"
             measure.sli = {"latency_threshold": threshold}
+            if self.annotations.get(fmt.DIMENSION) != "latency":
+                self.note(
+                    f"read as a latency SLO: the share of requests within {threshold} "
+                    f'(the good query counts le="{bucket.group(1)}")',
+                    *path,
+                    "good",
+                    doc=where,
+                )
+        fields = "latency_ms" if bucket else "status"
+        fixed = [(q, r) for q in (_query(s.spec) for s in parts.values()) if (r := _fixed(q))]
+        if fixed and kinds == ["prometheus"]:
+            query, selector = fixed[0]
             self.note(
-                f"read as a latency SLO: the share of requests within {threshold} "
-                f'(the good query counts le="{bucket.group(1)}")',
+                f"the query {query} reads a range of its own ({selector}), which mlslo cannot "
+                "count per bucket: the PromQL is kept in the description, and mlslo measures "
+                f"this SLO from its own records ({fields}); write the queries with [$window] "
+                "(or as plain counters) under source.prometheus to read them",
                 *path,
-                "good",
                 doc=where,
             )
-        fields = "latency_ms" if bucket else "status"
+            return measure
+        if kinds == ["prometheus"] and len(urls) == 1 and all(s.url for s in parts.values()):
+            measure.foreign, measure.described = False, []
+            if self.annotations.get(fmt.DIMENSION) == "latency" and not bucket:
+                measure.dimension, measure.sli = "latency", {}
+            queries = {part: _query(source.spec) for part, source in parts.items()}
+            measure.source = {"prometheus": {"url": urls[0], **queries}}
+            if fmt.ALERTS not in self.annotations:
+                self.note(
+                    f"reads the queries from Prometheus at {urls[0]} (source.prometheus): "
+                    "check that they count events — a query with $window counts one bucket, "
+                    "one without reads a cumulative counter",
+                    *path,
+                    doc=where,
+                )
+            return measure
         if kinds == ["prometheus"]:
             self.note(
-                "a ratio of Prometheus queries: the PromQL is kept in the description, and "
-                f"mlslo measures this SLO from its own records ({fields}) — an SLO source for "
-                "Prometheus will be needed to read the queries",
+                "a ratio of Prometheus queries without a DataSource that gives its url: the "
+                f"PromQL is kept in the description, and mlslo measures this SLO from its own "
+                f"records ({fields}); add source.prometheus (url, good or bad, total) to read "
+                "the queries",
                 *path,
                 doc=where,
             )
@@ -367,6 +418,10 @@ class SLOReader(Reader):
         bound: dict[str, Any] = {}
         if measure.foreign and ("op" in objective or "value" in objective):
             self.note("op and value apply to threshold metrics; ignored for a ratio", *path)
+        if measure.source is not None and measure.dimension == "latency" and value is not None:
+            threshold = self._duration(value, "ms", path)
+            if threshold is not None:
+                measure.sli["latency_threshold"] = threshold
         if measure.threshold_unit is not None:
             if value is None:
                 self.note("needs value (the bound each event must meet)", *path)
