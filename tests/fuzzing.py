@@ -115,7 +115,7 @@ class Target:
         total = sum(self.sent.values())
         by_class = Counter(f"{status // 100}xx" for status in self.sent.elements())
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(by_class.items()))
-        return f"{total} requests ({classes})"
+        return f"{total} requests" + (f" ({classes})" if classes else "")
 
 
 def report(config: Any, line: str) -> None:

@@ -5,8 +5,8 @@ answers match the schema, and a refused request leaves the store as it was."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -120,7 +120,27 @@ def test_the_schema_covers_every_api_route(api_schema: schemathesis.BaseSchema) 
     assert operations == set(OPERATIONS)
 
 
-def test_the_fuzzed_service_still_works(service: Target, tmp_path: Path) -> None:
+OPEN = {("GET", "/healthz"), ("GET", "/readyz")}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [op for op in OPERATIONS if op not in OPEN],
+    ids=[f"{m} {p}" for m, p in OPERATIONS if (m, p) not in OPEN],
+)
+def test_every_other_operation_wants_a_token(service: Target, method: str, path: str) -> None:
+    """Without a token each operation but the health checks is a 401 envelope that writes
+    nothing."""
+    before = service.fingerprint()
+    response = httpx.request(method, service.url + path.replace("{token_id}", "1"), timeout=60)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert envelope_problem(response.headers["content-type"], response.text) is None
+    assert response.json()["errors"][0]["field"] == "Authorization"
+    assert service.fingerprint() == before
+
+
+def test_the_fuzzed_service_still_works(service: Target) -> None:
     """After the fuzz, a good batch is accepted and counted."""
     service.keep_admin()
     before = service.service.store.counts()["predictions"]
