@@ -1,4 +1,4 @@
-.PHONY: lint typecheck test bench ci
+.PHONY: lint typecheck test fuzz bench ci
 
 lint:
 	ruff check src tests benchmarks examples
@@ -9,6 +9,11 @@ typecheck:
 
 test:
 	./scripts/test
+
+# the fuzz tests with many more examples than the suite's bounded run (and a random seed)
+FUZZ_EXAMPLES ?= 500
+fuzz:
+	MLSLO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) python -m pytest -m fuzz -p no:cacheprovider -q
 
 bench:
 	python benchmarks/evaluate.py

@@ -101,6 +101,41 @@ HOSTILE: list[tuple[str, str, str, bytes, int, str | None, str]] = [
         "<= 1e+15",
     ),
     (
+        "total 2**63 - 1, an int64 past what a float holds exactly",
+        "outcomes",
+        JSON,
+        json.dumps([{"ts": STAMP, "total": 2**63 - 1, "ok": 1}]).encode(),
+        422,
+        "total",
+        "<= 1e+15",
+    ),
+    (
+        "Parquet uint64 ok past 2**63",
+        "outcomes",
+        PARQUET,
+        _parquet(
+            pa.table(
+                {
+                    "ts": [STAMP],
+                    "total": pa.array([1], pa.int64()),
+                    "ok": pa.array([2**63 + 5], pa.uint64()),
+                }
+            )
+        ),
+        422,
+        "ok",
+        "<= 1e+15",
+    ),
+    (
+        "a CSV header that is not UTF-8",
+        "predictions",
+        CSV,
+        "id\na\n".encode("utf-16"),
+        400,
+        None,
+        "not UTF-8",
+    ),
+    (
         "total 1.5",
         "outcomes",
         JSON,

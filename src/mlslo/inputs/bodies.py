@@ -94,6 +94,9 @@ def body_format(content_type: str | None) -> str:
     return CONTENT_TYPES[media]
 
 
+NOT_UTF8 = "not UTF-8 text; send the body (and its field names) encoded as UTF-8"
+
+
 def parse_body(body: bytes, fmt: str) -> pa.Table:
     """Parse a request body in ``fmt`` into a table (nested ``attributes`` are kept)."""
     if not body.strip():
@@ -102,8 +105,13 @@ def parse_body(body: bytes, fmt: str) -> pa.Table:
         )
     try:
         table = _parse(body, fmt)
+        table.column_names  # noqa: B018 - a name that is not UTF-8 fails here
     except BatchError:
         raise
+    except UnicodeDecodeError:
+        raise BatchError(
+            [FieldError(None, None, f"a field name is {NOT_UTF8}")], status=400
+        ) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
         raise BatchError([FieldError(*_locate_arrow_error(str(exc)))], status=400) from None
     if table.num_rows == 0:

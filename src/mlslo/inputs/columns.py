@@ -228,7 +228,8 @@ def number(
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         values = parse_numbers(column, field, errors, message)
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        values = column.cast(pa.float64())
+        # past 2**53 a float is the nearest one: the range checks below judge the magnitude
+        values = column.cast(pa.float64(), safe=False)
     else:
         errors.add(None, field, f"must be a number, found {kind} values")
         return pa.nulls(table.num_rows, pa.float64())

@@ -80,6 +80,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "invalid parameters or records"),
     )
 }
+FINDING_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    404: {"model": ErrorBody, "description": "no such thing (token id, or alerting is off)"},
+}
 INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     409: {"model": ErrorBody, "description": "Idempotency-Key reused for another request"},

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlslo.server.admin import token_json
 from mlslo.server.auth import require
-from mlslo.server.errors import ERRORS, ApiError
+from mlslo.server.errors import ERRORS, FINDING_ERRORS, ApiError
 from mlslo.server.service import Service
 from mlslo.server.store import Scope, Token
 
@@ -53,7 +53,7 @@ def router(service: Service) -> APIRouter:
         tokens_on()
         return [token_json(t) for t in service.store.tokens.all()]
 
-    @routes.delete("/api/v1/tokens/{token_id}", responses=ERRORS)
+    @routes.delete("/api/v1/tokens/{token_id}", responses=FINDING_ERRORS)
     async def delete_token(token_id: int, _: Annotated[Token | None, admin]) -> dict[str, Any]:
         """Revoke a token (it stops working at once)."""
         tokens_on()

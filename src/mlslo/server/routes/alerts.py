@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from mlslo.render.format import iso
 from mlslo.server.auth import require
-from mlslo.server.errors import ERRORS, ApiError
+from mlslo.server.errors import FINDING_ERRORS, ApiError
 from mlslo.server.service import Service
 from mlslo.server.store import Token
 
@@ -15,7 +15,7 @@ def router(service: Service) -> APIRouter:
     routes = APIRouter(tags=["alerts"])
     reader = Depends(require(service, "read"))
 
-    @routes.get("/api/v1/alerts", responses=ERRORS)
+    @routes.get("/api/v1/alerts", responses=FINDING_ERRORS)
     async def get_alerts(
         _: Annotated[Token | None, reader],
         all_rules: Annotated[
