@@ -136,6 +136,39 @@ def measure(groups: int, args: argparse.Namespace, work: Path) -> Run:
     )
 
 
+def timeline_bytes(groups: int, daily: int, seed: int) -> tuple[int, int]:
+    """In this process: the bytes the fairness SLO's timeline holds for 30 days x ``daily``
+    predictions spread over ``groups`` groups (a rollup of one-minute buckets, as the
+    server's), and what the dense bucket x group grid with prefix sums held before."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mlslo.stats.rollup import Rollup
+    from mlslo.stats.timeline import Timeline
+
+    rng = np.random.default_rng(seed)
+    minutes = 30 * 1440
+    timeline = Timeline("fairness", 0, minutes + 3 * 1440, group_by=("group",))
+    names = pa.array([f"g{i:04d}" for i in range(groups)])
+    for day in range(30):
+        bucket = rng.integers(day * 1440, (day + 1) * 1440, daily)
+        code = rng.integers(0, groups, daily)
+        keys, counts = np.unique(bucket * groups + code, return_counts=True)
+        columns = {
+            "bucket": pa.array(keys // groups, pa.int64()),
+            "group": names.take(pa.array(keys % groups)),
+        }
+        for stat in ("predictions", "tp", "fp", "fn", "tn"):
+            columns[f"fairness/{stat}"] = pa.array(counts.astype(float))
+        timeline.add(Rollup(60, ("group",), pa.table(columns)))
+    timeline.window(0, minutes)
+    cells = timeline._cells
+    assert cells is not None
+    held = cells.nbytes() + sum(a.nbytes for a in timeline._stats.values())
+    dense = (minutes + 3 * 1440) * groups * 5 * 8 * 2
+    return held, dense
+
+
 def slope_kb(runs: Sequence[Run], attribute: str) -> float:
     """Least-squares KB of RSS per group."""
     import numpy as np
@@ -195,10 +228,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="untimed status GETs first")
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only measure the fairness timeline's arrays in this process (no server)",
+    )
     parser.add_argument("--work-dir", type=Path, help="default: a temporary directory")
     args = parser.parse_args(argv)
     if min(args.groups) < 1 or args.daily < 1:
         parser.error("--groups and --daily must be at least 1")
+    if args.in_process:
+        print("| groups | timeline arrays (MB) | per group (KB) | dense grid before (MB) |")
+        print("|---:|---:|---:|---:|")
+        for n in args.groups:
+            held, dense = timeline_bytes(n, args.daily, args.seed)
+            print(f"| {n:,} | {held / 2**20:.1f} | {held / n / 1024:.0f} | {dense / 2**20:.0f} |")
+        return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="mlslo-groups-") as tmp:

@@ -95,8 +95,7 @@ def test_a_group_seen_rarely_costs_little_memory():
         cells.add(offsets, codes, values, groups)
         inside = (offsets >= 17) & (offsets < minutes - 3)
         oracle += np.bincount(codes[inside], weights=values["n"][inside], minlength=groups)
-    sums = {s: np.zeros(groups) for s in ("tp", "fp", "fn", "tn", "n")}
-    cells.window(17, minutes - 3, sums)
+    sums = cells.window([(17, 200), (200, minutes - 3)])
     per_group = cells.nbytes() / groups
     dense_per_group = minutes * 5 * 8
     assert per_group < 200_000 < dense_per_group

@@ -32,44 +32,42 @@ CHUNKS_KEPT = 8
 
 
 class _Cells:
-    """The non-empty cells of one block: offsets in the block, group codes and values, sorted
-    by (offset, group) once merged."""
+    """The non-empty cells of one block: offsets in the block, group codes and a row of
+    values per cell (one column per statistic), sorted by (offset, group) once merged."""
 
     __slots__ = ("chunks", "merged")
 
     def __init__(self) -> None:
-        self.chunks: list[tuple[Ints, Ints, dict[str, Array]]] = []
+        self.chunks: list[tuple[Ints, Ints, Array]] = []
         self.merged = True
 
-    def append(self, offsets: Ints, codes: Ints, values: dict[str, Array]) -> None:
+    def append(self, offsets: Ints, codes: Ints, values: Array) -> None:
         self.chunks.append((offsets, codes, values))
         self.merged = False
         if len(self.chunks) > CHUNKS_KEPT:
-            self.merge()
+            self.merge(values.shape[1])
 
-    def merge(self) -> tuple[Ints, Ints, dict[str, Array]]:
-        if self.merged:
+    def merge(self, stats: int) -> tuple[Ints, Ints, Array]:
+        """The cells as one sorted chunk with ``stats`` value columns."""
+        if self.merged and self.chunks[0][2].shape[1] == stats:
             return self.chunks[0]
         offsets = np.concatenate([c[0] for c in self.chunks]).astype(np.int64)
         codes = np.concatenate([c[1] for c in self.chunks]).astype(np.int64)
-        names = dict.fromkeys(n for c in self.chunks for n in c[2])
+        rows = np.zeros((offsets.size, stats), dtype=np.float64)
+        at = 0
+        for _, _, values in self.chunks:
+            rows[at : at + values.shape[0], : values.shape[1]] = values
+            at += values.shape[0]
         width = int(codes.max()) + 1 if codes.size else 1
         keys, inverse = np.unique(offsets * width + codes, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        values: dict[str, Array] = {}
-        for name in names:
-            column = np.concatenate([c[2].get(name, np.zeros(c[0].shape[0])) for c in self.chunks])
-            values[name] = np.asarray(
-                np.bincount(inverse, weights=column, minlength=keys.size), dtype=np.float64
-            )
-        occupied = np.zeros(keys.size, dtype=bool)
-        for summed in values.values():
-            occupied |= summed != 0
+        summed = np.zeros((keys.size, stats), dtype=np.float64)
+        np.add.at(summed, inverse.reshape(-1), rows)
+        occupied = (summed != 0).any(axis=1)
         keys = keys[occupied]
         merged = (
             (keys // width).astype(np.int16),
             (keys % width).astype(np.int32),
-            {name: column[occupied] for name, column in values.items()},
+            summed[occupied],
         )
         self.chunks = [merged]
         self.merged = True
@@ -81,51 +79,46 @@ class GroupCells:
 
     def __init__(self) -> None:
         self.width = 0
-        self._blocks: dict[str, Array] = {}
+        self.names: list[str] = []
+        self._blocks = np.zeros((0, 0, 0), dtype=np.float64)
         self._cells: dict[int, _Cells] = {}
-        self._prefix: dict[str, Array] | None = None
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._blocks)
+        self._prefix: Array | None = None
 
     def nbytes(self) -> int:
         """The bytes the arrays hold (for benchmarks and tests of memory)."""
-        total = sum(a.nbytes for a in self._blocks.values())
-        total += sum(a.nbytes for a in (self._prefix or {}).values())
+        total = self._blocks.nbytes + (0 if self._prefix is None else self._prefix.nbytes)
         for cells in self._cells.values():
             for offsets, codes, values in cells.chunks:
-                total += offsets.nbytes + codes.nbytes + sum(v.nbytes for v in values.values())
+                total += offsets.nbytes + codes.nbytes + values.nbytes
         return total
 
     def _grow(self, names: Sequence[str], blocks: int, width: int) -> None:
-        rows = next(iter(self._blocks.values())).shape[0] if self._blocks else 0
-        columns = self.width
-        if blocks > rows or width > columns:
-            rows = max(blocks, rows * 2, 8) if blocks > rows else rows
-            columns = max(width, columns)
-            for name, values in self._blocks.items():
-                bigger = np.zeros((rows, columns), dtype=np.float64)
-                bigger[: values.shape[0], : values.shape[1]] = values
-                self._blocks[name] = bigger
         for name in names:
-            if name not in self._blocks:
-                self._blocks[name] = np.zeros((max(rows, 8), columns), dtype=np.float64)
-        self.width = columns
+            if name not in self.names:
+                self.names.append(name)
+        rows, columns, stats = self._blocks.shape
+        if blocks > rows or width > columns or len(self.names) > stats:
+            grown = max(blocks, rows * 2, 8) if blocks > rows else max(rows, 8)
+            bigger = np.zeros((grown, max(width, columns), len(self.names)), dtype=np.float64)
+            bigger[:rows, :columns, :stats] = self._blocks
+            self._blocks = bigger
+        self.width = self._blocks.shape[1]
 
     def add(self, offsets: Ints, codes: Ints, values: Mapping[str, Array], width: int) -> None:
         """Add ``values[name][i]`` to bucket ``offsets[i]`` (from the grid's first bucket)
         of group ``codes[i]``; ``width`` is the number of groups known."""
-        if not offsets.size:
-            self._grow(list(values), 0, width)
-            return
         blocks = offsets // BLOCK
-        self._grow(list(values), int(blocks.max()) + 1, width)
-        rows = self._blocks[next(iter(values))].shape[0]
-        cells = blocks * self.width + codes
+        self._grow(list(values), int(blocks.max()) + 1 if blocks.size else 0, width)
+        if not offsets.size:
+            return
+        matrix = np.zeros((offsets.size, len(self.names)), dtype=np.float64)
         for name, column in values.items():
-            summed = np.bincount(cells, weights=column, minlength=rows * self.width)
-            self._blocks[name] += summed[: rows * self.width].reshape(rows, self.width)
+            matrix[:, self.names.index(name)] = column
+        rows = self._blocks.shape[0]
+        cells = blocks * self.width + codes
+        for k in range(len(self.names)):
+            summed = np.bincount(cells, weights=matrix[:, k], minlength=rows * self.width)
+            self._blocks[:, :, k] += summed[: rows * self.width].reshape(rows, self.width)
         order = np.argsort(blocks, kind="stable")
         ordered = blocks[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -136,21 +129,19 @@ class GroupCells:
             self._cells.setdefault(block, _Cells()).append(
                 (offsets[pick] - block * BLOCK).astype(np.int16),
                 codes[pick].astype(np.int32),
-                {name: column[pick] for name, column in values.items()},
+                matrix[pick],
             )
         self._prefix = None
 
-    def _prefixes(self) -> dict[str, Array]:
+    def _prefixes(self) -> Array:
         if self._prefix is None:
-            prefix = {}
-            for name, values in self._blocks.items():
-                out = np.zeros((values.shape[0] + 1, self.width), dtype=np.float64)
-                np.cumsum(values[:, : self.width], axis=0, out=out[1:])
-                prefix[name] = out
-            self._prefix = prefix
+            rows, width, stats = self._blocks.shape
+            out = np.zeros((rows + 1, width, stats), dtype=np.float64)
+            np.cumsum(self._blocks, axis=0, out=out[1:])
+            self._prefix = out
         return self._prefix
 
-    def _partial(self, lo: int, hi: int, sums: dict[str, Array]) -> None:
+    def _partial(self, lo: int, hi: int, sums: Array) -> None:
         """Add the cells of buckets ``[lo, hi)``, which lie in one block."""
         if hi <= lo:
             return
@@ -158,31 +149,26 @@ class GroupCells:
         cells = self._cells.get(block)
         if cells is None:
             return
-        offsets, codes, values = cells.merge()
-        i = int(np.searchsorted(offsets, lo - block * BLOCK, side="left"))
-        j = int(np.searchsorted(offsets, hi - block * BLOCK, side="left"))
-        if j <= i:
-            return
-        picked = codes[i:j]
-        for name, column in values.items():
-            sums[name] += np.bincount(picked, weights=column[i:j], minlength=self.width)[
-                : self.width
-            ]
+        offsets, codes, values = cells.merge(len(self.names))
+        i, j = np.searchsorted(offsets, (lo - block * BLOCK, hi - block * BLOCK)).tolist()
+        if j > i:
+            np.add.at(sums, codes[i:j], values[i:j])
 
-    def window(self, a: int, b: int, sums: dict[str, Array]) -> None:
-        """Add the per-group sums over buckets ``[a, b)`` (offsets from the grid's first
-        bucket) to ``sums``."""
-        if b <= a:
-            return
-        first_whole = -(-a // BLOCK)
-        last_whole = b // BLOCK
-        if first_whole > last_whole:
-            self._partial(a, b, sums)
-            return
-        prefix = self._prefixes()
-        for name, p in prefix.items():
-            top = min(last_whole, p.shape[0] - 1)
-            bottom = min(first_whole, top)
-            sums[name] += p[top] - p[bottom]
-        self._partial(a, first_whole * BLOCK, sums)
-        self._partial(last_whole * BLOCK, b, sums)
+    def window(self, pieces: Sequence[tuple[int, int]]) -> dict[str, Array]:
+        """The per-group sums of every statistic over the buckets of ``pieces`` (``[a, b)``
+        offsets from the grid's first bucket)."""
+        sums = np.zeros((self.width, len(self.names)), dtype=np.float64)
+        for a, b in pieces:
+            if b <= a:
+                continue
+            first_whole = -(-a // BLOCK)
+            last_whole = b // BLOCK
+            if first_whole > last_whole:
+                self._partial(a, b, sums)
+                continue
+            prefix = self._prefixes()
+            top = min(last_whole, prefix.shape[0] - 1)
+            sums += prefix[top] - prefix[min(first_whole, top)]
+            self._partial(a, first_whole * BLOCK, sums)
+            self._partial(last_whole * BLOCK, b, sums)
+        return {name: sums[:, k] for k, name in enumerate(self.names)}

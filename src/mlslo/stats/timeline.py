@@ -71,6 +71,7 @@ class Timeline:
         self._group_index: dict[tuple[Any, ...], int] = {}
         self._prefix: dict[str, Array] | None = None
         self._cells: GroupCells | None = GroupCells() if group_by else None
+        self._order: list[int] | None = None
         self._has_histogram = histogram
         self._hist_buckets = np.zeros(0, dtype=np.int64)
         self._hist_bins = np.zeros(0, dtype=np.int64)
@@ -200,10 +201,9 @@ class Timeline:
         sums: dict[str, float] = {}
         group_sums: dict[str, Array] | None = None
         if self._cells is not None:
+            found = self._cells.window([self._clip(lo, hi) for lo, hi in pieces])
             width = len(self.groups or [])
-            group_sums = {name: np.zeros(width) for name in self._stats}
-            for lo, hi in pieces:
-                self._cells.window(*self._clip(lo, hi), group_sums)
+            group_sums = {name: found.get(name, np.zeros(width)) for name in self._stats}
         else:
             for name, p in self._prefixes().items():
                 total = 0.0
@@ -226,11 +226,20 @@ class Timeline:
             )
         groups = None
         if self.groups is not None and group_sums is not None:
-            known = self.groups
-            order = sorted(range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i]))
-            groups = [known[i] for i in order]
+            order = self._group_order()
+            groups = [self.groups[i] for i in order]
             group_sums = {k: v[order] for k, v in group_sums.items()}
         return WindowStats(sums, group_sums, groups, histogram)
+
+    def _group_order(self) -> list[int]:
+        """Group indices in the order results list them (groups are only ever appended, so
+        the order is kept until a new group arrives)."""
+        known = self.groups or []
+        if self._order is None or len(self._order) != len(known):
+            self._order = sorted(
+                range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i])
+            )
+        return self._order
 
     def last_active(
         self, stat: str, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()
