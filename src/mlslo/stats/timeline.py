@@ -4,6 +4,7 @@ functions in :mod:`mlslo.measure.sli`."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,7 @@ class Timeline:
         self._prefix: dict[str, Array] | None = None
         self._cells: GroupCells | None = GroupCells() if group_by else None
         self._order: list[int] | None = None
+        self._lock = threading.Lock()
         self._has_histogram = histogram
         self._hist_buckets = np.zeros(0, dtype=np.int64)
         self._hist_bins = np.zeros(0, dtype=np.int64)
@@ -131,7 +133,12 @@ class Timeline:
         return local[inverse.reshape(-1)]
 
     def add(self, rollup: Rollup, where: Mapping[str, Sequence[Any]] | None = None) -> None:
-        """Add this SLO's rows of ``rollup`` (a delta, or the whole of it)."""
+        """Add this SLO's rows of ``rollup`` (a delta, or the whole of it). The service adds
+        while status reads run, so adding and reading take turns."""
+        with self._lock:
+            self._add(rollup, where)
+
+    def _add(self, rollup: Rollup, where: Mapping[str, Sequence[Any]] | None) -> None:
         table = rollup.table
         if where:
             for column, wanted in where.items():
@@ -197,6 +204,10 @@ class Timeline:
 
     def window(self, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()) -> WindowStats:
         """Sums over the buckets ``[start, end)`` less the ``excluded`` bucket ranges."""
+        with self._lock:
+            return self._window(start, end, excluded)
+
+    def _window(self, start: int, end: int, excluded: Sequence[tuple[int, int]]) -> WindowStats:
         pieces = _subtract(start, end, excluded)
         sums: dict[str, float] = {}
         group_sums: dict[str, Array] | None = None
@@ -247,6 +258,12 @@ class Timeline:
         """The last bucket of ``[start, end)`` less ``excluded`` in which the count ``stat``
         is above 0 (None: none is). Counts never fall, so their prefix sums never decrease
         and a bisection finds it: no pass over the buckets."""
+        with self._lock:
+            return self._last_active(stat, start, end, excluded)
+
+    def _last_active(
+        self, stat: str, start: int, end: int, excluded: Sequence[tuple[int, int]]
+    ) -> int | None:
         prefix = self._prefixes().get(stat)
         if prefix is None:
             return None
