@@ -1,4 +1,4 @@
-.PHONY: lint typecheck test fuzz bench ci
+.PHONY: lint typecheck test fuzz bench bench-ops soak crash groups ci
 
 lint:
 	ruff check src tests benchmarks examples
@@ -17,6 +17,18 @@ fuzz:
 
 bench:
 	python benchmarks/evaluate.py
+
+# The service under operation: memory per fairness group, a 10-minute soak, 20 SIGKILLs.
+bench-ops: groups soak crash
+
+groups:
+	python benchmarks/groups.py
+
+soak:
+	python benchmarks/soak.py --minutes 10
+
+crash:
+	python benchmarks/crash.py --trials 20
 
 ci:
 	bash .ci/run

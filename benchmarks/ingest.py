@@ -218,7 +218,7 @@ def proc_cpu(pid: int) -> float:
 class Server:
     """``mlslo serve`` as a child process, reachable on 127.0.0.1; stop() ends it by PID."""
 
-    def __init__(self, spec: Path, db: Path, logfile: Path) -> None:
+    def __init__(self, spec: Path, db: Path, logfile: Path, extra: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.logfile = logfile
@@ -234,6 +234,7 @@ class Server:
             "--port",
             str(self.port),
             "--no-auth",
+            *extra,
         ]
         began = time.perf_counter()
         with logfile.open("wb") as sink:

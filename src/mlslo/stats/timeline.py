@@ -4,6 +4,7 @@ functions in :mod:`mlslo.measure.sli`."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlslo.stats.cells import GroupCells
 from mlslo.stats.rollup import BUCKET, SEP, Array, Rollup, numbers
 
 
@@ -46,8 +48,10 @@ class Timeline:
 
     The grid grows as later buckets arrive; :meth:`add` adds a rollup delta in place (the
     service keeps timelines current at ingest time); prefix sums are rebuilt lazily, so the
-    sum over any window is two lookups. Histogram rows are kept sorted by bucket, so a
-    window's histogram is one contiguous slice.
+    sum over any window is two lookups. With ``group_by``, the dense grid holds the totals
+    over all groups and the per-group sums are kept compactly in :class:`GroupCells`.
+    Histogram rows are kept sorted by bucket, so a window's histogram is one contiguous
+    slice.
     """
 
     def __init__(
@@ -67,7 +71,9 @@ class Timeline:
         self.groups: list[tuple[Any, ...]] | None = [] if group_by else None
         self._group_index: dict[tuple[Any, ...], int] = {}
         self._prefix: dict[str, Array] | None = None
-        self._summed: dict[str, tuple[Array, Array]] = {}
+        self._cells: GroupCells | None = GroupCells() if group_by else None
+        self._order: list[int] | None = None
+        self._lock = threading.Lock()
         self._has_histogram = histogram
         self._hist_buckets = np.zeros(0, dtype=np.int64)
         self._hist_bins = np.zeros(0, dtype=np.int64)
@@ -83,7 +89,6 @@ class Timeline:
         """Make room for buckets up to ``end`` (exclusive) and for every stat in ``names``."""
         needed = max(end - self.first, self.size)
         capacity = self._capacity()
-        width = len(self.groups) if self.groups is not None else None
         if needed > capacity:
             grown = max(needed, capacity * 2, 64)
             for name, values in self._stats.items():
@@ -93,8 +98,7 @@ class Timeline:
             capacity = grown
         for name in names:
             if name not in self._stats:
-                shape = (capacity,) if width is None else (capacity, max(width, 1))
-                self._stats[name] = np.zeros(shape, dtype=np.float64)
+                self._stats[name] = np.zeros(capacity, dtype=np.float64)
         self.size = max(self.size, needed)
 
     def _codes(self, rows: pa.Table) -> npt.NDArray[np.int64]:
@@ -126,16 +130,15 @@ class Timeline:
                 self._group_index[key] = found
                 self.groups.append(key)
             local[i] = found
-        width = max(len(self.groups), 1)
-        for name, values in self._stats.items():
-            if values.shape[1] < width:
-                wider = np.zeros((values.shape[0], width), dtype=np.float64)
-                wider[:, : values.shape[1]] = values
-                self._stats[name] = wider
         return local[inverse.reshape(-1)]
 
     def add(self, rollup: Rollup, where: Mapping[str, Sequence[Any]] | None = None) -> None:
-        """Add this SLO's rows of ``rollup`` (a delta, or the whole of it)."""
+        """Add this SLO's rows of ``rollup`` (a delta, or the whole of it). The service adds
+        while status reads run, so adding and reading take turns."""
+        with self._lock:
+            self._add(rollup, where)
+
+    def _add(self, rollup: Rollup, where: Mapping[str, Sequence[Any]] | None) -> None:
         table = rollup.table
         if where:
             for column, wanted in where.items():
@@ -148,24 +151,18 @@ class Timeline:
             offsets = buckets[keep] - self.first
             names = [c[len(prefix) :] for c in columns]
             self._ensure(names, int(buckets.max()) + 1)
-            if self.groups is not None:
-                codes = self._codes(table if keep.all() else table.filter(pa.array(keep)))
-                width = max(len(self.groups), 1)
-                cells = offsets * width + codes
+            kept: dict[str, Array] = {}
             for name, column in zip(names, columns, strict=True):
                 values = numbers(table[column], np.float64)
                 if not np.isfinite(values).all():
                     values = np.nan_to_num(values)
-                target = self._stats[name]
-                if self.groups is None:
-                    target[: self.size] += np.bincount(
-                        offsets, weights=values[keep], minlength=self.size
-                    )[: self.size]
-                else:
-                    sums = np.bincount(cells, weights=values[keep], minlength=self.size * width)
-                    target[: self.size, :width] += sums[: self.size * width].reshape(
-                        self.size, width
-                    )
+                kept[name] = values[keep]
+                self._stats[name][: self.size] += np.bincount(
+                    offsets, weights=kept[name], minlength=self.size
+                )[: self.size]
+            if self._cells is not None and self.groups is not None:
+                codes = self._codes(table if keep.all() else table.filter(pa.array(keep)))
+                self._cells.add(offsets, codes, kept, len(self.groups))
             self._prefix = None
         rows = rollup.histograms.get(self.slo)
         if self._has_histogram and rows is not None and rows.num_rows:
@@ -207,23 +204,24 @@ class Timeline:
 
     def window(self, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()) -> WindowStats:
         """Sums over the buckets ``[start, end)`` less the ``excluded`` bucket ranges."""
+        with self._lock:
+            return self._window(start, end, excluded)
+
+    def _window(self, start: int, end: int, excluded: Sequence[tuple[int, int]]) -> WindowStats:
         pieces = _subtract(start, end, excluded)
-        prefixes = self._prefixes()
         sums: dict[str, float] = {}
-        group_sums: dict[str, Array] | None = None if self.groups is None else {}
-        for name, p in prefixes.items():
-            total: Any = 0.0
-            for lo, hi in pieces:
-                a, b = self._clip(lo, hi)
-                total = total + (p[b] - p[a])
-            if group_sums is not None:
-                group_sums[name] = (
-                    np.asarray(total, dtype=np.float64)
-                    if not np.isscalar(total)
-                    else np.zeros(len(self.groups or []))
-                )
-            else:
-                sums[name] = float(total)
+        group_sums: dict[str, Array] | None = None
+        if self._cells is not None:
+            found = self._cells.window([self._clip(lo, hi) for lo, hi in pieces])
+            width = len(self.groups or [])
+            group_sums = {name: found.get(name, np.zeros(width)) for name in self._stats}
+        else:
+            for name, p in self._prefixes().items():
+                total = 0.0
+                for lo, hi in pieces:
+                    a, b = self._clip(lo, hi)
+                    total += float(p[b] - p[a])
+                sums[name] = total
         histogram = None
         if self._has_histogram:
             buckets, bins, counts = self._sorted_histogram()
@@ -239,11 +237,20 @@ class Timeline:
             )
         groups = None
         if self.groups is not None and group_sums is not None:
-            known = self.groups
-            order = sorted(range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i]))
-            groups = [known[i] for i in order]
-            group_sums = {k: v[order] if len(v) == len(order) else v for k, v in group_sums.items()}
+            order = self._group_order()
+            groups = [self.groups[i] for i in order]
+            group_sums = {k: v[order] for k, v in group_sums.items()}
         return WindowStats(sums, group_sums, groups, histogram)
+
+    def _group_order(self) -> list[int]:
+        """Group indices in the order results list them (groups are only ever appended, so
+        the order is kept until a new group arrives)."""
+        known = self.groups or []
+        if self._order is None or len(self._order) != len(known):
+            self._order = sorted(
+                range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i])
+            )
+        return self._order
 
     def last_active(
         self, stat: str, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()
@@ -251,15 +258,15 @@ class Timeline:
         """The last bucket of ``[start, end)`` less ``excluded`` in which the count ``stat``
         is above 0 (None: none is). Counts never fall, so their prefix sums never decrease
         and a bisection finds it: no pass over the buckets."""
+        with self._lock:
+            return self._last_active(stat, start, end, excluded)
+
+    def _last_active(
+        self, stat: str, start: int, end: int, excluded: Sequence[tuple[int, int]]
+    ) -> int | None:
         prefix = self._prefixes().get(stat)
         if prefix is None:
             return None
-        if prefix.ndim > 1:
-            summed = self._summed.get(stat)
-            if summed is None or summed[0] is not prefix:
-                summed = (prefix, prefix.sum(axis=1))
-                self._summed[stat] = summed
-            prefix = summed[1]
         for lo, hi in reversed(_subtract(start, end, excluded)):
             a, b = self._clip(lo, hi)
             if prefix[b] - prefix[a] < 0.5:
