@@ -12,7 +12,7 @@ from mlslo.decide.gate import GateRun, gate
 from mlslo.errors import UsageError
 from mlslo.measure.candidate import Selector
 from mlslo.measure.evaluate import Evaluation, evaluate
-from mlslo.measure.windows import scan_range, series_step
+from mlslo.measure.windows import histogram_edges, scan_range, series_step
 from mlslo.render.documents import alerts_json, evaluation_json, gate_json
 from mlslo.scan.files import Sources, scan_files
 from mlslo.spec import Spec
@@ -28,7 +28,8 @@ def evaluate_files(
 ) -> Evaluation:
     """Evaluate every SLO of ``spec`` at ``at`` from the records in ``sources``."""
     start, end = scan_range(spec, at)
-    rollup = scan_files(spec, sources, start=start, end=end, con=con)
+    edges = histogram_edges(spec, at, series_step)
+    rollup = scan_files(spec, sources, start=start, end=end, con=con, histogram_edges=edges)
     return evaluate(spec, rollup, at, series_step=series_step)
 
 
@@ -44,7 +45,10 @@ def gate_files(
     """Decide from files; with a candidate, also check its own predictions."""
     start, end = scan_range(spec, at)
     slices = [candidate[0]] if candidate else []
-    rollup = scan_files(spec, sources, start=start, end=end, con=con, slice_columns=slices)
+    edges = histogram_edges(spec, at)
+    rollup = scan_files(
+        spec, sources, start=start, end=end, con=con, slice_columns=slices, histogram_edges=edges
+    )
     return gate(spec, rollup, at, policy=policy, candidate=candidate)
 
 
@@ -67,7 +71,8 @@ def report_files(
         raise UsageError(f"'{out}' should end in .html or .md", parameter="out")
     step = min(series_step(s.window) for s in spec.slos)
     start, end = scan_range(spec, at)
-    rollup = scan_files(spec, sources, start=start, end=end, con=con)
+    edges = histogram_edges(spec, at, step)
+    rollup = scan_files(spec, sources, start=start, end=end, con=con, histogram_edges=edges)
     evaluation = evaluate(spec, rollup, at, series_step=step)
     gate_document = None
     if spec.all_policies():

@@ -18,7 +18,7 @@ from mlslo.inputs.files import (
     open_table,
     open_views,
 )
-from mlslo.scan.compiled import Views, cache_key, load, set_window, store
+from mlslo.scan.compiled import Views, cache_key, edge_offsets, load, set_window, store
 from mlslo.spec import AccuracySLO, FairnessSLO, Spec
 from mlslo.stats.rollup import Rollup, stat_column
 
@@ -46,15 +46,20 @@ def scan_files(
     end: datetime,
     con: Any | None = None,
     slice_columns: Sequence[str] = (),
+    histogram_edges: Sequence[int] | None = None,
 ) -> Rollup:
     """Scan the records between ``start`` and ``end`` into a rollup.
 
     ``con`` is an ibis backend; without one (or with an ibis DuckDB backend) the scan runs as
     compiled SQL on DuckDB, cached per spec and schema (:mod:`mlslo.scan.compiled`).
+    ``histogram_edges`` (ascending bucket indexes, from
+    :func:`mlslo.measure.windows.histogram_edges`) sums the percentile SLOs' histograms
+    between them instead of per bucket: much faster, and exact for every window that starts
+    and ends on an edge.
     """
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
-        rollup = _scan_compiled(spec, sources, raw, start, end, slice_columns)
+        rollup = _scan_compiled(spec, sources, raw, start, end, slice_columns, histogram_edges)
         if _check_labels(spec, sources, rollup):
             ibis_con = connect_duckdb(raw)
             predictions = flatten_attributes(ibis_con.table(VIEWS["predictions"]))
@@ -77,6 +82,7 @@ def scan_files(
         labels_source=sources.labels or "labels",
         outcomes_source=sources.outcomes or "outcomes",
         dedupe=sources.dedupe,
+        histogram_edges=histogram_edges,
     )
     if labels is not None and _check_labels(spec, sources, rollup):
         _refuse_unmatched(spec, sources, predictions, labels, start, end)
@@ -136,6 +142,7 @@ def _scan_compiled(
     start: datetime,
     end: datetime,
     slice_columns: Sequence[str],
+    histogram_edges: Sequence[int] | None,
 ) -> Rollup:
     """Run the scan's SQL from the cache, compiling it (with ibis, loaded only then) on a
     miss; when a record fails a value check, name it."""
@@ -148,12 +155,21 @@ def _scan_compiled(
         )
         if location
     }
+    offsets = edge_offsets(histogram_edges)[1] if histogram_edges else None
     views = Views(
-        {role: VIEWS[role] for role in locations}, locations, slice_columns, sources.dedupe
+        {role: VIEWS[role] for role in locations},
+        locations,
+        slice_columns,
+        sources.dedupe,
+        offsets,
     )
     schemas = open_views(raw, locations)
     key = cache_key(
-        spec.model_dump_json(), schemas, slices=list(slice_columns), dedupe=sources.dedupe
+        spec.model_dump_json(),
+        schemas,
+        slices=list(slice_columns),
+        dedupe=sources.dedupe,
+        histogram_offsets=offsets,
     )
     compiled = load(key)
     if compiled is None:
@@ -163,7 +179,9 @@ def _scan_compiled(
         compiled, cacheable = compile_scan(spec, connect_duckdb(raw), views)
         if cacheable:
             store(key, compiled)
-    rollup = compiled.run(raw, start, end, source=sources.predictions)
+    rollup = compiled.run(
+        raw, start, end, source=sources.predictions, histogram_edges=histogram_edges
+    )
     if rollup is not None:
         return rollup
     from mlslo.scan.queries import name_failure
