@@ -149,3 +149,57 @@ def mlslo_cli(path: str) -> dict:
     out: dict = {}
     _from_json(json.loads(p.stdout), out)
     return out
+
+
+# --- the scale curve (benchmarks/scale.py) ---------------------------------------------------
+# Many groups: the same job with the fairness SLOs on a 1,000-value attribute (cohort) and one
+# more on an intersectional attribute of two columns (cohort x region, 4,000 groups).
+MANY = CLS.format(cols=COLS).replace("attribute: group", "attribute: cohort") + (
+    "  - {name: dpd_x, dimension: fairness, sli: {metric: demographic_parity_difference, "
+    "attribute: [cohort, region], positive_label: 1}, objective: {target: 0.05}, window: 30d}\n"
+)
+
+
+@approach(
+    "mlslo_many_groups",
+    imports=("mlslo.api", "mlslo.scan.files", "mlslo.spec"),
+    exact_p95=False,
+    what="mlslo library: as mlslo_lib with the fairness SLOs on 1,000 cohorts, plus a demographic parity SLO on cohort x region",
+)
+def mlslo_many_groups(path: str) -> dict:
+    out = _lib(path, (MANY,))
+    for metrics in out.values():  # not comparable with the anchors' two groups
+        for name in ("tpr_diff", "dpd", "dir", "dpd_x"):
+            metrics.pop(name, None)
+    return out
+
+
+@approach(
+    "mlslo_spark",
+    imports=("mlslo.api", "mlslo.scan.files", "mlslo.spec", "spark_session"),
+    exact_p95=False,
+    what="mlslo library on PySpark (local[2], session started before the clock): the scan as ibis expressions on Spark",
+)
+def mlslo_spark(path: str) -> dict:
+    import ibis
+    import spark_session
+
+    from mlslo.api import evaluate_files
+    from mlslo.scan.files import Sources
+    from mlslo.spec import parse_spec
+
+    con = ibis.pyspark.connect(spark_session.SESSION)
+    at = dt.datetime(2025, 1, 31, tzinfo=dt.UTC)
+    ev = evaluate_files(
+        parse_spec(CLS.format(cols=COLS)),
+        Sources(predictions=path),
+        at,
+        series_step=dt.timedelta(days=1),
+        con=con,
+    )
+    out: dict = {}
+    for s in ev.slos:
+        out.setdefault(WHOLE, {})[s.name] = s.measurement.value
+        for p in s.series or ():
+            out.setdefault(p.start.strftime("%Y-%m-%d"), {})[s.name] = p.value
+    return out

@@ -146,17 +146,20 @@ def histogram_edges(
         edges.update((a, b))
         spans = [int(w / bucket) for w in burn_windows(slo, bucket, policy_windows(spec, slo.name))]
         edges.update(b - span for span in spans)
-        if slo.effective_budgeting == "timeslices" and slo.slice is not None:
-            width = max(1, int(slo.slice / bucket))
-            oldest = min(a, *(b - span for span in spans))
-            if (b - oldest) // width > MOST_HISTOGRAM_EDGES:
-                return None
-            edges.update(range(b, oldest - 1, -width))
+        ends = [b]  # where windows end: the evaluation, and each series point (burndown)
         if step is not None:
             width = max(1, math.ceil(step / bucket))
             if (b - a) // width > MOST_HISTOGRAM_EDGES:
                 return None
-            edges.update(range(b, a, -width))
+            ends.extend(range(b - width, a, -width))
+        edges.update(ends)
+        if slo.effective_budgeting == "timeslices" and slo.slice is not None:
+            width = max(1, int(slo.slice / bucket))
+            oldest = min(a, *(b - span for span in spans))
+            for end in ends:  # the slices of a window are laid back from its end
+                edges.update(range(end, oldest - 1, -width))
+                if len(edges) > MOST_HISTOGRAM_EDGES:
+                    return None
         for correction in spec.corrections:
             if correction.slos is None or slo.name in correction.slos:
                 edges.add(bucket_floor(correction.start, int(bucket.total_seconds())))

@@ -37,20 +37,22 @@ def histogram_queries(
     windowed = table.filter(table.ts.notnull())
     for dimension, slos in wanted.items():
         if dimension == "latency":
-            value = windowed.latency_ms
+            measured = windowed.latency_ms
         else:
-            value = lag_micros(windowed).cast("float64") / 1_000_000
+            measured = lag_micros(windowed).cast("float64") / 1_000_000
+        # once per row, so the spans' comparisons and the bin read plain columns
+        rows = windowed.mutate(__value=measured, __bucket=bucket_of(windowed, bucket_seconds))
+        value = rows["__value"]
         safe = ibis.greatest(value, ibis.literal(1e-300))
         bin_ = ibis.ifelse(
             value > 0, (safe.ln() / histogram.LOG_GAMMA).floor(), histogram.ZERO_BIN
         ).cast("int64")
         counts = {
-            f"h{i}": count_known(windowed, value, slo_filter(windowed, slo))
-            for i, slo in enumerate(slos)
+            f"h{i}": count_known(rows, value, slo_filter(rows, slo)) for i, slo in enumerate(slos)
         }
-        bucket = bucket_of(windowed, bucket_seconds)
+        bucket = rows["__bucket"]
         if grid is not None:
             bucket = span_start(bucket, grid[0], grid[1])
-        grouped = windowed.group_by([bucket.name(BUCKET), bin_.name("bin")]).aggregate(**counts)
+        grouped = rows.group_by([bucket.name(BUCKET), bin_.name("bin")]).aggregate(**counts)
         out.append((grouped, [slo.name for slo in slos]))
     return out
