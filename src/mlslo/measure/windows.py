@@ -156,8 +156,8 @@ def histogram_edges(
         if slo.effective_budgeting == "timeslices" and slo.slice is not None:
             width = max(1, int(slo.slice / bucket))
             oldest = min(a, *(b - span for span in spans))
-            for end in ends:  # the slices of a window are laid back from its end
-                edges.update(range(end, oldest - 1, -width))
+            for last in ends:  # the slices of a window are laid back from its end
+                edges.update(range(last, oldest - 1, -width))
                 if len(edges) > MOST_HISTOGRAM_EDGES:
                     return None
         for correction in spec.corrections:
