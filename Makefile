@@ -1,4 +1,4 @@
-.PHONY: lint typecheck test fuzz bench bench-ops soak crash groups ci
+.PHONY: lint typecheck test fuzz bench bench-scale bench-ops soak crash groups ci
 
 lint:
 	ruff check src tests benchmarks examples
@@ -29,6 +29,13 @@ soak:
 
 crash:
 	python benchmarks/crash.py --trials 20
+
+# the scale curve in docs/benchmarks.md (needs pip install -e '.[bench,spark]'); data is
+# generated into $(BENCH_DATA), 100M rows take about 5 GiB
+BENCH_DATA ?= bench-data/anchors
+SCALE_SIZES ?= 1e6 1e7 3e7 1e8
+bench-scale:
+	python benchmarks/scale.py --data-dir $(BENCH_DATA) --sizes $(SCALE_SIZES)
 
 ci:
 	bash .ci/run

@@ -14,7 +14,7 @@ from mlslo.errors import UsageError
 from mlslo.measure.attribution import Attribution, attribute, check_by, slo_named
 from mlslo.measure.candidate import Selector
 from mlslo.measure.evaluate import Evaluation, evaluate
-from mlslo.measure.windows import scan_range, series_step
+from mlslo.measure.windows import histogram_edges, scan_range, series_step
 from mlslo.render.documents import alerts_json, evaluation_json, gate_json
 from mlslo.scan.files import Sources, scan_files
 from mlslo.scan.prometheus import read_prometheus
@@ -29,10 +29,11 @@ def read_sources(
     *,
     con: Any | None = None,
     slice_columns: Sequence[str] = (),
+    series_step: timedelta | None = None,
 ) -> tuple[Rollup, dict[str, str]]:
-    """The rollup an evaluation at ``at`` reads: the record files scanned for the SLOs read
-    from records, and Prometheus queried for the others; and the SLOs whose source had
-    nothing to say (no series), with the reason."""
+    """The rollup an evaluation at ``at`` (with a series of ``series_step``) reads: the record
+    files scanned for the SLOs read from records, and Prometheus queried for the others; and
+    the SLOs whose source had nothing to say (no series), with the reason."""
     start, end = scan_range(spec, at)
     records = spec.records_only()
     parts = []
@@ -46,7 +47,15 @@ def read_sources(
                 parameter="data",
             )
         parts.append(
-            scan_files(records, sources, start=start, end=end, con=con, slice_columns=slice_columns)
+            scan_files(
+                records,
+                sources,
+                start=start,
+                end=end,
+                con=con,
+                slice_columns=slice_columns,
+                histogram_edges=histogram_edges(spec, at, series_step),
+            )
         )
     reading = read_prometheus(spec, start, end, slice_columns=slice_columns)
     if reading.rollup is not None:
@@ -66,7 +75,7 @@ def evaluate_files(
 ) -> Evaluation:
     """Evaluate every SLO of ``spec`` at ``at`` from the records in ``sources`` (None: every
     SLO reads Prometheus)."""
-    rollup, unavailable = read_sources(spec, sources, at, con=con)
+    rollup, unavailable = read_sources(spec, sources, at, con=con, series_step=series_step)
     return evaluate(spec, rollup, at, series_step=series_step, unavailable=unavailable)
 
 
@@ -122,7 +131,7 @@ def report_files(
     if suffix not in (".html", ".htm", ".md", ".markdown"):
         raise UsageError(f"'{out}' should end in .html or .md", parameter="out")
     step = min(series_step(s.window) for s in spec.slos)
-    rollup, unavailable = read_sources(spec, sources, at, con=con)
+    rollup, unavailable = read_sources(spec, sources, at, con=con, series_step=step)
     evaluation = evaluate(spec, rollup, at, series_step=step, unavailable=unavailable)
     gate_document = None
     if spec.all_policies():

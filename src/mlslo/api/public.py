@@ -67,7 +67,7 @@ def evaluate(
         dedupe,
         allow_unmatched_labels,
     )
-    rollup, unavailable = read_sources(loaded, sources, moment)
+    rollup, unavailable = read_sources(loaded, sources, moment, series_step=step)
     evaluation = evaluate_rollup(loaded, rollup, moment, series_step=step, unavailable=unavailable)
     return EvaluationResult(evaluation, _Basis(loaded, sources, rollup))
 

@@ -7,11 +7,12 @@ statistics are a difference of two prefix sums.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from mlslo.moments import format_duration
-from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, Window
+from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, Window, needs_histogram
 from mlslo.spec.alert_rules import rule_windows
 from mlslo.spec.references import extra_windows
 
@@ -119,3 +120,50 @@ def series_step(window: Window) -> timedelta:
     if window.rolling is None:
         return timedelta(days=1)
     return timedelta(minutes=max(1, round(window.rolling.total_seconds() / 60 / 30)))
+
+
+MOST_HISTOGRAM_EDGES = 400
+"""Beyond this many edges a percentile SLO's histogram is kept per bucket instead."""
+
+
+def histogram_edges(
+    spec: Spec, at: datetime, step: timedelta | None = None
+) -> tuple[int, ...] | None:
+    """The buckets where a window of a percentile SLO starts or ends in an evaluation at
+    ``at`` (with a series of ``step``): its window, burn-rate windows, series points,
+    timeslices and corrections. A scan that sums the histograms between consecutive edges
+    instead of per bucket keeps them small, and every window read from them stays exact.
+
+    None when no SLO needs a histogram, or when the windows need more than
+    ``MOST_HISTOGRAM_EDGES`` edges (the histograms then stay per bucket)."""
+    bucket = spec.bucket
+    edges: set[int] = set()
+    for slo in spec.slos:
+        if not needs_histogram(slo):
+            continue
+        start, end = slo_bounds(slo, at)
+        a, b = bucket_ceil(start, bucket), bucket_ceil(end, bucket)
+        edges.update((a, b))
+        spans = [int(w / bucket) for w in burn_windows(slo, bucket, extra_windows(spec, slo.name))]
+        edges.update(b - span for span in spans)
+        ends = [b]  # where windows end: the evaluation, and each series point (burndown)
+        if step is not None:
+            width = max(1, math.ceil(step / bucket))
+            if (b - a) // width > MOST_HISTOGRAM_EDGES:
+                return None
+            ends.extend(range(b - width, a, -width))
+        edges.update(ends)
+        if slo.effective_budgeting == "timeslices" and slo.slice is not None:
+            width = max(1, int(slo.slice / bucket))
+            oldest = min(a, *(b - span for span in spans))
+            for last in ends:  # the slices of a window are laid back from its end
+                edges.update(range(last, oldest - 1, -width))
+                if len(edges) > MOST_HISTOGRAM_EDGES:
+                    return None
+        for correction in spec.corrections:
+            if correction.slos is None or slo.name in correction.slos:
+                edges.add(bucket_floor(correction.start, int(bucket.total_seconds())))
+                edges.add(bucket_ceil(correction.end, bucket))
+    if not edges or len(edges) > MOST_HISTOGRAM_EDGES:
+        return None
+    return tuple(sorted(edges))

@@ -13,9 +13,10 @@ import pyarrow as pa
 from mlslo.errors import DataError
 from mlslo.scan.compiled import rows_of
 from mlslo.scan.expressions import bucket_of
+from mlslo.scan.histograms import histogram_queries
 from mlslo.scan.plan import build_plan
 from mlslo.scan.prepare import slices_of
-from mlslo.scan.queries import histogram_queries, outcome_statistics
+from mlslo.scan.queries import outcome_statistics
 from mlslo.spec import (
     AccuracySLO,
     Spec,

@@ -32,12 +32,21 @@ from mlslo.stats.rollup import (
     stat_table,
 )
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 CACHE_ENTRIES = 256
 
 # The DuckDB variables that hold the window's bounds, for timestamp columns with a zone and
 # without one (compared like with like, the engine skips row groups outside the window).
 START, END = "mlslo_start", "mlslo_end"
+# The DuckDB variable holding the last edge of the histograms' spans (a bucket index).
+HISTOGRAM_END = "mlslo_histogram_end"
+
+
+def edge_offsets(edges: Sequence[int]) -> tuple[int, tuple[int, ...]]:
+    """Ascending edges as the last one and each edge's distance before it (ascending, the
+    first 0): the distances depend on the spec's windows, not on the moment evaluated."""
+    end = edges[-1]
+    return end, tuple(end - e for e in reversed(edges))
 
 
 def bound_variable(name: str, *, zoned: bool) -> str:
@@ -47,13 +56,15 @@ def bound_variable(name: str, *, zoned: bool) -> str:
 @dataclass(frozen=True)
 class Views:
     """Sources opened as DuckDB views: each role's view name (``predictions``, ``labels``,
-    ``outcomes``), where each came from (for messages), extra slice columns, and whether a
-    repeated prediction id counts once."""
+    ``outcomes``), where each came from (for messages), extra slice columns, whether a
+    repeated prediction id counts once, and the distances of the histograms' edges before
+    the last one (None: histograms per bucket)."""
 
     tables: Mapping[str, str]
     locations: Mapping[str, str]
     slice_columns: Sequence[str] = ()
     dedupe: bool = False
+    histogram_offsets: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,8 @@ class CompiledScan:
     ``sql`` groups the records by bucket x slice; ``names`` maps each statistic column to the
     alias that computes it; the ``x`` column counts rows failing a value check (a record with
     no valid timestamp lands in the null bucket). ``histograms`` are (SQL, percentile SLOs);
-    ``outcome_sql`` groups outcome counts by bucket.
+    ``outcome_sql`` groups outcome counts by bucket. With ``histogram_offsets`` the histograms
+    are summed between edges at those distances before the one :meth:`run` is given.
     """
 
     bucket_seconds: int
@@ -74,6 +86,7 @@ class CompiledScan:
     outcome_sql: str | None = None
     outcome_names: Mapping[str, str] | None = None
     repeated_sql: str | None = None
+    histogram_offsets: tuple[int, ...] | None = None
 
     def to_json(self) -> str:
         return json.dumps({"format": CACHE_FORMAT, **asdict(self)})
@@ -92,11 +105,29 @@ class CompiledScan:
             outcome_sql=data["outcome_sql"],
             outcome_names=data["outcome_names"],
             repeated_sql=data["repeated_sql"],
+            histogram_offsets=(
+                None if data["histogram_offsets"] is None else tuple(data["histogram_offsets"])
+            ),
         )
 
-    def run(self, con: Any, start: datetime, end: datetime, *, source: str) -> Rollup | None:
+    def run(
+        self,
+        con: Any,
+        start: datetime,
+        end: datetime,
+        *,
+        source: str,
+        histogram_edges: Sequence[int] | None = None,
+    ) -> Rollup | None:
         """The rollup of the records in [start, end), or None when a record fails a value
-        check (the caller then names the first offending row)."""
+        check (the caller then names the first offending row). ``histogram_edges`` are the
+        edges the SQL was compiled for (:attr:`histogram_offsets`), placed in time."""
+        edges = None
+        if self.histogram_offsets is not None:
+            if not histogram_edges or edge_offsets(histogram_edges)[1] != self.histogram_offsets:
+                raise ValueError("the histogram edges differ from those the scan was compiled for")
+            edges = tuple(histogram_edges)
+            con.execute(f"SET VARIABLE {HISTOGRAM_END} = {int(edges[-1])}")
         set_window(con, start, end)
         try:
             rows = rows_of(con, self.sql)
@@ -114,6 +145,7 @@ class CompiledScan:
             self.slices,
             stat_table(rows, self.names),
             histograms,
+            histogram_edges=edges if histograms else None,
         )
         if repeated is not None:
             rollup = deduplicated(rollup, repeated)

@@ -4,6 +4,7 @@ form (DuckDB and Spark)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,43 @@ def variable_ts(name: str, *, zoned: bool) -> Expr:
             getvariable, name="getvariable", signature=((dt.string,), kind)
         )
     return _variable_udfs[zoned](name)
+
+
+_int_variable_udf: list[Any] = []
+
+
+def variable_int(name: str) -> Expr:
+    """DuckDB's ``getvariable(name)`` for an integer (folded into a constant, like the
+    window's bounds)."""
+    if not _int_variable_udf:
+
+        def getvariable(variable: str) -> Any:
+            """Compiled to DuckDB's function; never called in Python."""
+
+        _int_variable_udf.append(
+            ibis.udf.scalar.builtin(
+                getvariable, name="getvariable", signature=((dt.string,), dt.int64)
+            )
+        )
+    return _int_variable_udf[0](name)
+
+
+def span_start(bucket: Expr, end: Expr, offsets: Sequence[int]) -> Expr:
+    """The edge that starts the span holding ``bucket``, where the edges are ``end - offset``
+    for the ascending ``offsets`` (the first 0); a bucket outside the edges stays itself.
+    Integer comparisons in a balanced tree: a few per row, whatever the number of edges."""
+    if len(offsets) < 2:
+        return bucket
+    age = end - bucket
+
+    def pick(lo: int, hi: int) -> Expr:
+        if hi - lo == 1:
+            return (end - offsets[lo]).cast("int64")
+        mid = (lo + hi) // 2
+        return ibis.ifelse(age <= offsets[mid - 1], pick(lo, mid), pick(mid, hi))
+
+    inside = (age >= 1) & (age <= offsets[-1])
+    return ibis.ifelse(inside, pick(1, len(offsets)), bucket)
 
 
 def in_window(table: Expr, start: Bound, end: Bound) -> Expr:

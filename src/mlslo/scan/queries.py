@@ -26,17 +26,17 @@ from mlslo.errors import DataError, first_line
 from mlslo.inputs.checks import LISTED, listed
 from mlslo.inputs.fields import check_kind
 from mlslo.inputs.files import flatten_attributes
-from mlslo.scan.compiled import END, START, CompiledScan, Views
+from mlslo.scan.compiled import END, HISTOGRAM_END, START, CompiledScan, Views, edge_offsets
 from mlslo.scan.expressions import (
     Bound,
     Expr,
     bucket_of,
     count_if,
-    count_known,
     in_window,
-    lag_micros,
     slo_filter,
+    variable_int,
 )
+from mlslo.scan.histograms import Grid, histogram_queries
 from mlslo.scan.plan import Plan, build_plan, classes_of, failing_rows
 from mlslo.scan.prepare import (
     Check,
@@ -51,12 +51,9 @@ from mlslo.scan.prepare import (
 )
 from mlslo.spec import (
     AccuracySLO,
-    AnySLO,
     AvailabilitySLO,
     Spec,
-    needs_histogram,
 )
-from mlslo.stats import histogram
 from mlslo.stats.rollup import (
     BUCKET,
     CHECKS,
@@ -110,13 +107,19 @@ def scan(
     labels_source: str = "labels",
     outcomes_source: str = "outcomes",
     dedupe: bool = False,
+    histogram_edges: Sequence[int] | None = None,
 ) -> Rollup:
     """Reduce the records with ``start <= ts < end`` to a :class:`Rollup`.
 
     ``slice_columns`` adds attributes to slice by beyond those the fairness SLOs need (the
     candidate check slices by ``model_version``). ``dedupe`` counts a repeated prediction id
     once (the service always does, at ingest; on files it costs a hash of every id).
+    ``histogram_edges`` sums the histograms between these buckets instead of per bucket.
     """
+    grid = None
+    if histogram_edges:
+        last, offsets = edge_offsets(histogram_edges)
+        grid = (ibis.literal(last, type=dt.int64), offsets)
     queries = _build(
         spec,
         predictions,
@@ -129,6 +132,7 @@ def scan(
         labels_source=labels_source,
         outcomes_source=outcomes_source,
         dedupe=dedupe,
+        histogram_grid=grid,
     )
     records = queries.records
     rows = _checked(_execute(records.query, source), records)
@@ -140,6 +144,7 @@ def scan(
         tuple(queries.slices),
         stat_table(rows, records.plan.names),
         histograms,
+        histogram_edges=tuple(histogram_edges) if histogram_edges and histograms else None,
     )
     if queries.repeated is not None:
         rollup = deduplicated(rollup, _execute(queries.repeated, source))
@@ -173,6 +178,7 @@ def compile_scan(spec: Spec, con: Expr, views: Views) -> tuple[CompiledScan, boo
         outcome_sql=None if counted is None else sql(counted.query),
         outcome_names=None if counted is None else dict(counted.plan.names),
         repeated_sql=None if queries.repeated is None else sql(queries.repeated),
+        histogram_offsets=views.histogram_offsets if queries.histograms else None,
     )
     return compiled, queries.cacheable
 
@@ -191,6 +197,7 @@ def name_failure(spec: Spec, con: Expr, views: Views) -> DataError:
 def _over_views(spec: Spec, con: Expr, views: Views) -> _Queries:
     names = views.locations
     opened = {role: flatten_attributes(con.table(view)) for role, view in views.tables.items()}
+    offsets = views.histogram_offsets
     return _build(
         spec,
         opened["predictions"],
@@ -203,6 +210,7 @@ def _over_views(spec: Spec, con: Expr, views: Views) -> _Queries:
         labels_source=names.get("labels", "labels"),
         outcomes_source=names.get("outcomes", "outcomes"),
         dedupe=views.dedupe,
+        histogram_grid=None if offsets is None else (variable_int(HISTOGRAM_END), offsets),
     )
 
 
@@ -219,6 +227,7 @@ def _build(
     labels_source: str,
     outcomes_source: str,
     dedupe: bool,
+    histogram_grid: Grid | None = None,
 ) -> _Queries:
     bucket_seconds = int(spec.bucket.total_seconds())
     slices = slices_of(spec, slice_columns)
@@ -265,7 +274,7 @@ def _build(
         bucket_seconds,
         slices,
         _Grouped(base, filtered, query, plan, source, joined),
-        histogram_queries(spec, filtered, bucket_seconds),
+        histogram_queries(spec, filtered, bucket_seconds, histogram_grid),
         counted,
         cacheable=not empty.seen
         and not any(
@@ -368,35 +377,6 @@ def _listed(check: Check, table: Expr, source: str) -> str:
 
 
 # --- histograms and outcome counts ------------------------------------------------------------
-
-
-def histogram_queries(spec: Spec, table: Expr, bucket_seconds: int) -> list[tuple[Expr, list[str]]]:
-    """Per measured quantity (latency, lag), one GROUP BY bucket x bin with a count column per
-    percentile SLO (``h0``, ``h1``, ...)."""
-    wanted: dict[str, list[AnySLO]] = {}
-    for slo in spec.slos:
-        if needs_histogram(slo):
-            wanted.setdefault(slo.dimension, []).append(slo)
-    out = []
-    windowed = table.filter(table.ts.notnull())
-    for dimension, slos in wanted.items():
-        if dimension == "latency":
-            value = windowed.latency_ms
-        else:
-            value = lag_micros(windowed).cast("float64") / 1_000_000
-        safe = ibis.greatest(value, ibis.literal(1e-300))
-        bin_ = ibis.ifelse(
-            value > 0, (safe.ln() / histogram.LOG_GAMMA).floor(), histogram.ZERO_BIN
-        ).cast("int64")
-        counts = {
-            f"h{i}": count_known(windowed, value, slo_filter(windowed, slo))
-            for i, slo in enumerate(slos)
-        }
-        grouped = windowed.group_by(
-            [bucket_of(windowed, bucket_seconds).name(BUCKET), bin_.name("bin")]
-        ).aggregate(**counts)
-        out.append((grouped, [slo.name for slo in slos]))
-    return out
 
 
 def outcome_query(

@@ -90,13 +90,10 @@ class Compacted:
             return []
         values = representative(b)
         group = max(1, -(-b.size // most))
-        out = []
-        for start in range(0, b.size, group):
-            chunk = slice(start, start + group)
-            weight = float(c[chunk].sum())
-            centre = float(np.average(values[chunk], weights=c[chunk]))
-            out.append([centre, weight])
-        return out
+        starts = np.arange(0, b.size, group)
+        weights = np.add.reduceat(c, starts)
+        centres = np.add.reduceat(values * c, starts) / weights
+        return [[float(v), float(w)] for v, w in zip(centres, weights, strict=True)]
 
 
 def compact(bins: npt.ArrayLike, counts: npt.ArrayLike) -> Compacted:

@@ -53,6 +53,11 @@ class Rollup:
     per statistic named ``"<slo>/<stat>"``. ``histograms`` holds, per percentile SLO, rows of
     ``(bucket, bin, count)``. ``deduplicated`` says a repeated prediction id was counted once,
     and ``repeated_ids`` how many repeats were left out (None when nobody looked).
+
+    With ``histogram_edges`` (ascending bucket indexes) the histograms are summed between
+    consecutive edges: a row's ``bucket`` is the edge that starts its span, and only windows
+    that start and end on an edge (or outside the edges, where rows stay per bucket) can be
+    read from them. None: every histogram row is one bucket.
     """
 
     bucket_seconds: int
@@ -61,6 +66,7 @@ class Rollup:
     histograms: Mapping[str, pa.Table] = field(default_factory=dict)
     deduplicated: bool = False
     repeated_ids: int | None = None
+    histogram_edges: tuple[int, ...] | None = None
 
     def merge(self, other: Rollup) -> Rollup:
         """The rollup of the union of both inputs (statistics add up)."""
@@ -92,6 +98,9 @@ def merge_all(rollups: Sequence[Rollup]) -> Rollup:
         parts = [r.histograms[name] for r in rollups if name in r.histograms]
         histograms[name] = _sum_by(pa.concat_tables(parts), [BUCKET, "bin"])
     counts = [r.repeated_ids for r in rollups if r.repeated_ids is not None]
+    edges = {r.histogram_edges for r in rollups if r.histograms}
+    if len(edges) > 1:
+        raise ValueError("cannot merge histograms summed between different edges")
     return Rollup(
         first.bucket_seconds,
         first.slice_columns,
@@ -99,6 +108,7 @@ def merge_all(rollups: Sequence[Rollup]) -> Rollup:
         histograms,
         deduplicated=first.deduplicated,
         repeated_ids=sum(counts) if counts else None,
+        histogram_edges=next(iter(edges), None),
     )
 
 

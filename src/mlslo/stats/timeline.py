@@ -79,6 +79,9 @@ class Timeline:
         self._hist_bins = np.zeros(0, dtype=np.int64)
         self._hist_counts = np.zeros(0, dtype=np.float64)
         self._hist_extra: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], Array]] = []
+        self._hist_edges: frozenset[int] | None = None
+        self._hist_added = False
+        self._hist_span: tuple[int, int] = (0, 0)
 
     # --- building ------------------------------------------------------------------------
 
@@ -166,6 +169,7 @@ class Timeline:
             self._prefix = None
         rows = rollup.histograms.get(self.slo)
         if self._has_histogram and rows is not None and rows.num_rows:
+            self._set_edges(rollup.histogram_edges)
             buckets = numbers(rows[BUCKET], np.int64)
             keep = buckets >= self.first
             self._ensure([], int(buckets.max()) + 1)
@@ -175,6 +179,24 @@ class Timeline:
                     numbers(rows["bin"], np.int64)[keep],
                     numbers(rows["count"], np.float64)[keep],
                 )
+            )
+
+    def _set_edges(self, edges: tuple[int, ...] | None) -> None:
+        given = None if edges is None else frozenset(edges)
+        if self._hist_added and given != self._hist_edges:
+            raise ValueError("cannot add histograms summed between other edges")
+        self._hist_added = True
+        self._hist_edges = given
+        if edges:
+            self._hist_span = (edges[0], edges[-1])
+
+    def _check_edge(self, moment: int) -> None:
+        """A window read from histograms summed between edges must start and end on one."""
+        low, high = self._hist_span
+        if self._hist_edges is not None and low < moment < high and moment not in self._hist_edges:
+            raise ValueError(
+                f"{self.slo}: the histogram is summed between edges and bucket {moment} is "
+                "not one; scan with the edges of every window read"
             )
 
     def _sorted_histogram(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], Array]:
@@ -227,6 +249,8 @@ class Timeline:
             buckets, bins, counts = self._sorted_histogram()
             parts_bins, parts_counts = [], []
             for lo, hi in pieces:
+                self._check_edge(lo)
+                self._check_edge(hi)
                 i = int(np.searchsorted(buckets, lo, side="left"))
                 j = int(np.searchsorted(buckets, hi, side="left"))
                 parts_bins.append(bins[i:j])
