@@ -26,6 +26,7 @@ from mlslo.errors import DataError, first_line
 from mlslo.inputs.checks import LISTED, listed
 from mlslo.inputs.fields import check_kind
 from mlslo.inputs.files import flatten_attributes
+from mlslo.scan.calibration import calibration_queries
 from mlslo.scan.compiled import END, START, CompiledScan, Views
 from mlslo.scan.expressions import (
     Bound,
@@ -54,7 +55,7 @@ from mlslo.spec import (
     AnySLO,
     AvailabilitySLO,
     Spec,
-    needs_histogram,
+    is_percentile,
 )
 from mlslo.stats import histogram
 from mlslo.stats.rollup import (
@@ -372,10 +373,10 @@ def _listed(check: Check, table: Expr, source: str) -> str:
 
 def histogram_queries(spec: Spec, table: Expr, bucket_seconds: int) -> list[tuple[Expr, list[str]]]:
     """Per measured quantity (latency, lag), one GROUP BY bucket x bin with a count column per
-    percentile SLO (``h0``, ``h1``, ...)."""
+    percentile SLO (``h0``, ``h1``, ...); then the score bins of calibrated CBPE SLOs."""
     wanted: dict[str, list[AnySLO]] = {}
     for slo in spec.slos:
-        if needs_histogram(slo):
+        if is_percentile(slo):
             wanted.setdefault(slo.dimension, []).append(slo)
     out = []
     windowed = table.filter(table.ts.notnull())
@@ -396,7 +397,7 @@ def histogram_queries(spec: Spec, table: Expr, bucket_seconds: int) -> list[tupl
             [bucket_of(windowed, bucket_seconds).name(BUCKET), bin_.name("bin")]
         ).aggregate(**counts)
         out.append((grouped, [slo.name for slo in slos]))
-    return out
+    return [*out, *calibration_queries(spec, table, bucket_seconds)]
 
 
 def outcome_query(

@@ -40,6 +40,8 @@ from mlslo.spec.slos import (
     Objective,
     Op,
     Window,
+    calibrates,
+    is_percentile,
     needs_histogram,
 )
 from mlslo.spec.types import SPEC_VERSION, Duration, Scalar, UtcDatetime
@@ -76,6 +78,8 @@ __all__ = [
     "Spec",
     "UtcDatetime",
     "Window",
+    "calibrates",
+    "is_percentile",
     "load_spec",
     "needs_histogram",
     "parse_spec",

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlslo.stats.calibration import Calibration
 from mlslo.stats.rollup import BUCKET, SEP, Array, Rollup, numbers
 
 
@@ -36,6 +37,8 @@ class WindowStats:
     group_sums: Mapping[str, Array] | None = None
     groups: Sequence[tuple[Any, ...]] | None = None
     histogram: Histogram | None = None
+    calibration: Calibration | None = None
+    """The score calibration fitted on the labelled history, for CBPE estimates."""
 
     def get(self, name: str) -> float:
         return float(self.sums.get(name, 0.0))
