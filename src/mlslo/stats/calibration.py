@@ -20,8 +20,8 @@ import numpy.typing as npt
 Array = npt.NDArray[np.float64]
 
 BINS = 200
-"""Score bins of width 0.005: fine enough that the binned fit estimates per-chunk accuracy
-within 1e-3 of the fit on raw scores (measured on NannyML's synthetic datasets)."""
+"""Score bins of width 0.005: on continuous scores the binned isotonic estimate stays within
+2e-3 of scikit-learn's fit on the raw scores; on scores with two decimals it is that fit."""
 
 LABELLED, POSITIVES, LABELLED_SCORE, PENDING_POS, PENDING_NEG, PENDING_POS_SCORE = range(6)
 PENDING_NEG_SCORE = 6
