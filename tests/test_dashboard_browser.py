@@ -661,3 +661,27 @@ def test_clock_skew_and_absent_data_are_visible(context, skewed, watch):
     assert fact(page, "not judged") == "no events since 2026-11-20T10:00:00Z (absent_after 1h)"
     assert page.locator("dl.facts dt", has_text=re.compile("^clock skew$")).count() == 0
     assert watch.errors == [] and watch.failed == [] and watch.foreign() == []
+
+
+def test_an_estimated_sli_shows_the_calibration_of_its_scores(context, site, watch):
+    """The CBPE SLO's page draws the reliability diagram the API's calibration describes:
+    one raw and one calibrated point per score bin, and the ECE before and after."""
+    calibration = by_name(site.api)["accuracy"]["sli"]["estimated"]["calibration"]
+    assert calibration["status"] == "fitted"
+    rows = calibration["reliability"]
+    page = sign_in(context, site, watch)
+    page.goto(site.path("/slo/accuracy"))
+    chart = page.locator("svg#c-calibration")
+    chart.wait_for()
+    assert chart.locator(".point.raw").count() == len(rows) > 1
+    assert chart.locator(".point.calibrated").count() == len(rows)
+    desc = chart.locator("desc").text_content() or ""
+    assert f"ECE {calibration['ece_before']:.4f} before" in desc
+    assert f"{calibration['ece_after']:.4f} after" in desc
+    box = chart.bounding_box()
+    assert box is not None
+    first = chart.locator(".point.raw").first.bounding_box()
+    assert first is not None and box["x"] <= first["x"] <= box["x"] + box["width"]
+    tip = chart.locator(".point.raw title").first.text_content() or ""
+    assert f"observed {rows[0]['observed']:.3f}" in tip
+    assert not watch.errors and not watch.foreign()

@@ -29,8 +29,9 @@ from mlslo.measure.windows import (
     slo_bounds,
 )
 from mlslo.moments import format_duration
-from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, needs_histogram
+from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, calibrates, needs_histogram
 from mlslo.spec.references import composite_windows, extra_windows
+from mlslo.stats.calibration import Calibration, ScoreBins, fit
 from mlslo.stats.confidence import wilson
 from mlslo.stats.rollup import Rollup
 from mlslo.stats.timeline import Timeline, WindowStats, build_timeline
@@ -170,6 +171,8 @@ def evaluate(
         if needed is not None and slo.name not in needed:
             continue
         view = _Corrected(timelines[slo.name], _excluded(spec, slo.name, spec.bucket))
+        if isinstance(slo, AccuracySLO) and calibrates(slo):
+            view.calibration = _calibration(slo, view, bucket_ceil(at, spec.bucket))
         result = _evaluate_slo(spec, slo, view, at, series_step)
         if unavailable and slo.name in unavailable:
             budget = replace(result.budget, status="no_data", reason=unavailable[slo.name])
@@ -230,12 +233,28 @@ class _Corrected:
     def __init__(self, timeline: Timeline, excluded: Sequence[tuple[int, int]]) -> None:
         self.timeline = timeline
         self.excluded = list(excluded)
+        self.calibration: Calibration | None = None
 
     def window(self, start: int, end: int) -> WindowStats:
-        return self.timeline.window(start, end, self.excluded)
+        stats = self.timeline.window(start, end, self.excluded)
+        return stats if self.calibration is None else replace(stats, calibration=self.calibration)
 
     def last_active(self, stat: str, start: int, end: int) -> int | None:
         return self.timeline.last_active(stat, start, end, self.excluded)
+
+
+def _calibration(slo: AccuracySLO, view: _Corrected, end: int) -> Calibration:
+    """The CBPE score calibration, fitted on every labelled record of the timeline up to the
+    evaluation (labels that arrive later cannot count)."""
+    method = slo.sli.calibration_method
+    assert method is not None
+    history = view.window(view.timeline.first, end).histogram
+    bins = (
+        ScoreBins.from_histogram(history.bins, history.counts)
+        if history is not None
+        else ScoreBins.from_histogram([], [])
+    )
+    return fit(bins, method, slo.sli.calibration_min_labels)
 
 
 def _evaluate_slo(

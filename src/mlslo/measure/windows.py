@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from mlslo.moments import format_duration
-from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, Window, needs_histogram
+from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, Window, calibrates, needs_histogram
 from mlslo.spec.alert_rules import rule_windows
 from mlslo.spec.references import extra_windows
 
@@ -160,6 +160,9 @@ def histogram_edges(
                 edges.update(range(last, oldest - 1, -width))
                 if len(edges) > MOST_HISTOGRAM_EDGES:
                     return None
+        label_delay = getattr(slo.sli, "label_delay", None)
+        if calibrates(slo) and label_delay:
+            edges.add(bucket_ceil(at - label_delay, bucket))
         for correction in spec.corrections:
             if correction.slos is None or slo.name in correction.slos:
                 edges.add(bucket_floor(correction.start, int(bucket.total_seconds())))

@@ -23,6 +23,7 @@ from mlslo.render.format import (
     threshold_text,
     value_text,
 )
+from mlslo.render.reliability import reliability
 from mlslo.spec import AnySLO
 from mlslo.spec.alert_rules import slo_rules
 
@@ -80,6 +81,26 @@ def slo_charts(
     def fmt(value: float) -> str:
         return bound_text(shape, value, significant=3)
 
+    calibration = (entry["sli"].get("estimated") or {}).get("calibration") or {}
+    if calibration.get("reliability"):
+        before, after = calibration["ece_before"], calibration["ece_after"]
+        out.append(
+            Chart(
+                "Calibration of the CBPE estimate",
+                reliability(
+                    f"{prefix}-calibration",
+                    f"{name}: calibration of the scores (reliability diagram)",
+                    f"{name}: observed positive rate per score bin of "
+                    f"{calibration['labelled']:,} labelled predictions, raw and after "
+                    f"{calibration['method']} calibration; ECE {before:.4f} before, "
+                    f"{after:.4f} after",
+                    calibration["reliability"],
+                ),
+                f"ECE (expected calibration error) {before:.4f} with the raw scores, "
+                f"{after:.4f} after {calibration['method']} calibration, on the labelled "
+                "predictions it was fitted on. On the dashed diagonal a score means what it says.",
+            )
+        )
     burndown = burndown_svg(entry, f"{prefix}-burndown")
     if burndown is not None:
         out.append(

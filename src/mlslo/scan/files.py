@@ -77,9 +77,7 @@ def scan_files(
                 "a database source is scanned by its database; use the default engine",
                 parameter="engine",
             )
-        return _scan_database(
-            spec, sources, locations, start, end, slice_columns, histogram_edges
-        )
+        return _scan_database(spec, sources, locations, start, end, slice_columns, histogram_edges)
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
         rollup = _scan_compiled(spec, sources, raw, start, end, slice_columns, histogram_edges)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ibis
 
+from mlslo.scan.calibration import calibration_queries
 from mlslo.scan.expressions import (
     Expr,
     bucket_of,
@@ -13,7 +14,7 @@ from mlslo.scan.expressions import (
     slo_filter,
     span_start,
 )
-from mlslo.spec import AnySLO, Spec, needs_histogram
+from mlslo.spec import AnySLO, Spec, is_percentile
 from mlslo.stats import histogram
 from mlslo.stats.rollup import BUCKET
 
@@ -31,7 +32,7 @@ def histogram_queries(
     (and fast) while every window that starts and ends on an edge reads the same counts."""
     wanted: dict[str, list[AnySLO]] = {}
     for slo in spec.slos:
-        if needs_histogram(slo):
+        if is_percentile(slo):
             wanted.setdefault(slo.dimension, []).append(slo)
     out = []
     windowed = table.filter(table.ts.notnull())
@@ -55,4 +56,4 @@ def histogram_queries(
             bucket = span_start(bucket, grid[0], grid[1])
         grouped = rows.group_by([bucket.name(BUCKET), bin_.name("bin")]).aggregate(**counts)
         out.append((grouped, [slo.name for slo in slos]))
-    return out
+    return [*out, *calibration_queries(spec, table, bucket_seconds, grid)]

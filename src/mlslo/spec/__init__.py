@@ -42,6 +42,8 @@ from mlslo.spec.slos import (
     Objective,
     Op,
     Window,
+    calibrates,
+    is_percentile,
     needs_histogram,
     prometheus_source,
 )
@@ -84,6 +86,8 @@ __all__ = [
     "Spec",
     "UtcDatetime",
     "Window",
+    "calibrates",
+    "is_percentile",
     "load_spec",
     "needs_histogram",
     "parse_spec",

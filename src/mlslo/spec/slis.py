@@ -68,6 +68,11 @@ class AccuracySLI(Strict):
     classes: list[Scalar] | None = None
     label_delay: Duration | None = None
     estimate: Literal["cbpe"] | None = None
+    calibration: Literal["none", "isotonic", "platt"] | None = None
+    """How CBPE calibrates scores on the labelled history first (isotonic by default)."""
+    calibration_min_labels: int = Field(default=100, ge=1)
+    """Fewer labelled scored predictions than this: the raw scores stand, and the estimate
+    is flagged ``insufficient_calibration``."""
 
     @model_validator(mode="after")
     def _coherent(self) -> AccuracySLI:
@@ -84,7 +89,16 @@ class AccuracySLI(Strict):
                 "estimate: cbpe needs a binary classification metric and a score "
                 "column (the positive-class probability)"
             )
+        if self.calibration is not None and self.estimate is None:
+            raise ValueError("calibration applies to estimate: cbpe; add estimate: cbpe")
         return self
+
+    @property
+    def calibration_method(self) -> Literal["isotonic", "platt"] | None:
+        """The calibration CBPE fits before estimating (None: raw scores)."""
+        if self.estimate is None or self.calibration == "none":
+            return None
+        return self.calibration or "isotonic"
 
     @property
     def multiclass(self) -> bool:

@@ -389,7 +389,17 @@ def prometheus_source(slo: AnySLO) -> PrometheusSource | None:
     return None if source is None else source.prometheus
 
 
-def needs_histogram(slo: AnySLO) -> bool:
-    """Whether ``slo`` is a percentile SLO, read from a histogram (the scan builds one for it
-    and its timeline keeps one)."""
+def is_percentile(slo: AnySLO) -> bool:
+    """Whether ``slo`` is a percentile SLO, read from a histogram of its measured quantity."""
     return isinstance(slo, LatencySLO | FreshnessSLO) and slo.sli.percentile is not None
+
+
+def calibrates(slo: AnySLO) -> bool:
+    """Whether ``slo`` calibrates CBPE scores, from a histogram of scores per bin."""
+    return isinstance(slo, AccuracySLO) and slo.sli.calibration_method is not None
+
+
+def needs_histogram(slo: AnySLO) -> bool:
+    """Whether the scan builds a histogram for ``slo`` and its timeline keeps one: a
+    percentile SLO's, or the score bins of a calibrated CBPE estimate."""
+    return is_percentile(slo) or calibrates(slo)

@@ -14,6 +14,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlslo.stats.calibration import Calibration
 from mlslo.stats.cells import GroupCells
 from mlslo.stats.rollup import BUCKET, SEP, Array, Rollup, numbers
 
@@ -38,6 +39,8 @@ class WindowStats:
     group_sums: Mapping[str, Array] | None = None
     groups: Sequence[tuple[Any, ...]] | None = None
     histogram: Histogram | None = None
+    calibration: Calibration | None = None
+    """The score calibration fitted on the labelled history, for CBPE estimates."""
 
     def get(self, name: str) -> float:
         return float(self.sums.get(name, 0.0))

@@ -40,7 +40,7 @@ def measure(slo: AnySLO, stats: WindowStats) -> Measurement:
             return regression.measure(slo.sli.metric, stats)
         result = classification.measure(slo.sli, stats)
         if slo.sli.estimate == "cbpe":
-            estimate = estimated.measure(slo.sli.metric, stats)
+            estimate = estimated.measure(slo.sli, stats)
             result = replace(result, detail={**result.detail, "estimated": estimate})
         return result
     if isinstance(slo, FairnessSLO):
