@@ -68,9 +68,29 @@ def validate(spec: SpecArgument = None, spec_option: SpecAsOption = None) -> Non
         stderr().print(f"warning: {warning}", markup=False, highlight=False)
 
 
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="Evaluate from the rollups mlslo scan --state keeps here, at their watermark, "
+        "instead of scanning --data.",
+        show_default=False,
+    ),
+]
+OptionalDataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        "-d",
+        show_default=False,
+        help="Prediction records: a Parquet/CSV/NDJSON/Arrow file, a glob or a folder.",
+    ),
+]
+
+
 def evaluate(
     spec: SpecOption,
-    data: DataOption,
+    data: OptionalDataOption = None,
     labels: LabelsOption = None,
     outcomes: OutcomesOption = None,
     at: AtOption = None,
@@ -86,25 +106,36 @@ def evaluate(
     dedupe: DedupeOption = False,
     allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
+    state: StateOption = None,
 ) -> None:
-    """Evaluate every SLO from prediction logs: SLIs, budgets, burn rates."""
-    from mlslo.api import evaluate_files
+    """Evaluate every SLO from prediction logs (or from the rollups of mlslo scan --state):
+    SLIs, budgets, burn rates."""
+    from mlslo.api import evaluate_files, evaluate_state
     from mlslo.render.documents import evaluation_json
     from mlslo.render.tables import evaluation_markdown, print_evaluation
     from mlslo.scan.files import Sources
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    when = moment(at)
     step = None if series is None else duration(series, "series")
-    with spinner(f"Scanning {data}"):
-        result = evaluate_files(
-            loaded,
-            Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
-            when,
-            series_step=step,
-            con=connect(engine),
-        )
+    if state is not None:
+        if data is not None or labels is not None or outcomes is not None:
+            raise UsageError(
+                "give either --state (evaluate the stored rollups) or --data and its labels "
+                "and outcomes (scan them), not both"
+            )
+        result = evaluate_state(loaded, state, None if at is None else moment(at), series_step=step)
+    elif data is None:
+        raise UsageError("give the records with --data, or stored rollups with --state")
+    else:
+        with spinner(f"Scanning {data}"):
+            result = evaluate_files(
+                loaded,
+                Sources(data, labels, outcomes, dedupe, allow_unmatched_labels),
+                moment(at),
+                series_step=step,
+                con=connect(engine),
+            )
     if output is OutputFormat.json:
         typer.echo(json.dumps(evaluation_json(result), indent=2))
     elif output is OutputFormat.markdown:
