@@ -14,9 +14,16 @@ from mlslo.errors import UsageError
 from mlslo.measure.attribution import Attribution, attribute, check_by, slo_named
 from mlslo.measure.candidate import Selector
 from mlslo.measure.evaluate import Evaluation, evaluate
-from mlslo.measure.windows import histogram_edges, scan_range, series_step
+from mlslo.measure.windows import (
+    bucket_floor,
+    bucket_start,
+    histogram_edges,
+    scan_range,
+    series_step,
+)
 from mlslo.render.documents import alerts_json, evaluation_json, gate_json
 from mlslo.scan.files import Sources, scan_files
+from mlslo.scan.incremental import ScanRun, load_state, scan_incremental
 from mlslo.scan.prometheus import read_prometheus
 from mlslo.spec import Spec
 from mlslo.stats.rollup import Rollup, empty_rollup, merge_all
@@ -141,3 +148,45 @@ def report_files(
     render = report_html if suffix in (".html", ".htm") else report_markdown
     text = render(evaluation_json(evaluation), spec, gate_document, alerts_document)
     out.write_text(text, encoding="utf-8")
+
+
+def scan_to_state(
+    spec: Spec,
+    sources: Sources,
+    directory: Path,
+    at: datetime,
+    *,
+    lateness: timedelta = timedelta(hours=1),
+) -> ScanRun:
+    """Bring the rollups stored in ``directory`` up to ``at`` (floored to a whole bucket),
+    scanning only what records newer than the last watermark less ``lateness``, and labels
+    that arrived since, can change."""
+    watermark = bucket_start(bucket_floor(at, int(spec.bucket.total_seconds())), spec.bucket)
+    start, end = scan_range(spec, watermark)
+    return scan_incremental(spec, sources, directory, start=start, end=end, lateness=lateness)
+
+
+def evaluate_state(
+    spec: Spec,
+    directory: Path,
+    at: datetime | None = None,
+    *,
+    series_step: timedelta | None = None,
+) -> Evaluation:
+    """Evaluate from the rollups stored in ``directory``, at their watermark: the same as
+    evaluating the sources at that moment."""
+    from mlslo.scan.incremental import spec_fingerprint
+
+    state = load_state(directory)
+    if at is not None and at != state.watermark:
+        raise UsageError(
+            f"the stored rollups are as of {state.watermark.isoformat()}; evaluate at that "
+            "moment or scan to a later one first",
+            parameter="at",
+        )
+    if state.spec_fingerprint != spec_fingerprint(spec):
+        raise UsageError(
+            "the stored rollups were scanned with another spec; scan again with this one",
+            parameter="spec",
+        )
+    return evaluate(spec, state.rollup, state.watermark, series_step=series_step)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlslo.cli import client, evaluate, explain, service
+from mlslo.cli import client, evaluate, explain, scan, service
 from mlslo.cli.gate import gate_app
 from mlslo.cli.openslo import openslo_app
 from mlslo.cli.shell import OneLineErrors
@@ -34,6 +34,7 @@ def _root(
 
 
 evaluate.register(app)
+scan.register(app)
 explain.register(app)
 app.add_typer(gate_app, name="gate")
 service.register(app)

@@ -70,6 +70,17 @@ def validate(spec: SpecArgument = None, spec_option: SpecAsOption = None) -> Non
         stderr().print(f"warning: {warning}", markup=False, highlight=False)
 
 
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="Evaluate from the rollups mlslo scan --state keeps here, at their watermark, "
+        "instead of scanning --data.",
+        show_default=False,
+    ),
+]
+
+
 def evaluate(
     spec: SpecOption,
     data: DataOption = None,
@@ -88,33 +99,42 @@ def evaluate(
     dedupe: DedupeOption = False,
     allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
+    state: StateOption = None,
 ) -> None:
-    """Evaluate every SLO from prediction logs: SLIs, budgets, burn rates."""
-    from mlslo.api import evaluate_files
+    """Evaluate every SLO from prediction logs (or from the rollups of mlslo scan --state):
+    SLIs, budgets, burn rates."""
+    from mlslo.api import evaluate_files, evaluate_state
     from mlslo.render.documents import evaluation_json
     from mlslo.render.tables import evaluation_markdown, print_evaluation
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    when = moment(at)
     step = None if series is None else duration(series, "series")
-    sources = record_sources(
-        loaded,
-        spec,
-        data,
-        labels,
-        outcomes,
-        dedupe=dedupe,
-        allow_unmatched_labels=allow_unmatched_labels,
-    )
-    with spinner(reading(sources)):
-        result = evaluate_files(
+    if state is not None:
+        if data is not None or labels is not None or outcomes is not None:
+            raise UsageError(
+                "give either --state (evaluate the stored rollups) or --data and its labels "
+                "and outcomes (scan them), not both"
+            )
+        result = evaluate_state(loaded, state, None if at is None else moment(at), series_step=step)
+    else:
+        sources = record_sources(
             loaded,
-            sources,
-            when,
-            series_step=step,
-            con=connect(engine),
+            spec,
+            data,
+            labels,
+            outcomes,
+            dedupe=dedupe,
+            allow_unmatched_labels=allow_unmatched_labels,
         )
+        with spinner(reading(sources)):
+            result = evaluate_files(
+                loaded,
+                sources,
+                moment(at),
+                series_step=step,
+                con=connect(engine),
+            )
     if output is OutputFormat.json:
         typer.echo(json.dumps(evaluation_json(result), indent=2))
     elif output is OutputFormat.markdown:
