@@ -59,6 +59,7 @@ OPERATIONS = [
     ("POST", "/api/v1/labels"),
     ("POST", "/api/v1/outcomes"),
     ("GET", "/api/v1/slos"),
+    ("GET", "/api/v1/slos/{name}/attribution"),
     ("GET", "/api/v1/gate"),
     ("GET", "/api/v1/gate/history"),
     ("POST", "/api/v1/gate/overrides"),
