@@ -452,3 +452,18 @@ def test_no_body_takes_the_server_process_down(tmp_path):
     finally:
         os.kill(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_a_replayed_batch_answers_what_it_folded_and_the_metric_counts_it_once(live_server):
+    live = live_server(SPEC, now=NOW, store_options={"max_groups": 4, "fold_groups": True})
+    key = {"Idempotency-Key": "fold-1"}
+    with live.client() as http:
+        http.post("/api/v1/predictions", json=_groups(0, 2))
+        first = http.post("/api/v1/predictions", json=_groups(2, 5), headers=key)
+        again = http.post("/api/v1/predictions", json=_groups(2, 5), headers=key)
+        metrics = http.get("/metrics").text
+    assert first.json() == {"accepted": 5, "duplicates": 0, "folded": 4}
+    assert again.json() == first.json()
+    assert 'mlslo_ingested_records_total{kind="predictions_folded"} 4.0' in metrics
+    stored = live.service.store.db.one("SELECT count(*) FROM predictions")
+    assert stored == (7,)

@@ -88,9 +88,11 @@ def router(service: Service) -> APIRouter:
         if key is not None:
             caller = "anonymous" if token is None else str(token.id)
             fingerprint = hashlib.sha256(f"{kind}\0{caller}\0".encode() + body).hexdigest()
-        submitted = service.store.writer.submit(kind, batch, key, fingerprint)
+        submitted = service.store.writer.submit(kind, batch, key, fingerprint, folded)
         result = await asyncio.wrap_future(submitted)
-        return IngestResponse(accepted=result.accepted, duplicates=result.duplicates, folded=folded)
+        return IngestResponse(
+            accepted=result.accepted, duplicates=result.duplicates, folded=result.folded
+        )
 
     @routes.post(
         "/api/v1/predictions",

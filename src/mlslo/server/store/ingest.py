@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ class IngestResult:
     accepted: int
     duplicates: int
     replayed: bool = False
+    folded: int = 0
 
 
 @dataclass
@@ -48,6 +49,7 @@ class _Job:
     future: Future[IngestResult]
     key: str | None = None
     fingerprint: str | None = None
+    folded: int = 0
 
 
 class Ingest:
@@ -98,14 +100,16 @@ class Ingest:
         batch: pa.Table,
         key: str | None = None,
         fingerprint: str | None = None,
+        folded: int = 0,
     ) -> Future[IngestResult]:
         """Queue a validated batch; the future resolves after its commit.
 
         A batch sent again with the same idempotency ``key`` is not applied twice: its first
         result comes back. The key is bound to what it was first used for — the kind of
         record, the caller and the body, summed up in ``fingerprint`` — so the same key with
-        another request is refused (409), never answered with the first one's result."""
-        job = _Job(kind, batch, Future(), key, fingerprint)
+        another request is refused (409), never answered with the first one's result.
+        ``folded`` (what :meth:`admit` folded) is counted once the batch is written."""
+        job = _Job(kind, batch, Future(), key, fingerprint, folded)
         if self._writer is None:
             self._commit_isolated([job])
         else:
@@ -117,10 +121,7 @@ class Ingest:
         new values folded into ``(other)``), and how many records were folded."""
         if kind == "labels" or self.rollups.spec is None:
             return batch, 0
-        batch, folded = self.groups.admit(batch, service_slices(self.rollups.spec))
-        if folded:
-            self.counters[f"{kind}_folded"] = self.counters.get(f"{kind}_folded", 0) + folded
-        return batch, folded
+        return self.groups.admit(batch, service_slices(self.rollups.spec))
 
     def records(
         self,
@@ -135,8 +136,8 @@ class Ingest:
         batch = NORMALIZERS[kind](
             records, self.rollups.spec, now=self.clock(), max_skew=max_skew, max_age=self.max_age
         )
-        batch, _ = self.admit(kind, batch)
-        return self.submit(kind, batch, key).result()
+        batch, folded = self.admit(kind, batch)
+        return self.submit(kind, batch, key, folded=folded).result()
 
     def _write_loop(self) -> None:
         while True:
@@ -186,11 +187,13 @@ class Ingest:
                 }[kind]
                 group_results, delta = handler([j.batch for j in group])
                 for job, result in zip(group, group_results, strict=True):
+                    result = replace(result, folded=job.folded)
                     results[id(job)] = result
                     if job.key is not None:
                         self.db.run(
                             "INSERT INTO batches BY NAME SELECT ? AS key, ? AS kind, "
-                            "? AS received_at, ? AS accepted, ? AS duplicates, ? AS fingerprint",
+                            "? AS received_at, ? AS accepted, ? AS duplicates, "
+                            "? AS fingerprint, ? AS folded",
                             [
                                 job.key,
                                 job.kind,
@@ -198,6 +201,7 @@ class Ingest:
                                 result.accepted,
                                 result.duplicates,
                                 job.fingerprint,
+                                result.folded,
                             ],
                         )
                 if delta is not None:
@@ -222,6 +226,10 @@ class Ingest:
             self.counters[f"{job.kind}_duplicates"] = (
                 self.counters.get(f"{job.kind}_duplicates", 0) + result.duplicates
             )
+            if result.folded:
+                self.counters[f"{job.kind}_folded"] = (
+                    self.counters.get(f"{job.kind}_folded", 0) + result.folded
+                )
             job.future.set_result(result)
 
     def _replayed(
@@ -236,21 +244,25 @@ class Ingest:
                 fresh.append(job)
                 continue
             row = self.db.one(
-                "SELECT accepted, duplicates, kind, fingerprint FROM batches WHERE key = ?",
+                "SELECT accepted, duplicates, kind, fingerprint, folded FROM batches WHERE key = ?",
                 [job.key],
             )
             first = seen.get(job.key)
             if row is not None and (row[2] != job.kind or row[3] not in (None, job.fingerprint)):
                 results[id(job)] = _key_reused(job.key)
             elif row is not None:
-                results[id(job)] = IngestResult(int(row[0]), int(row[1]), replayed=True)
+                results[id(job)] = IngestResult(
+                    int(row[0]), int(row[1]), replayed=True, folded=int(row[4] or 0)
+                )
             elif first is not None and (first.kind, first.fingerprint) != (
                 job.kind,
                 job.fingerprint,
             ):
                 results[id(job)] = _key_reused(job.key)
             elif first is not None:
-                results[id(job)] = IngestResult(0, job.batch.num_rows, replayed=True)
+                results[id(job)] = IngestResult(
+                    0, job.batch.num_rows, replayed=True, folded=first.folded
+                )
             else:
                 seen[job.key] = job
                 fresh.append(job)
@@ -390,7 +402,11 @@ class Ingest:
                             max_skew=max_skew,
                             max_age=self.max_age,
                         )
-                        chunk, _ = self.admit(kind, chunk)
+                        chunk, folded = self.admit(kind, chunk)
+                        if folded:
+                            self.counters[f"{kind}_folded"] = (
+                                self.counters.get(f"{kind}_folded", 0) + folded
+                            )
                         chunk = chunk.append_column("received_at", chunk["ts"])
                         with self.db.registered("mlslo_rows", chunk):
                             self.db.run(f"INSERT INTO {kind} BY NAME SELECT * FROM mlslo_rows")
