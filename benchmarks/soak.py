@@ -1,11 +1,14 @@
 """Soak: a real ``mlslo serve`` under a fixed mixed load for a while (default 10 minutes).
 
-It starts ``mlslo serve --no-auth`` on 127.0.0.1 with a fresh DuckDB file and a five-SLO spec
+It starts ``mlslo serve --no-auth --memory-limit 64MB`` on 127.0.0.1 with a fresh DuckDB file
+and a five-SLO spec
 (every dimension, a fairness SLO over 10 groups, a gate policy), then runs the fixed load of
 ``benchmarks/mixed.py``: 200 predictions every 0.25 s (800/s), labels for 100 acknowledged
 predictions every second, a status GET every 0.5 s and a gate call every 5 s. It reads the
-server's RSS every 5 s (``/proc/<pid>/status``) and prints, per minute, RSS, status and gate
-latency percentiles and the rows acknowledged, then whether RSS stayed flat and p99 stable.
+server's RSS every 5 s (``/proc/<pid>/status``) with what the store says it holds
+(``mlslo_store_memory_bytes``: DuckDB's buffer pool, the kept prediction ids, the timelines)
+and prints, per minute, RSS, its parts, status and gate latency percentiles and the rows
+acknowledged, then whether the memory outside the store stayed flat and p99 stable.
 At the end ``GET /api/v1/slos`` must count exactly the predictions acknowledged.
 
     python benchmarks/soak.py                 # 10 minutes (make soak)
@@ -24,28 +27,62 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from common import describe, log
 from ingest import Server, percentile
 from mixed import SPEC, Call, Load, Rates
 
-FLAT_MB = 50.0  # "flat": the last minute's RSS within this of the second minute's
-STABLE_P99 = 2.0  # "stable": no minute's status p99 above this multiple of the median p99
+FLAT_MB = 50.0  # "flat": the last minute's RSS outside the store within this of minute 2's
+STABLE_P99 = 2.0  # "stable": from minute 2, no minute's status p99 above this x the median
+MB = 1024 * 1024
+
+
+class Sample(NamedTuple):
+    at: float
+    rss_mb: float
+    store_mb: dict[str, float]
+
+    @property
+    def rest_mb(self) -> float:
+        """RSS outside what the store accounts for: interpreter, libraries, allocator."""
+        return self.rss_mb - sum(self.store_mb.values())
+
+
+def store_memory(url: str) -> dict[str, float]:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return {
+        s.labels["part"]: s.value / MB
+        for f in text_string_to_metric_families(text)
+        if f.name == "mlslo_store_memory_bytes"
+        for s in f.samples
+    }
 
 
 def per_minute(
-    calls: Sequence[Call], rss: Sequence[tuple[float, float]], began: float, minutes: int
+    calls: Sequence[Call], samples: Sequence[Sample], began: float, minutes: int
 ) -> list[dict[str, float]]:
     rows = []
     for minute in range(minutes):
         lo, hi = began + 60 * minute, began + 60 * (minute + 1)
         inside = [c for c in calls if lo <= c.at < hi]
+        taken = [s for s in samples if lo <= s.at < hi]
+        top = max(taken, key=lambda s: s.rss_mb) if taken else None
         status = [c.ms for c in inside if c.kind == "status" and c.status == 200]
         gate = [c.ms for c in inside if c.kind == "gate" and c.status == 200]
         rows.append(
             {
                 "minute": minute + 1,
-                "rss_mb": max((m for t, m in rss if lo <= t < hi), default=float("nan")),
+                "rss_mb": top.rss_mb if top else float("nan"),
+                "duckdb_mb": top.store_mb.get("duckdb", float("nan")) if top else float("nan"),
+                "ids_mb": top.store_mb.get("ids", float("nan")) if top else float("nan"),
+                "timelines_mb": top.store_mb.get("timelines", float("nan"))
+                if top
+                else float("nan"),
+                "rest_mb": top.rest_mb if top else float("nan"),
                 "status_n": len(status),
                 "status_p50": percentile(status, 50) if status else float("nan"),
                 "status_p99": percentile(status, 99) if status else float("nan"),
@@ -69,6 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=int, default=10, help="how long (default 10)")
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--work-dir", type=Path, help="default: a temporary directory")
+    parser.add_argument(
+        "--memory-limit",
+        default="64MB",
+        help="the server's --memory-limit (default 64MB, so DuckDB's pool reaches its cap "
+        "within the run and what is left to grow shows)",
+    )
     args = parser.parse_args(argv)
     if args.minutes < 1:
         parser.error("--minutes must be at least 1")
@@ -82,18 +125,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         db = work / "soak.duckdb"
         for suffix in ("", ".wal"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-        with Server(spec, db, work / "soak.log") as server:
+        extra = ["--memory-limit", args.memory_limit]
+        with Server(spec, db, work / "soak.log", extra) as server:
             start_mb = server.status()["VmRSS"] / 1024
             load = Load(server.url, "soak", Rates(), args.seed)
-            rss: list[tuple[float, float]] = []
+            samples: list[Sample] = []
             began = time.monotonic()
             load.start()
             try:
                 end = began + 60 * args.minutes
                 while time.monotonic() < end:
-                    rss.append((time.monotonic(), server.status()["VmRSS"] / 1024))
+                    rss_mb = server.status()["VmRSS"] / 1024
+                    samples.append(Sample(time.monotonic(), rss_mb, store_memory(server.url)))
                     log(
-                        f"{(time.monotonic() - began) / 60:4.1f} min: RSS {rss[-1][1]:.0f} MB, "
+                        f"{(time.monotonic() - began) / 60:4.1f} min: RSS {rss_mb:.0f} MB "
+                        f"({samples[-1].rest_mb:.0f} MB outside the store), "
                         f"{len(load.predictions):,} predictions acknowledged"
                     )
                     time.sleep(min(5.0, max(0.0, end - time.monotonic())))
@@ -105,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             peak_mb = server.status()["VmHWM"] / 1024
             log_tail = server.log_tail()
     counted = next(s for s in document["slos"] if s["name"] == "availability")["sli"]["n"]
-    rows = per_minute(load.calls, rss, began, args.minutes)
+    rows = per_minute(load.calls, samples, began, args.minutes)
     print(report(rows, start_mb, peak_mb, counted, load, (load_before, os.getloadavg()[0])))
     if load.errors:
         print(f"\nFAILED: the load itself failed: {load.errors[0]!r}")
@@ -139,30 +185,40 @@ def report(
     load_avg: tuple[float, float],
 ) -> str:
     lines = [
-        "| minute | RSS (MB) | status GETs | status p50 / p99 (ms) | gate p50 (ms) "
+        "| minute | RSS (MB) | DuckDB pool (MB) | ids (MB) | timelines (MB) "
+        "| outside the store (MB) | status GETs | status p50 / p99 (ms) | gate p50 (ms) "
         "| predictions/s | labels/s | failed requests |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['minute']:.0f} | {r['rss_mb']:.0f} | {r['status_n']:.0f} "
+            f"| {r['minute']:.0f} | {r['rss_mb']:.0f} | {r['duckdb_mb']:.0f} "
+            f"| {r['ids_mb']:.1f} | {r['timelines_mb']:.1f} | {r['rest_mb']:.0f} "
+            f"| {r['status_n']:.0f} "
             f"| {r['status_p50']:.1f} / {r['status_p99']:.1f} | {r['gate_p50']:.1f} "
             f"| {r['predictions_per_s']:.0f} | {r['labels_per_s']:.0f} | {r['failed']:.0f} |"
         )
     middle = rows[len(rows) // 2]["rss_mb"]
-    second = rows[min(1, len(rows) - 1)]["rss_mb"]
-    last = rows[-1]["rss_mb"]
-    p99s = sorted(r["status_p99"] for r in rows)
+    second = rows[min(1, len(rows) - 1)]
+    last = rows[-1]
+    steady = rows[1:] or rows
+    p99s = sorted(r["status_p99"] for r in steady)
     median_p99 = p99s[len(p99s) // 2]
-    flat = last - second <= FLAT_MB
+    flat = last["rest_mb"] - second["rest_mb"] <= FLAT_MB
     stable = max(p99s) <= STABLE_P99 * median_p99
     lines += [
         "",
-        f"RSS: {start_mb:.0f} MB after start-up, {second:.0f} MB in minute 2, {middle:.0f} MB "
-        f"in the middle, {last:.0f} MB in the last minute; peak {peak_mb:.0f} MB. "
-        f"Flat (last minute within {FLAT_MB:.0f} MB of minute 2): "
+        f"RSS: {start_mb:.0f} MB after start-up, {second['rss_mb']:.0f} MB in minute 2, "
+        f"{middle:.0f} MB in the middle, {last['rss_mb']:.0f} MB in the last minute; peak "
+        f"{peak_mb:.0f} MB. Of the growth from minute 2, the store's DuckDB pool took "
+        f"{last['duckdb_mb'] - second['duckdb_mb']:.0f} MB, the kept ids "
+        f"{last['ids_mb'] - second['ids_mb']:.1f} MB and the timelines "
+        f"{last['timelines_mb'] - second['timelines_mb']:.1f} MB; outside the store "
+        f"{second['rest_mb']:.0f} MB then {last['rest_mb']:.0f} MB. Flat (outside the store, "
+        f"the last minute within {FLAT_MB:.0f} MB of minute 2): "
         f"{'**yes**' if flat else '**no**'}.",
-        f"Status p99 per minute: {p99s[0]:.1f}-{p99s[-1]:.1f} ms, median {median_p99:.1f} ms. "
+        f"Status p99 per minute from minute 2 (minute 1 warms up: {rows[0]['status_p99']:.1f} "
+        f"ms): {p99s[0]:.1f}-{p99s[-1]:.1f} ms, median {median_p99:.1f} ms. "
         f"Stable (no minute above {STABLE_P99:g}x the median): "
         f"{'**yes**' if stable else '**no**'}.",
         f"Acknowledged: {len(load.predictions):,} predictions, {len(load.labels):,} labels; "

@@ -557,3 +557,29 @@ def test_status_at_a_past_moment_and_series(live_server, tmp_path):
         served.pop("burndown")
         if served["dimension"] in ("availability", "latency", "freshness"):
             assert served == local
+
+
+def test_metrics_say_what_the_store_holds_in_memory(live_server):
+    """The ids part is 8 bytes per kept prediction id; the timelines and DuckDB's pool are
+    reported too, so an operator can tell growth with the kept records from a leak."""
+    live = live_server(SPEC, now=NOW)
+
+    def memory(text: str) -> dict[str, float]:
+        (family,) = [
+            f for f in text_string_to_metric_families(text) if f.name == "mlslo_store_memory_bytes"
+        ]
+        return {s.labels["part"]: s.value for s in family.samples}
+
+    log, _ = _log(n=1500)
+    with live.client() as http:
+        before = memory(http.get("/metrics").text)
+        sent = http.post(
+            "/api/v1/predictions",
+            content=arrow_bytes(log),
+            headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+        )
+        after = memory(http.get("/metrics").text)
+    assert sent.json()["accepted"] == 1500
+    assert before["ids"] == 0 and after["ids"] == 1500 * 8
+    assert after["timelines"] > before["timelines"]
+    assert after["duckdb"] > 0

@@ -37,9 +37,22 @@ class SLOCollector(Collector):
             return
         evaluation = self.service.evaluate()
         yield from slo_families(evaluation)
+        yield memory_family(store.memory())
         engine = self.service.alerts
         if engine is not None:
             yield from alert_families(evaluation.service, engine)
+
+
+def memory_family(parts: dict[str, int]) -> Metric:
+    """What the store holds in memory, by part, so growth can be told from a leak."""
+    family = GaugeMetricFamily(
+        "mlslo_store_memory_bytes",
+        "Bytes held by the store: DuckDB's buffer pool, kept prediction ids, SLO timelines",
+        labels=["part"],
+    )
+    for part, size in parts.items():
+        family.add_metric([part], float(size))
+    return family
 
 
 def alert_families(service: str, engine: AlertEngine) -> Iterator[Metric]:

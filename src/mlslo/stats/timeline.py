@@ -86,6 +86,14 @@ class Timeline:
         self._hist_added = False
         self._hist_span: tuple[int, int] = (0, 0)
 
+    def nbytes(self) -> int:
+        """The bytes the arrays hold (for the service's memory gauge and benchmarks)."""
+        arrays = [*self._stats.values(), *(self._prefix or {}).values()]
+        arrays += [self._hist_buckets, self._hist_bins, self._hist_counts]
+        arrays += [a for extra in self._hist_extra for a in extra]
+        total = sum(a.nbytes for a in arrays)
+        return total + (0 if self._cells is None else self._cells.nbytes())
+
     # --- building ------------------------------------------------------------------------
 
     def _capacity(self) -> int:

@@ -151,6 +151,19 @@ class Store:
             out[table] = int(row[0]) if row else 0
         return out
 
+    def memory(self) -> dict[str, int]:
+        """Bytes held by each part of the store: DuckDB's buffer pool (capped by its memory
+        limit), the kept prediction ids (8 bytes each, for the whole retention) and the SLOs'
+        timelines."""
+        row = self.db.one("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
+        with self.rollups.cache_lock:
+            timelines = list(self.rollups.timelines.values())
+        return {
+            "duckdb": int(row[0] or 0) if row else 0,
+            "ids": self.writer.seen.count * 8,
+            "timelines": sum(t.nbytes() for t in timelines),
+        }
+
     def start(self) -> None:
         self.writer.start()
 
