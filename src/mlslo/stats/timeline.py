@@ -88,7 +88,7 @@ class Timeline:
 
     def nbytes(self) -> int:
         """The bytes the arrays hold (for the service's memory gauge and benchmarks)."""
-        arrays = [*self._stats.values(), *(self._prefix or {}).values()]
+        arrays: list[npt.NDArray[Any]] = [*self._stats.values(), *(self._prefix or {}).values()]
         arrays += [self._hist_buckets, self._hist_bins, self._hist_counts]
         arrays += [a for extra in self._hist_extra for a in extra]
         total = sum(a.nbytes for a in arrays)
