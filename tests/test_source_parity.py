@@ -17,50 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import Run
+from parity import SPEC
 from postgres_server import PASSWORD, write_table
 
 AT = datetime(2026, 11, 4, tzinfo=UTC)
-SPEC = """
-service: parity
-slos:
-  - {name: uptime, dimension: availability, objective: {target: 0.999}, window: 3d}
-  - name: latency
-    dimension: latency
-    sli: {latency_threshold: 250ms}
-    objective: {target: 0.99}
-    window: 3d
-  - name: latency-p99
-    dimension: latency
-    sli: {percentile: 99}
-    objective: {target: 400ms}
-    window: 3d
-  - name: freshness
-    dimension: freshness
-    sli: {lag_threshold: 15m}
-    objective: {target: 0.95}
-    window: 3d
-  - name: lag-p95
-    dimension: freshness
-    sli: {percentile: 95}
-    objective: {target: 20m}
-    window: 3d
-  - name: f1
-    dimension: accuracy
-    sli: {metric: f1, estimate: cbpe}
-    objective: {target: 0.9}
-    window: 3d
-    filter: {model_version: v2}
-  - name: mae
-    dimension: accuracy
-    sli: {metric: mae}
-    objective: {target: 0.5}
-    window: 3d
-  - name: fairness
-    dimension: fairness
-    sli: {metric: equalized_odds_difference, attribute: group}
-    objective: {target: 0.1}
-    window: 3d
-"""
 
 
 def make_log(n: int = 3000, seed: int = 11) -> dict[str, pa.Table]:
@@ -84,6 +44,7 @@ def make_log(n: int = 3000, seed: int = 11) -> dict[str, pa.Table]:
             "prediction": (score > 0.5).astype(np.int64),
             "score": score,
             "group": rng.choice(["A", "B", "C"], n, p=[0.6, 0.3, 0.1]),
+            "region": rng.choice(["eu", "us"], n),
         }
     )
     labelled = rng.random(n) < 0.8
