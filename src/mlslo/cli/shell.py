@@ -276,6 +276,33 @@ def record_sources(
     return Sources(data, labels, outcomes, dedupe, allow_unmatched_labels)
 
 
+def required_sources(
+    spec: Spec,
+    spec_path: Path,
+    data: str | None,
+    labels: str | None,
+    outcomes: str | None,
+    *,
+    missing: str,
+    dedupe: bool = False,
+    allow_unmatched_labels: bool = False,
+) -> Sources:
+    """:func:`record_sources` for a command that reads prediction records in any case;
+    ``missing`` says why when none are given."""
+    sources = record_sources(
+        spec,
+        spec_path,
+        data,
+        labels,
+        outcomes,
+        dedupe=dedupe,
+        allow_unmatched_labels=allow_unmatched_labels,
+    )
+    if sources is None:
+        raise UsageError(missing, parameter="data")
+    return sources
+
+
 def _beside(spec_path: Path, location: str) -> str:
     """A relative path in a spec is relative to the spec's folder; URLs stay as written."""
     if "://" in location or Path(location).is_absolute():
