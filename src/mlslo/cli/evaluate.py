@@ -21,10 +21,12 @@ from mlslo.cli.shell import (
     OutcomesOption,
     OutputFormat,
     SpecOption,
+    StateOption,
     TableOrJson,
     TableOrJsonOption,
     connect,
     duration,
+    from_state,
     moment,
     reading,
     record_sources,
@@ -70,17 +72,6 @@ def validate(spec: SpecArgument = None, spec_option: SpecAsOption = None) -> Non
         stderr().print(f"warning: {warning}", markup=False, highlight=False)
 
 
-StateOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--state",
-        help="Evaluate from the rollups mlslo scan --state keeps here, at their watermark, "
-        "instead of scanning --data.",
-        show_default=False,
-    ),
-]
-
-
 def evaluate(
     spec: SpecOption,
     data: DataOption = None,
@@ -110,12 +101,8 @@ def evaluate(
 
     loaded = load_spec(spec)
     step = None if series is None else duration(series, "series")
-    if state is not None:
-        if data is not None or labels is not None or outcomes is not None:
-            raise UsageError(
-                "give either --state (evaluate the stored rollups) or --data and its labels "
-                "and outcomes (scan them), not both"
-            )
+    if from_state(state, data, labels, outcomes):
+        assert state is not None
         result = evaluate_state(loaded, state, None if at is None else moment(at), series_step=step)
     else:
         sources = record_sources(
@@ -157,32 +144,37 @@ def alerts(
     dedupe: DedupeOption = False,
     allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
+    state: StateOption = None,
 ) -> None:
-    """Check the alert rules once, from files: which would fire at --at; exit 1 when a page
-    fires, 3 when only a ticket does."""
-    from mlslo.api import evaluate_files
+    """Check the alert rules once, from files (or the rollups of mlslo scan --state): which
+    would fire at --at; exit 1 when a page fires, 3 when only a ticket does."""
+    from mlslo.api import evaluate_files, evaluate_state
     from mlslo.decide.alerts import checks
     from mlslo.render.documents import alerts_json
     from mlslo.render.tables import alerts_table
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    sources = record_sources(
-        loaded,
-        spec,
-        data,
-        labels,
-        outcomes,
-        dedupe=dedupe,
-        allow_unmatched_labels=allow_unmatched_labels,
-    )
-    with spinner(reading(sources)):
-        evaluation = evaluate_files(
+    if from_state(state, data, labels, outcomes):
+        assert state is not None
+        evaluation = evaluate_state(loaded, state, None if at is None else moment(at))
+    else:
+        sources = record_sources(
             loaded,
-            sources,
-            moment(at),
-            con=connect(engine),
+            spec,
+            data,
+            labels,
+            outcomes,
+            dedupe=dedupe,
+            allow_unmatched_labels=allow_unmatched_labels,
         )
+        with spinner(reading(sources)):
+            evaluation = evaluate_files(
+                loaded,
+                sources,
+                moment(at),
+                con=connect(engine),
+            )
     results = checks(loaded, evaluation)
     if output is TableOrJson.json:
         typer.echo(json.dumps(alerts_json(evaluation, results), indent=2))
@@ -231,12 +223,19 @@ def report(
     dedupe: DedupeOption = False,
     allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
+    state: StateOption = None,
 ) -> None:
-    """Write a self-contained SLO review report (charts inline) for a reliability review."""
-    from mlslo.api import report_files
+    """Write a self-contained SLO review report (charts inline) for a reliability review,
+    from files or the rollups of mlslo scan --state."""
+    from mlslo.api import report_files, report_state
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
+    if from_state(state, data, labels, outcomes):
+        assert state is not None
+        report_state(loaded, state, out, None if at is None else moment(at), policy=policy)
+        typer.echo(f"wrote {out}")
+        return
     sources = record_sources(
         loaded,
         spec,

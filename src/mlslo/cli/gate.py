@@ -18,12 +18,14 @@ from mlslo.cli.shell import (
     LabelsOption,
     OutcomesOption,
     PolicyOption,
+    StateOption,
     TableOrJson,
     TableOrJsonOption,
     TokenOption,
     api,
     connect,
     duration,
+    from_state,
     moment,
     reading,
     record_sources,
@@ -83,6 +85,7 @@ def gate(
         str | None, typer.Option("--url", help="Ask a running server instead of reading files.")
     ] = None,
     token: TokenOption = None,
+    state: StateOption = None,
 ) -> None:
     """Decide allow / warn / block from the budgets; exit 0 allow, 1 block, 3 warn, 2 error."""
     if ctx.invoked_subcommand is not None:
@@ -90,8 +93,10 @@ def gate(
     from mlslo.render.tables import gate_lines
 
     if url is not None:
-        if data is not None:
-            raise UsageError("give either --data (evaluate files) or --url (ask a server)")
+        if data is not None or state is not None:
+            raise UsageError(
+                "give either --data or --state (evaluate here) or --url (ask a server)"
+            )
         params = {
             k: v
             for k, v in (("policy", policy), ("candidate", candidate), ("at", at))
@@ -99,7 +104,7 @@ def gate(
         }
         document = api(url, token, "GET", "/api/v1/gate", params=params)
     else:
-        from mlslo.api import gate_files
+        from mlslo.api import gate_files, gate_state
         from mlslo.measure.candidate import parse_selector
         from mlslo.render.documents import gate_json
         from mlslo.spec import load_spec
@@ -110,26 +115,35 @@ def gate(
                 "SLO reads Prometheus), or --url and --token (see mlslo gate --help)"
             )
         loaded = load_spec(spec)
-        when = moment(at)
         selector = parse_selector(candidate) if candidate else None
-        sources = record_sources(
-            loaded,
-            spec,
-            data,
-            labels,
-            outcomes,
-            dedupe=dedupe,
-            allow_unmatched_labels=allow_unmatched_labels,
-        )
-        with spinner(reading(sources)):
-            run = gate_files(
+        if from_state(state, data, labels, outcomes):
+            assert state is not None
+            if selector is not None:
+                raise UsageError(
+                    "a candidate's own predictions are not in the stored rollups; give --data "
+                    "to scan them",
+                    parameter="candidate",
+                )
+            run = gate_state(loaded, state, None if at is None else moment(at), policy=policy)
+        else:
+            sources = record_sources(
                 loaded,
-                sources,
-                when,
-                policy=policy,
-                candidate=selector,
-                con=connect(engine),
+                spec,
+                data,
+                labels,
+                outcomes,
+                dedupe=dedupe,
+                allow_unmatched_labels=allow_unmatched_labels,
             )
+            with spinner(reading(sources)):
+                run = gate_files(
+                    loaded,
+                    sources,
+                    moment(at),
+                    policy=policy,
+                    candidate=selector,
+                    con=connect(engine),
+                )
         document = gate_json(run.evaluation, run.decision, run.candidate)
     if output is TableOrJson.json:
         typer.echo(json.dumps(document, indent=2))

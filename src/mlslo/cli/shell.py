@@ -244,6 +244,32 @@ DbOption = Annotated[
 ]
 
 
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="Read the rollups mlslo scan --state keeps here, at their watermark, "
+        "instead of scanning --data.",
+        show_default=False,
+    ),
+]
+
+
+def from_state(
+    state: Path | None, data: str | None, labels: str | None, outcomes: str | None
+) -> bool:
+    """Whether a command reads the stored rollups of ``--state``; refused together with
+    records to scan."""
+    if state is None:
+        return False
+    if data is not None or labels is not None or outcomes is not None:
+        raise UsageError(
+            "give either --state (evaluate the stored rollups) or --data and its labels "
+            "and outcomes (scan them), not both"
+        )
+    return True
+
+
 def record_sources(
     spec: Spec,
     spec_path: Path,
