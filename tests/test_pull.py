@@ -8,8 +8,6 @@ serving."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +19,7 @@ import pyarrow as pa
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Clock, free_port, serve, shutdown
+from conftest import Clock, free_port, serve, shutdown, start_mlslo_serve
 from mlslo.scan.files import Sources
 from mlslo.server.pull import Puller
 from mlslo.server.service import Service
@@ -280,25 +278,8 @@ def test_mlslo_serve_pull_pulls_on_its_schedule(source, tmp_path):
     now = datetime.now(UTC).replace(microsecond=0)
     log.predictions(now - timedelta(hours=1), 30)
     port = free_port()
-    exe = str(Path(sys.executable).with_name("mlslo"))
-    command = [
-        exe,
-        "serve",
-        "--spec",
-        str(spec),
-        "--db",
-        str(tmp_path / "s.duckdb"),
-        "--port",
-        str(port),
-        "--no-auth",
-        "--pull",
-        "--pull-every",
-        "1s",
-        "--lateness",
-        "10m",
-    ]
-    with (tmp_path / "serve.log").open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    options = ["--pull", "--pull-every", "1s", "--lateness", "10m"]
+    process = start_mlslo_serve(spec, tmp_path / "s.duckdb", port, *options)
     try:
         deadline = time.monotonic() + 60
         status: dict = {}
@@ -310,7 +291,7 @@ def test_mlslo_serve_pull_pulls_on_its_schedule(source, tmp_path):
             if status.get("pulls", 0) >= 2:
                 break
             time.sleep(0.1)
-        assert status.get("pulls", 0) >= 2, (tmp_path / "serve.log").read_text()
+        assert status.get("pulls", 0) >= 2, status
         assert status["rows_read_total"]["predictions"] == 120
         assert status["last_error"] is None
     finally:

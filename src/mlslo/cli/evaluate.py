@@ -20,17 +20,16 @@ from mlslo.cli.shell import (
     LabelsOption,
     OutcomesOption,
     OutputFormat,
+    Records,
     SpecOption,
     StateOption,
     TableOrJson,
     TableOrJsonOption,
-    connect,
     duration,
-    from_state,
     moment,
     reading,
-    record_sources,
     spinner,
+    stated_moment,
     stderr,
     stdout,
     user_errors,
@@ -101,26 +100,15 @@ def evaluate(
 
     loaded = load_spec(spec)
     step = None if series is None else duration(series, "series")
-    if from_state(state, data, labels, outcomes):
-        assert state is not None
-        result = evaluate_state(loaded, state, None if at is None else moment(at), series_step=step)
+    records = Records(data, labels, outcomes, dedupe, allow_unmatched_labels, engine, state)
+    stored = records.stored()
+    if stored is not None:
+        result = evaluate_state(loaded, stored, stated_moment(at), series_step=step)
     else:
-        sources = record_sources(
-            loaded,
-            spec,
-            data,
-            labels,
-            outcomes,
-            dedupe=dedupe,
-            allow_unmatched_labels=allow_unmatched_labels,
-        )
+        sources = records.sources(loaded, spec)
         with spinner(reading(sources)):
             result = evaluate_files(
-                loaded,
-                sources,
-                moment(at),
-                series_step=step,
-                con=connect(engine),
+                loaded, sources, moment(at), series_step=step, con=records.connection()
             )
     if output is OutputFormat.json:
         typer.echo(json.dumps(evaluation_json(result), indent=2))
@@ -155,26 +143,14 @@ def alerts(
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    if from_state(state, data, labels, outcomes):
-        assert state is not None
-        evaluation = evaluate_state(loaded, state, None if at is None else moment(at))
+    records = Records(data, labels, outcomes, dedupe, allow_unmatched_labels, engine, state)
+    stored = records.stored()
+    if stored is not None:
+        evaluation = evaluate_state(loaded, stored, stated_moment(at))
     else:
-        sources = record_sources(
-            loaded,
-            spec,
-            data,
-            labels,
-            outcomes,
-            dedupe=dedupe,
-            allow_unmatched_labels=allow_unmatched_labels,
-        )
+        sources = records.sources(loaded, spec)
         with spinner(reading(sources)):
-            evaluation = evaluate_files(
-                loaded,
-                sources,
-                moment(at),
-                con=connect(engine),
-            )
+            evaluation = evaluate_files(loaded, sources, moment(at), con=records.connection())
     results = checks(loaded, evaluation)
     if output is TableOrJson.json:
         typer.echo(json.dumps(alerts_json(evaluation, results), indent=2))
@@ -231,27 +207,12 @@ def report(
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    if from_state(state, data, labels, outcomes):
-        assert state is not None
-        report_state(loaded, state, out, None if at is None else moment(at), policy=policy)
-        typer.echo(f"wrote {out}")
-        return
-    sources = record_sources(
-        loaded,
-        spec,
-        data,
-        labels,
-        outcomes,
-        dedupe=dedupe,
-        allow_unmatched_labels=allow_unmatched_labels,
-    )
-    with spinner(reading(sources)):
-        report_files(
-            loaded,
-            sources,
-            moment(at),
-            out,
-            policy=policy,
-            con=connect(engine),
-        )
+    records = Records(data, labels, outcomes, dedupe, allow_unmatched_labels, engine, state)
+    stored = records.stored()
+    if stored is not None:
+        report_state(loaded, stored, out, stated_moment(at), policy=policy)
+    else:
+        sources = records.sources(loaded, spec)
+        with spinner(reading(sources)):
+            report_files(loaded, sources, moment(at), out, policy=policy, con=records.connection())
     typer.echo(f"wrote {out}")

@@ -18,18 +18,17 @@ from mlslo.cli.shell import (
     LabelsOption,
     OutcomesOption,
     PolicyOption,
+    Records,
     StateOption,
     TableOrJson,
     TableOrJsonOption,
     TokenOption,
     api,
-    connect,
     duration,
-    from_state,
     moment,
     reading,
-    record_sources,
     spinner,
+    stated_moment,
     stdout,
     user_errors,
 )
@@ -116,25 +115,18 @@ def gate(
             )
         loaded = load_spec(spec)
         selector = parse_selector(candidate) if candidate else None
-        if from_state(state, data, labels, outcomes):
-            assert state is not None
+        records = Records(data, labels, outcomes, dedupe, allow_unmatched_labels, engine, state)
+        stored = records.stored()
+        if stored is not None:
             if selector is not None:
                 raise UsageError(
                     "a candidate's own predictions are not in the stored rollups; give --data "
                     "to scan them",
                     parameter="candidate",
                 )
-            run = gate_state(loaded, state, None if at is None else moment(at), policy=policy)
+            run = gate_state(loaded, stored, stated_moment(at), policy=policy)
         else:
-            sources = record_sources(
-                loaded,
-                spec,
-                data,
-                labels,
-                outcomes,
-                dedupe=dedupe,
-                allow_unmatched_labels=allow_unmatched_labels,
-            )
+            sources = records.sources(loaded, spec)
             with spinner(reading(sources)):
                 run = gate_files(
                     loaded,
@@ -142,7 +134,7 @@ def gate(
                     moment(at),
                     policy=policy,
                     candidate=selector,
-                    con=connect(engine),
+                    con=records.connection(),
                 )
         document = gate_json(run.evaluation, run.decision, run.candidate)
     if output is TableOrJson.json:
