@@ -2,9 +2,9 @@
 that pulls from a source instead of being sent records.
 
 Predictions and outcome counts are selected by their own ``ts``, labels by theirs (when the
-label arrived), in ``[since, until)``; a labels table without a ``ts`` column is read whole
-each time. Files, DuckDB, Delta and Iceberg tables are filtered by the embedded DuckDB; a
-database (PostgreSQL, ...) filters the rows itself and sends back only those.
+label arrived), in ``[since, until)``. Files, DuckDB, Delta and Iceberg tables are filtered
+by the embedded DuckDB; a database (PostgreSQL, ...) filters the rows itself and sends back
+only those.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _read(location: str, role: str, column: str, since: datetime, until: datetim
     parsed = parse_location(location, role=role)
     if parsed.kind == "file" or parsed.embedded:
         return _read_embedded(location, role, column, since, until)
-    return _read_database(parsed, role, column, since, until)
+    return _read_database(parsed, column, since, until)
 
 
 def _read_embedded(
@@ -86,9 +86,6 @@ def _read_embedded(
         described = create_view(con, view, location, role=role)
         names = {name for name, _ in described}
         if column not in names:
-            if role == "labels":
-                whole: pa.Table = con.sql(f"SELECT * FROM {view}").to_arrow_table()
-                return whole
             raise DataError(
                 f"has no column '{column}' to read the new records by", source=name_of(location)
             )
@@ -105,17 +102,13 @@ def _read_embedded(
         con.close()
 
 
-def _read_database(
-    location: Any, role: str, column: str, since: datetime, until: datetime
-) -> pa.Table:
+def _read_database(location: Any, column: str, since: datetime, until: datetime) -> pa.Table:
     import ibis
 
     con = connect_database(location)
     try:
         table = open_database_table(con, location)
         if column not in table.columns:
-            if role == "labels":
-                return table.to_pyarrow()
             raise DataError(
                 f"has no column '{column}' to read the new records by", source=location.shown
             )
