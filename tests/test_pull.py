@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,10 +17,13 @@ import duckdb
 import httpx
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Clock, free_port, serve, shutdown, start_mlslo_serve
+from conftest import Clock, evaluate_store, free_port, serve, shutdown, start_mlslo_serve
+from mlslo.api import evaluate_files
+from mlslo.render.documents import evaluation_json
 from mlslo.scan.files import Sources
 from mlslo.server.pull import Puller
 from mlslo.server.service import Service
@@ -372,3 +376,74 @@ def test_pulling_from_postgres_equals_evaluate(cli, postgres, tmp_path, monkeypa
     finally:
         client.close()
         shutdown(server, service)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "delta"])
+def test_pulling_from_files_and_delta_equals_evaluating_them(tmp_path, kind):
+    """A folder of Parquet files that grows by a file, and a Delta table that grows by a
+    commit: after each pull the store's evaluation is that of the records."""
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text("\n".join(SPEC.format(db="x").splitlines()[:13]) + "\n")
+    spec = load_spec(spec_path)
+    rng = np.random.default_rng(3)
+    written = {"predictions": 0, "labels": 0}
+
+    def append(role: str, rows: list[dict]) -> None:
+        table = pa.Table.from_pylist(rows)
+        if kind == "delta":
+            from deltalake import write_deltalake
+
+            write_deltalake(str(tmp_path / role), table, mode="append")
+        else:
+            (tmp_path / role).mkdir(exist_ok=True)
+            pq.write_table(table, tmp_path / role / f"part-{written[role]}.parquet")
+        written[role] += 1
+
+    def predictions(start: datetime, n: int, first: int) -> list[dict]:
+        return [
+            {
+                "id": f"p{first + i}",
+                "ts": start + timedelta(seconds=30 * i),
+                "status": "error" if rng.random() < 0.03 else "ok",
+                "prediction": int(rng.integers(0, 2)),
+            }
+            for i in range(n)
+        ]
+
+    def labels(rows: list[dict], arrived: datetime) -> list[dict]:
+        return [
+            {"id": r["id"], "ts": arrived, "label": r["prediction"] ^ int(rng.random() < 0.2)}
+            for r in rows
+            if rng.random() < 0.7
+        ]
+
+    if kind == "delta":
+        sources = Sources(f"delta://{tmp_path / 'predictions'}", f"delta://{tmp_path / 'labels'}")
+    else:
+        sources = Sources(str(tmp_path / "predictions"), str(tmp_path / "labels"))
+    first = predictions(T - timedelta(hours=3), 240, 0)
+    append("predictions", first)
+    append("labels", labels(first[:120], T - timedelta(minutes=30)))
+    clock = Clock(T)
+    store = Store.open(tmp_path / "store.duckdb", spec, clock=clock)
+    try:
+        puller = Puller(store, sources, clock=clock, lateness=LATENESS)
+
+        def same_as_records(at: datetime) -> None:
+            records = replace(sources, dedupe=True)
+            direct = evaluation_json(evaluate_files(spec, records, at))
+            assert evaluation_json(evaluate_store(store, at)) == direct
+
+        status = puller.pull()
+        assert status.last_error is None and status.rows_read["predictions"] == 240
+        same_as_records(T)
+        late, new = predictions(T - timedelta(minutes=10), 20, 240), predictions(T, 60, 260)
+        append("predictions", late + new)
+        append("labels", labels(first[120:] + late, T + timedelta(minutes=20)))
+        clock.advance(timedelta(minutes=30))
+        status = puller.pull()
+        assert status.last_error is None, status.last_error
+        assert status.rows_read["predictions"] == len(late) + len(new)
+        same_as_records(T + timedelta(minutes=30))
+    finally:
+        store.close()
