@@ -356,8 +356,9 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
         shutdown(server, service)
 
 
-def start_mlslo_serve(spec: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
-    """Run ``mlslo serve --no-auth`` as a process (stop it by its PID); returns once ready."""
+def start_mlslo_serve(spec: Path, db: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
+    """Run ``mlslo serve --no-auth`` (and ``options``) as a process (stop it by its PID);
+    returns once ready."""
     exe = str(Path(sys.executable).with_name("mlslo"))
     log = spec.parent / f"server-{time.monotonic_ns()}.log"
     command = [
@@ -372,6 +373,7 @@ def start_mlslo_serve(spec: Path, db: Path, port: int) -> subprocess.Popen[bytes
         "--port",
         str(port),
         "--no-auth",
+        *options,
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)

@@ -69,6 +69,8 @@ OPERATIONS = [
     ("POST", "/api/v1/tokens"),
     ("GET", "/api/v1/tokens"),
     ("DELETE", "/api/v1/tokens/{token_id}"),
+    ("GET", "/api/v1/pull"),
+    ("POST", "/api/v1/pull"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

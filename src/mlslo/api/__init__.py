@@ -23,7 +23,7 @@ from mlslo.measure.windows import (
 )
 from mlslo.render.documents import alerts_json, evaluation_json, gate_json
 from mlslo.scan.files import Sources, scan_files
-from mlslo.scan.incremental import ScanRun, load_state, scan_incremental
+from mlslo.scan.incremental import ScanRun, State, load_state, scan_incremental
 from mlslo.scan.prometheus import read_prometheus
 from mlslo.spec import Spec
 from mlslo.stats.rollup import Rollup, empty_rollup, merge_all
@@ -132,20 +132,37 @@ def report_files(
     """Write the SLO review report (``.html``, self-contained, or ``.md``) from files: every
     SLO with its charts, the gate's decision when the spec has a policy, and the alert rules
     that would fire."""
+    step = _report_step(spec, out)
+    rollup, unavailable = read_sources(spec, sources, at, con=con, series_step=step)
+    _write_report(spec, rollup, at, out, step, policy=policy, unavailable=unavailable)
+
+
+def _report_step(spec: Spec, out: Path) -> timedelta:
+    """The series step of a report's charts, after checking it can be written as ``out``."""
+    if out.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
+        raise UsageError(f"'{out}' should end in .html or .md", parameter="out")
+    return min(series_step(s.window) for s in spec.slos)
+
+
+def _write_report(
+    spec: Spec,
+    rollup: Rollup,
+    at: datetime,
+    out: Path,
+    step: timedelta,
+    *,
+    policy: str | None,
+    unavailable: dict[str, str] | None = None,
+) -> None:
     from mlslo.render.report import report_html, report_markdown
 
-    suffix = out.suffix.lower()
-    if suffix not in (".html", ".htm", ".md", ".markdown"):
-        raise UsageError(f"'{out}' should end in .html or .md", parameter="out")
-    step = min(series_step(s.window) for s in spec.slos)
-    rollup, unavailable = read_sources(spec, sources, at, con=con, series_step=step)
     evaluation = evaluate(spec, rollup, at, series_step=step, unavailable=unavailable)
     gate_document = None
     if spec.all_policies():
         run = gate(spec, rollup, at, policy=policy, evaluation=evaluation)
         gate_document = gate_json(run.evaluation, run.decision)
     alerts_document = alerts_json(evaluation, checks(spec, evaluation))
-    render = report_html if suffix in (".html", ".htm") else report_markdown
+    render = report_html if out.suffix.lower() in (".html", ".htm") else report_markdown
     text = render(evaluation_json(evaluation), spec, gate_document, alerts_document)
     out.write_text(text, encoding="utf-8")
 
@@ -166,15 +183,9 @@ def scan_to_state(
     return scan_incremental(spec, sources, directory, start=start, end=end, lateness=lateness)
 
 
-def evaluate_state(
-    spec: Spec,
-    directory: Path,
-    at: datetime | None = None,
-    *,
-    series_step: timedelta | None = None,
-) -> Evaluation:
-    """Evaluate from the rollups stored in ``directory``, at their watermark: the same as
-    evaluating the sources at that moment."""
+def stored_state(spec: Spec, directory: Path, at: datetime | None = None) -> State:
+    """The rollups stored in ``directory`` by :func:`scan_to_state`, checked to be those of
+    ``spec`` and, when ``at`` is given, of that moment (their watermark)."""
     from mlslo.scan.incremental import spec_fingerprint
 
     state = load_state(directory)
@@ -189,4 +200,40 @@ def evaluate_state(
             "the stored rollups were scanned with another spec; scan again with this one",
             parameter="spec",
         )
+    return state
+
+
+def evaluate_state(
+    spec: Spec,
+    directory: Path,
+    at: datetime | None = None,
+    *,
+    series_step: timedelta | None = None,
+) -> Evaluation:
+    """Evaluate from the rollups stored in ``directory``, at their watermark: the same as
+    evaluating the sources at that moment."""
+    state = stored_state(spec, directory, at)
     return evaluate(spec, state.rollup, state.watermark, series_step=series_step)
+
+
+def gate_state(
+    spec: Spec, directory: Path, at: datetime | None = None, *, policy: str | None = None
+) -> GateRun:
+    """Decide from the rollups stored in ``directory``, at their watermark."""
+    state = stored_state(spec, directory, at)
+    return gate(spec, state.rollup, state.watermark, policy=policy)
+
+
+def report_state(
+    spec: Spec,
+    directory: Path,
+    out: Path,
+    at: datetime | None = None,
+    *,
+    policy: str | None = None,
+) -> None:
+    """Write the SLO review report from the rollups stored in ``directory``, at their
+    watermark."""
+    step = _report_step(spec, out)
+    state = stored_state(spec, directory, at)
+    _write_report(spec, state.rollup, state.watermark, out, step, policy=policy)

@@ -20,15 +20,16 @@ from mlslo.cli.shell import (
     LabelsOption,
     OutcomesOption,
     OutputFormat,
+    Records,
     SpecOption,
+    StateOption,
     TableOrJson,
     TableOrJsonOption,
-    connect,
     duration,
     moment,
     reading,
-    record_sources,
     spinner,
+    stated_moment,
     stderr,
     stdout,
     user_errors,
@@ -70,17 +71,6 @@ def validate(spec: SpecArgument = None, spec_option: SpecAsOption = None) -> Non
         stderr().print(f"warning: {warning}", markup=False, highlight=False)
 
 
-StateOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--state",
-        help="Evaluate from the rollups mlslo scan --state keeps here, at their watermark, "
-        "instead of scanning --data.",
-        show_default=False,
-    ),
-]
-
-
 def evaluate(
     spec: SpecOption,
     data: DataOption = None,
@@ -110,30 +100,15 @@ def evaluate(
 
     loaded = load_spec(spec)
     step = None if series is None else duration(series, "series")
-    if state is not None:
-        if data is not None or labels is not None or outcomes is not None:
-            raise UsageError(
-                "give either --state (evaluate the stored rollups) or --data and its labels "
-                "and outcomes (scan them), not both"
-            )
-        result = evaluate_state(loaded, state, None if at is None else moment(at), series_step=step)
+    records = Records(data, labels, outcomes, dedupe, allow_unmatched_labels, engine, state)
+    stored = records.stored()
+    if stored is not None:
+        result = evaluate_state(loaded, stored, stated_moment(at), series_step=step)
     else:
-        sources = record_sources(
-            loaded,
-            spec,
-            data,
-            labels,
-            outcomes,
-            dedupe=dedupe,
-            allow_unmatched_labels=allow_unmatched_labels,
-        )
+        sources = records.sources(loaded, spec)
         with spinner(reading(sources)):
             result = evaluate_files(
-                loaded,
-                sources,
-                moment(at),
-                series_step=step,
-                con=connect(engine),
+                loaded, sources, moment(at), series_step=step, con=records.connection()
             )
     if output is OutputFormat.json:
         typer.echo(json.dumps(evaluation_json(result), indent=2))
@@ -157,32 +132,25 @@ def alerts(
     dedupe: DedupeOption = False,
     allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
+    state: StateOption = None,
 ) -> None:
-    """Check the alert rules once, from files: which would fire at --at; exit 1 when a page
-    fires, 3 when only a ticket does."""
-    from mlslo.api import evaluate_files
+    """Check the alert rules once, from files (or the rollups of mlslo scan --state): which
+    would fire at --at; exit 1 when a page fires, 3 when only a ticket does."""
+    from mlslo.api import evaluate_files, evaluate_state
     from mlslo.decide.alerts import checks
     from mlslo.render.documents import alerts_json
     from mlslo.render.tables import alerts_table
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    sources = record_sources(
-        loaded,
-        spec,
-        data,
-        labels,
-        outcomes,
-        dedupe=dedupe,
-        allow_unmatched_labels=allow_unmatched_labels,
-    )
-    with spinner(reading(sources)):
-        evaluation = evaluate_files(
-            loaded,
-            sources,
-            moment(at),
-            con=connect(engine),
-        )
+    records = Records(data, labels, outcomes, dedupe, allow_unmatched_labels, engine, state)
+    stored = records.stored()
+    if stored is not None:
+        evaluation = evaluate_state(loaded, stored, stated_moment(at))
+    else:
+        sources = records.sources(loaded, spec)
+        with spinner(reading(sources)):
+            evaluation = evaluate_files(loaded, sources, moment(at), con=records.connection())
     results = checks(loaded, evaluation)
     if output is TableOrJson.json:
         typer.echo(json.dumps(alerts_json(evaluation, results), indent=2))
@@ -231,28 +199,20 @@ def report(
     dedupe: DedupeOption = False,
     allow_unmatched_labels: AllowUnmatchedOption = False,
     engine: EngineOption = Engine.duckdb,
+    state: StateOption = None,
 ) -> None:
-    """Write a self-contained SLO review report (charts inline) for a reliability review."""
-    from mlslo.api import report_files
+    """Write a self-contained SLO review report (charts inline) for a reliability review,
+    from files or the rollups of mlslo scan --state."""
+    from mlslo.api import report_files, report_state
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    sources = record_sources(
-        loaded,
-        spec,
-        data,
-        labels,
-        outcomes,
-        dedupe=dedupe,
-        allow_unmatched_labels=allow_unmatched_labels,
-    )
-    with spinner(reading(sources)):
-        report_files(
-            loaded,
-            sources,
-            moment(at),
-            out,
-            policy=policy,
-            con=connect(engine),
-        )
+    records = Records(data, labels, outcomes, dedupe, allow_unmatched_labels, engine, state)
+    stored = records.stored()
+    if stored is not None:
+        report_state(loaded, stored, out, stated_moment(at), policy=policy)
+    else:
+        sources = records.sources(loaded, spec)
+        with spinner(reading(sources)):
+            report_files(loaded, sources, moment(at), out, policy=policy, con=records.connection())
     typer.echo(f"wrote {out}")

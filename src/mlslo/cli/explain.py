@@ -23,12 +23,11 @@ from mlslo.cli.shell import (
     duration,
     moment,
     reading,
-    record_sources,
+    required_sources,
     spinner,
     stdout,
     user_errors,
 )
-from mlslo.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -74,21 +73,17 @@ def explain(
     loaded = load_spec(spec)
     columns = [c.strip() for c in by.split(",") if c.strip()]
     span = None if step is None else duration(step, "step")
-    sources = record_sources(
+    sources = required_sources(
         loaded,
         spec,
         data,
         labels,
         outcomes,
+        missing="attribution reads prediction records: give them (or source: "
+        "{predictions: ...} in the spec)",
         dedupe=dedupe,
         allow_unmatched_labels=allow_unmatched_labels,
     )
-    if sources is None:
-        raise UsageError(
-            "attribution reads prediction records: give them (or source: "
-            "{predictions: ...} in the spec)",
-            parameter="data",
-        )
     with spinner(reading(sources)):
         result = explain_files(
             loaded,

@@ -18,16 +18,17 @@ from mlslo.cli.shell import (
     LabelsOption,
     OutcomesOption,
     PolicyOption,
+    Records,
+    StateOption,
     TableOrJson,
     TableOrJsonOption,
     TokenOption,
     api,
-    connect,
     duration,
     moment,
     reading,
-    record_sources,
     spinner,
+    stated_moment,
     stdout,
     user_errors,
 )
@@ -83,6 +84,7 @@ def gate(
         str | None, typer.Option("--url", help="Ask a running server instead of reading files.")
     ] = None,
     token: TokenOption = None,
+    state: StateOption = None,
 ) -> None:
     """Decide allow / warn / block from the budgets; exit 0 allow, 1 block, 3 warn, 2 error."""
     if ctx.invoked_subcommand is not None:
@@ -90,8 +92,10 @@ def gate(
     from mlslo.render.tables import gate_lines
 
     if url is not None:
-        if data is not None:
-            raise UsageError("give either --data (evaluate files) or --url (ask a server)")
+        if data is not None or state is not None:
+            raise UsageError(
+                "give either --data or --state (evaluate here) or --url (ask a server)"
+            )
         params = {
             k: v
             for k, v in (("policy", policy), ("candidate", candidate), ("at", at))
@@ -99,7 +103,7 @@ def gate(
         }
         document = api(url, token, "GET", "/api/v1/gate", params=params)
     else:
-        from mlslo.api import gate_files
+        from mlslo.api import gate_files, gate_state
         from mlslo.measure.candidate import parse_selector
         from mlslo.render.documents import gate_json
         from mlslo.spec import load_spec
@@ -110,26 +114,28 @@ def gate(
                 "SLO reads Prometheus), or --url and --token (see mlslo gate --help)"
             )
         loaded = load_spec(spec)
-        when = moment(at)
         selector = parse_selector(candidate) if candidate else None
-        sources = record_sources(
-            loaded,
-            spec,
-            data,
-            labels,
-            outcomes,
-            dedupe=dedupe,
-            allow_unmatched_labels=allow_unmatched_labels,
-        )
-        with spinner(reading(sources)):
-            run = gate_files(
-                loaded,
-                sources,
-                when,
-                policy=policy,
-                candidate=selector,
-                con=connect(engine),
-            )
+        records = Records(data, labels, outcomes, dedupe, allow_unmatched_labels, engine, state)
+        stored = records.stored()
+        if stored is not None:
+            if selector is not None:
+                raise UsageError(
+                    "a candidate's own predictions are not in the stored rollups; give --data "
+                    "to scan them",
+                    parameter="candidate",
+                )
+            run = gate_state(loaded, stored, stated_moment(at), policy=policy)
+        else:
+            sources = records.sources(loaded, spec)
+            with spinner(reading(sources)):
+                run = gate_files(
+                    loaded,
+                    sources,
+                    moment(at),
+                    policy=policy,
+                    candidate=selector,
+                    con=records.connection(),
+                )
         document = gate_json(run.evaluation, run.decision, run.candidate)
     if output is TableOrJson.json:
         typer.echo(json.dumps(document, indent=2))

@@ -19,11 +19,10 @@ from mlslo.cli.shell import (
     duration,
     moment,
     reading,
-    record_sources,
+    required_sources,
     spinner,
     user_errors,
 )
-from mlslo.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -68,20 +67,16 @@ def scan(
     from mlslo.spec import load_spec
 
     loaded = load_spec(spec)
-    sources = record_sources(
+    sources = required_sources(
         loaded,
         spec,
         data,
         labels,
         outcomes,
+        missing="give the prediction records (or source: {predictions: ...} in the spec)",
         dedupe=dedupe,
         allow_unmatched_labels=allow_unmatched_labels,
     )
-    if sources is None:
-        raise UsageError(
-            "give the prediction records (or source: {predictions: ...} in the spec)",
-            parameter="data",
-        )
     with spinner(reading(sources)):
         run = scan_to_state(
             loaded,

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mlslo.cli.shell import (
+    DataOption,
     DbOption,
+    LabelsOption,
+    OutcomesOption,
     TokenOption,
     UrlOption,
     api,
     duration,
     moment,
+    required_sources,
     size,
     stderr,
     stdout,
@@ -86,9 +91,53 @@ def serve(
             "refusing them.",
         ),
     ] = False,
+    pull: Annotated[
+        bool,
+        typer.Option(
+            "--pull",
+            help="Also read new records from the spec's source (or --data, --labels, "
+            "--outcomes) on a schedule and ingest them.",
+        ),
+    ] = False,
+    data: DataOption = None,
+    labels: LabelsOption = None,
+    outcomes: OutcomesOption = None,
+    pull_every: Annotated[
+        str, typer.Option("--pull-every", help="How often to pull (with --pull).")
+    ] = "1m",
+    lateness: Annotated[
+        str,
+        typer.Option(
+            "--lateness",
+            help="How long after its ts a record may still reach the source; each pull "
+            "reads again this far before the last watermark (with --pull).",
+        ),
+    ] = "1h",
 ) -> None:
     """Run the service: ingestion API, status, gate, alerts, /metrics and the dashboard."""
     from mlslo.server.run import ServerOptions, run_server
+    from mlslo.spec import load_spec
+
+    sources = None
+    if pull:
+        sources = required_sources(
+            load_spec(spec),
+            spec,
+            data,
+            labels,
+            outcomes,
+            missing="pulling reads prediction records: give them (or source: "
+            "{predictions: ...} in the spec)",
+        )
+    elif data is not None or labels is not None or outcomes is not None:
+        raise UsageError(
+            "records are read from a source only in pull mode; add --pull, or send them "
+            "with mlslo ingest",
+            parameter="pull",
+        )
+    every = duration(pull_every, "pull_every")
+    if every <= timedelta(0):
+        raise UsageError("give a positive interval, e.g. 1m", parameter="pull_every")
 
     run_server(
         ServerOptions(
@@ -106,6 +155,9 @@ def serve(
             label_horizon=duration(label_horizon, "label_horizon"),
             max_groups=max_groups,
             fold_groups=fold_groups,
+            pull=sources,
+            pull_every=every,
+            lateness=duration(lateness, "lateness"),
         ),
         console=stderr(),
     )

@@ -11,6 +11,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -107,6 +108,11 @@ def moment(text: str | None, option: str = "at") -> datetime:
         return parse_moment(text, lambda: datetime.now(UTC))
     except ValueError as exc:
         raise UsageError(str(exc), parameter=option) from None
+
+
+def stated_moment(text: str | None) -> datetime | None:
+    """An ``--at`` that may be left out (None), for a command that then picks the time."""
+    return None if text is None else moment(text)
 
 
 def duration(text: str, option: str) -> timedelta:
@@ -244,6 +250,57 @@ DbOption = Annotated[
 ]
 
 
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="Read the rollups mlslo scan --state keeps here, at their watermark, "
+        "instead of scanning --data.",
+        show_default=False,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Records:
+    """Where a command reads its records: ``--data``, ``--labels`` and ``--outcomes`` (or
+    the spec's ``source:``) scanned on ``--engine``, or the rollups kept in ``--state``."""
+
+    data: str | None
+    labels: str | None
+    outcomes: str | None
+    dedupe: bool = False
+    allow_unmatched_labels: bool = False
+    engine: Engine = Engine.duckdb
+    state: Path | None = None
+
+    def stored(self) -> Path | None:
+        """The ``--state`` directory to read instead of scanning; refused together with
+        records to scan."""
+        if self.state is not None and (
+            self.data is not None or self.labels is not None or self.outcomes is not None
+        ):
+            raise UsageError(
+                "give either --state (evaluate the stored rollups) or --data and its labels "
+                "and outcomes (scan them), not both"
+            )
+        return self.state
+
+    def sources(self, spec: Spec, spec_path: Path) -> Sources | None:
+        return record_sources(
+            spec,
+            spec_path,
+            self.data,
+            self.labels,
+            self.outcomes,
+            dedupe=self.dedupe,
+            allow_unmatched_labels=self.allow_unmatched_labels,
+        )
+
+    def connection(self) -> Any:
+        return connect(self.engine)
+
+
 def record_sources(
     spec: Spec,
     spec_path: Path,
@@ -274,6 +331,33 @@ def record_sources(
         if outcomes is None and spec.source.outcomes is not None:
             outcomes = _beside(spec_path, spec.source.outcomes)
     return Sources(data, labels, outcomes, dedupe, allow_unmatched_labels)
+
+
+def required_sources(
+    spec: Spec,
+    spec_path: Path,
+    data: str | None,
+    labels: str | None,
+    outcomes: str | None,
+    *,
+    missing: str,
+    dedupe: bool = False,
+    allow_unmatched_labels: bool = False,
+) -> Sources:
+    """:func:`record_sources` for a command that reads prediction records in any case;
+    ``missing`` says why when none are given."""
+    sources = record_sources(
+        spec,
+        spec_path,
+        data,
+        labels,
+        outcomes,
+        dedupe=dedupe,
+        allow_unmatched_labels=allow_unmatched_labels,
+    )
+    if sources is None:
+        raise UsageError(missing, parameter="data")
+    return sources
 
 
 def _beside(spec_path: Path, location: str) -> str:

@@ -55,6 +55,49 @@ def memory_family(parts: dict[str, int]) -> Metric:
     return family
 
 
+class PullCollector(Collector):
+    """The pull mode's counters and times (nothing when the server does not pull)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        puller = self.service.puller
+        if puller is None:
+            return
+        status = puller.status
+        runs = CounterMetricFamily(
+            "mlslo_pull_runs", "Pulls from the sources, by outcome", labels=["outcome"]
+        )
+        runs.add_metric(["ok"], status.pulls - status.failures)
+        runs.add_metric(["failed"], status.failures)
+        yield runs
+        rows = CounterMetricFamily(
+            "mlslo_pull_rows_read", "Records read from the sources, by kind", labels=["kind"]
+        )
+        for kind, count in status.rows_read_total.items():
+            rows.add_metric([kind], count)
+        yield rows
+        times = {
+            "mlslo_pull_watermark_timestamp_seconds": (
+                "The time up to which the sources have been read, in Unix seconds",
+                status.watermark,
+            ),
+            "mlslo_pull_last_success_timestamp_seconds": (
+                "When the last pull that worked ran, in Unix seconds",
+                status.last_success,
+            ),
+        }
+        for name, (text, moment) in times.items():
+            if moment is not None:
+                yield GaugeMetricFamily(name, text, value=moment.timestamp())
+        yield GaugeMetricFamily(
+            "mlslo_pull_failing",
+            "1 when the last pull failed",
+            value=float(bool(status.last_error)),
+        )
+
+
 def alert_families(service: str, engine: AlertEngine) -> Iterator[Metric]:
     alerts = GaugeMetricFamily(
         "mlslo_alerts",
@@ -221,6 +264,7 @@ class Metrics:
         self._seen: dict[str, int] = {}
         self.service = service
         self.registry.register(SLOCollector(service))
+        self.registry.register(PullCollector(service))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).observe(seconds)

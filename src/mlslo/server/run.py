@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from mlslo.errors import UsageError
+from mlslo.scan.files import Sources
 from mlslo.server.app import create_app
+from mlslo.server.pull import Puller
 from mlslo.server.service import Service
 from mlslo.server.store import Store
 from mlslo.spec import load_spec
@@ -65,6 +67,9 @@ class ServerOptions:
     label_horizon: timedelta = timedelta(days=30)
     max_groups: int = 1000
     fold_groups: bool = False
+    pull: Sources | None = None
+    pull_every: timedelta = timedelta(minutes=1)
+    lateness: timedelta = timedelta(hours=1)
 
 
 def open_store(options: ServerOptions, console: Console) -> Store:
@@ -123,7 +128,19 @@ def run_server(options: ServerOptions, *, console: Console) -> None:
         eval_interval=options.eval_interval,
         log_level=options.log_level,
         console=console,
+        pull=None
+        if options.pull is None
+        else PullOptions(options.pull, options.pull_every, options.lateness),
     )
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """Where a pulling server reads records, how often, and how late they may arrive."""
+
+    sources: Sources
+    every: timedelta | None = timedelta(minutes=1)
+    lateness: timedelta = timedelta(hours=1)
 
 
 def serve_store(
@@ -140,8 +157,23 @@ def serve_store(
     console: Console,
     banner: str | None = None,
     clock: Callable[[], datetime] | None = None,
+    pull: PullOptions | None = None,
 ) -> None:
     """Serve an open store until interrupted; stops the service and closes the store."""
+
+    def log(message: str) -> None:
+        console.print(message, markup=False, highlight=False)
+
+    puller = None
+    if pull is not None:
+        puller = Puller(
+            store,
+            pull.sources,
+            clock=clock or store.clock,
+            lateness=pull.lateness,
+            max_skew=max_skew,
+            log=log,
+        )
     service = Service(
         store,
         spec_path,
@@ -150,7 +182,9 @@ def serve_store(
         max_body=max_body,
         auth=auth,
         eval_interval=eval_interval,
-        log=lambda message: console.print(message, markup=False, highlight=False),
+        log=log,
+        puller=puller,
+        pull_every=None if pull is None else pull.every,
     )
     service.enable_alerts(dashboard_url=store.spec.dashboard_url or f"http://{host}:{port}")
     app = create_app(service)

@@ -27,6 +27,7 @@ from mlslo.measure.windows import scan_range
 from mlslo.render.documents import gate_json
 from mlslo.scan.prometheus import prometheus_slos, read_prometheus
 from mlslo.server.alert_loop import AlertEngine
+from mlslo.server.pull import Puller
 from mlslo.server.store import Store
 from mlslo.spec import Spec, load_spec
 from mlslo.stats.rollup import Rollup, empty_rollup
@@ -57,6 +58,8 @@ class Service:
     rebuild: Progress = field(default_factory=Progress)
     eval_interval: timedelta = timedelta(seconds=30)
     alerts: AlertEngine | None = None
+    puller: Puller | None = None
+    pull_every: timedelta | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -225,11 +228,21 @@ class Service:
         self._spawn("mlslo-maintenance", self._maintenance_loop)
         if self.alerts is not None:
             self._spawn("mlslo-alerts", self._alert_loop)
+        if self.puller is not None and self.pull_every is not None:
+            self._spawn("mlslo-pull", self._pull_loop)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _pull_loop(self) -> None:
+        """Pull at once, then every ``pull_every`` (a pull that fails only reports it)."""
+        assert self.puller is not None and self.pull_every is not None
+        while not self._stop.is_set():
+            self.puller.pull()
+            if self._stop.wait(self.pull_every.total_seconds()):
+                return
 
     def _maintenance_loop(self) -> None:
         while not self._stop.wait(self.maintenance_interval.total_seconds()):

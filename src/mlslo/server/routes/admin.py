@@ -1,4 +1,5 @@
-"""``POST /api/v1/reload`` and the token routes (admin scope)."""
+"""``POST /api/v1/reload``, the token routes (admin scope), and the pull mode's status and
+trigger (``GET`` and ``POST /api/v1/pull``)."""
 
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from mlslo.server.admin import token_json
 from mlslo.server.auth import require
 from mlslo.server.errors import ERRORS, FINDING_ERRORS, ApiError
+from mlslo.server.pull import Puller
 from mlslo.server.service import Service
 from mlslo.server.store import Scope, Token
 
@@ -22,6 +24,16 @@ class TokenRequest(BaseModel):
 def router(service: Service) -> APIRouter:
     routes = APIRouter(tags=["admin"])
     admin = Depends(require(service, "admin"))
+    reader = Depends(require(service, "read"))
+
+    def puller() -> Puller:
+        if service.puller is None:
+            raise ApiError(
+                404,
+                "this server does not pull from a source; start it with mlslo serve --pull",
+                None,
+            )
+        return service.puller
 
     def tokens_on() -> None:
         """Tokens are managed only by an authenticated server: one made by anybody during a
@@ -58,5 +70,18 @@ def router(service: Service) -> APIRouter:
         """Revoke a token (it stops working at once)."""
         tokens_on()
         return token_json(service.store.tokens.revoke(token_id))
+
+    @routes.get("/api/v1/pull", responses=FINDING_ERRORS)
+    async def get_pull(_: Annotated[Token | None, reader]) -> dict[str, Any]:
+        """The pull mode's state: pulls and failures, the last pull, the watermark, the rows
+        read by the last pull and since the start, and the last error (null after a pull
+        that worked)."""
+        return puller().status.json()
+
+    @routes.post("/api/v1/pull", responses=FINDING_ERRORS)
+    async def post_pull(_: Annotated[Token | None, admin]) -> dict[str, Any]:
+        """Pull now, without waiting for the schedule; returns the state after it. A source
+        that fails is reported in ``last_error``, not as an error of this request."""
+        return (await run_in_threadpool(puller().pull)).json()
 
     return routes

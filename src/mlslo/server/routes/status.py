@@ -70,7 +70,8 @@ def router(service: Service, metrics: Metrics) -> APIRouter:
 
     @routes.get("/readyz", tags=["health"], responses={503: {"description": "not ready"}})
     async def readyz() -> JSONResponse:
-        """Readiness: the store is open and the rollups are current."""
+        """Readiness: the store is open and the rollups are current; in pull mode, also the
+        pull's state (a failing source does not make the server unready)."""
         ready = service.store.ready and not service.rebuild.running
         body: dict[str, Any] = {
             "status": "ready" if ready else "rebuilding",
@@ -78,6 +79,8 @@ def router(service: Service, metrics: Metrics) -> APIRouter:
         }
         if service.rebuild.running:
             body["rebuild"] = {"done": service.rebuild.done, "total": service.rebuild.total}
+        if service.puller is not None:
+            body["pull"] = service.puller.status.json()
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @routes.get("/metrics", tags=["status"], response_class=Response, responses=ERRORS)
