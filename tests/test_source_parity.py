@@ -131,7 +131,7 @@ def with_option(url: str, option: str) -> str:
     return url + ("&" if "?" in url else "?") + option
 
 
-EvaluateCli = Callable[[dict[str, str]], dict[str, Any]]
+EvaluateCli = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def evaluate_cli(
     spec = write_spec(SPEC)
     monkeypatch.setenv("MLSLO_PG_PASSWORD", PASSWORD)
 
-    def run(sources: dict[str, str]) -> dict[str, Any]:
+    def run(sources: dict[str, str], *options: str) -> dict[str, Any]:
         result = cli(
             "evaluate",
             "--spec",
@@ -156,6 +156,7 @@ def evaluate_cli(
             AT.isoformat(),
             "--format",
             "json",
+            *options,
         )
         assert result.exit_code == 0, result.stderr
         document: dict[str, Any] = json.loads(result.stdout)
@@ -236,3 +237,27 @@ def test_log_spans_more_than_the_window() -> None:
     ts = log["predictions"]["ts"].to_pylist()
     assert min(ts) < AT - timedelta(days=3) < max(ts) < AT
     assert max(log["labels"]["ts"].to_pylist()) > AT
+
+
+@pytest.mark.integration
+@pytest.mark.system("postgresql")
+def test_repeated_ids_count_once_on_every_source(
+    tmp_path: Path, postgres: Any, evaluate_cli: EvaluateCli
+) -> None:
+    """``--dedupe`` on a log where some predictions were logged twice: every source gives the
+    JSON of the log without the copies, and says how many it left out."""
+    log = make_log()
+    predictions = log["predictions"]
+    copies = predictions.take(list(range(0, predictions.num_rows, 7)))
+    doubled = {**log, "predictions": pa.concat_tables([predictions, copies])}
+    once = evaluate_cli(write_parquet(tmp_path / "once", log), "--dedupe")
+    expected = evaluate_cli(write_parquet(tmp_path / "files", doubled), "--dedupe")
+    assert expected["records"]["repeated_ids"] > 0
+    assert _measured(expected) == _measured(once)
+    for zoned in (True, False):
+        suffix = "tz" if zoned else "naive"
+        for role, table in doubled.items():
+            write_table(postgres, f"twice_{role}_{suffix}", table, zoned=zoned)
+        urls = {role: postgres.url(f"twice_{role}_{suffix}") for role in doubled}
+        assert evaluate_cli(urls, "--dedupe") == expected, suffix
+    assert evaluate_cli(write_duckdb(tmp_path / "log.db", doubled), "--dedupe") == expected

@@ -30,6 +30,7 @@ from mlslo.scan.compiled import END, HISTOGRAM_END, START, CompiledScan, Views, 
 from mlslo.scan.expressions import (
     Bound,
     Expr,
+    backend_name,
     bucket_of,
     count_if,
     in_window,
@@ -251,7 +252,7 @@ def _build(
                 source=source,
                 column=spec.columns.id,
             )
-        table = base.distinct(on="id", keep="first")
+        table = _first_of_each_id(base)
         seen = base.filter(in_window(base, start, end))
         repeated = seen.aggregate(n=seen.count() - seen.id.nunique())
     joined = None
@@ -283,6 +284,16 @@ def _build(
         ),
         repeated=repeated,
     )
+
+
+def _first_of_each_id(base: Expr) -> Expr:
+    """One row per prediction id. DuckDB and Spark keep the first row read; a database
+    (PostgreSQL has no ``first`` aggregate) keeps the earliest ``ts``."""
+    if backend_name(base) in ("duckdb", "pyspark"):
+        return base.distinct(on="id", keep="first")
+    order = ibis.window(group_by=base.id, order_by=[base.ts])
+    ranked = base.mutate(__mlslo_rank=ibis.row_number().over(order))
+    return ranked.filter(ranked.__mlslo_rank == 0).drop("__mlslo_rank")
 
 
 # --- execution and validation -----------------------------------------------------------------
