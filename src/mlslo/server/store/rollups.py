@@ -14,9 +14,10 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+import ibis
 import ibis.expr.datatypes as dt
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,9 +25,10 @@ import pyarrow.compute as pc
 from mlslo.inputs.normalize import CANONICAL_TYPES, OUTCOME_TYPES, attribute_columns
 from mlslo.measure.windows import bucket_floor, scan_range
 from mlslo.scan.batch import BatchScan, compile_batch_scan
+from mlslo.scan.histograms import histogram_queries
 from mlslo.server.store.database import Database, naive, quoted
-from mlslo.spec import FairnessSLO, Spec, needs_histogram
-from mlslo.stats.rollup import BUCKET, Rollup
+from mlslo.spec import AnySLO, FairnessSLO, Spec, needs_histogram
+from mlslo.stats.rollup import BUCKET, Rollup, histogram_tables
 from mlslo.stats.timeline import Timeline, build_timeline
 
 Progress = Callable[[int, int], None]
@@ -291,6 +293,24 @@ class Rollups:
                 rollup = rollup.merge(self._taken_back(moment, spec, scan))
         return Reading(spec, rollup, repeated)
 
+    def sliced_histogram(self, slo: AnySLO, columns: Sequence[str], first: int) -> pa.Table:
+        """A percentile SLO's histogram rows ``(bucket, <columns>, bin, count)`` from bucket
+        ``first`` on, read from the stored predictions: attribution asks for a percentile's
+        slices, which the rollups do not keep (it would multiply their histograms)."""
+        spec, scan = self._current()
+        sql = _sliced_histogram_sql(spec, slo, columns)
+        since = naive(datetime.fromtimestamp(first * scan.bucket_seconds, UTC)).isoformat()
+        with self.db.lock:
+            self.db.run(
+                f"CREATE OR REPLACE TEMP VIEW {EXPLAIN_VIEW} AS SELECT * FROM predictions "
+                f"WHERE ts >= TIMESTAMP '{since}'"
+            )
+            try:
+                rows = self.db.fetch(sql)
+            finally:
+                self.db.run(f"DROP VIEW IF EXISTS {EXPLAIN_VIEW}")
+        return histogram_tables(rows, [slo.name])[slo.name]
+
     def _taken_back(self, moment: datetime, spec: Spec, scan: BatchScan) -> Rollup:
         """The delta that turns today's rollups into those of ``moment``: for predictions
         whose label arrived later, their rollup with the label known then minus the one with
@@ -303,6 +323,21 @@ class Rollups:
         now = self.effective(relabelled, [], spec=spec)
         then = self.effective(relabelled, [], until=cutoff, spec=spec)
         return scan.run(self.db.con, then).merge(negated(scan.run(self.db.con, now)))
+
+
+EXPLAIN_VIEW = "mlslo_explain"
+
+
+def _sliced_histogram_sql(spec: Spec, slo: AnySLO, columns: Sequence[str]) -> str:
+    """SQL of one percentile SLO's histogram per bucket, value of ``columns`` and bin, over
+    the view :data:`EXPLAIN_VIEW` of the stored predictions."""
+    schema = {name: _ibis_type(kind) for name, kind in CANONICAL_TYPES.items()}
+    schema.update({a: dt.string for a in attribute_columns(spec)})
+    raw = ibis.table(ibis.schema(schema), name=EXPLAIN_VIEW)
+    table = raw.filter(raw.ts.notnull())
+    alone = spec.model_copy(update={"slos": [slo], "composites": []})
+    queries = histogram_queries(alone, table, int(spec.bucket.total_seconds()), by=columns)
+    return str(ibis.to_sql(queries[0][0], dialect="duckdb"))
 
 
 def store_scan(spec: Spec) -> BatchScan:
