@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 
 BUCKET = "bucket"
 SEP = "/"
+VERSION = "__version"
+"""The model version column of a calibrated CBPE SLO's score bins (null: none recorded)."""
 Array = npt.NDArray[np.float64]
 
 
@@ -51,7 +53,8 @@ class Rollup:
 
     ``table`` has the integer ``bucket``, one column per slice attribute, and one float column
     per statistic named ``"<slo>/<stat>"``. ``histograms`` holds, per percentile SLO, rows of
-    ``(bucket, bin, count)``. ``deduplicated`` says a repeated prediction id was counted once,
+    ``(bucket, bin, count)`` (a calibrated CBPE SLO's score bins also have the model
+    ``VERSION``). ``deduplicated`` says a repeated prediction id was counted once,
     and ``repeated_ids`` how many repeats were left out (None when nobody looked).
 
     With ``histogram_edges`` (ascending bucket indexes) the histograms are summed between
@@ -99,7 +102,8 @@ def merge_all(rollups: Sequence[Rollup]) -> Rollup:
     names = dict.fromkeys(n for r in rollups for n in r.histograms)
     for name in names:
         parts = [r.histograms[name] for r in rollups if name in r.histograms]
-        histograms[name] = _sum_by(pa.concat_tables(parts), [BUCKET, "bin"])
+        table = pa.concat_tables(parts, promote_options="permissive")
+        histograms[name] = _sum_by(table, [c for c in table.column_names if c != "count"])
     sliced: dict[str, pa.Table] = {}
     for name in dict.fromkeys(n for r in rollups for n in r.sliced_histograms):
         parts = [r.sliced_histograms[name] for r in rollups if name in r.sliced_histograms]
@@ -181,7 +185,7 @@ def split_histograms(
     plain: dict[str, pa.Table] = {}
     sliced: dict[str, pa.Table] = {}
     for name, table in tables.items():
-        if table.column_names == [BUCKET, "bin", "count"]:
+        if [c for c in table.column_names if c != VERSION] == [BUCKET, "bin", "count"]:
             plain[name] = table
             continue
         sliced[name] = table

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS batches (
     key VARCHAR PRIMARY KEY, kind VARCHAR, received_at TIMESTAMP,
     accepted BIGINT, duplicates BIGINT);
 ALTER TABLE batches ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
+ALTER TABLE histogram_rows ADD COLUMN IF NOT EXISTS version VARCHAR;
 CREATE TABLE IF NOT EXISTS alert_state (
     key VARCHAR PRIMARY KEY, document VARCHAR);
 CREATE SEQUENCE IF NOT EXISTS alert_event_ids START 1;

@@ -27,8 +27,8 @@ from mlslo.measure.windows import bucket_floor, scan_range
 from mlslo.scan.batch import BatchScan, compile_batch_scan
 from mlslo.scan.histograms import histogram_queries
 from mlslo.server.store.database import Database, naive, quoted
-from mlslo.spec import AnySLO, FairnessSLO, Spec, needs_histogram
-from mlslo.stats.rollup import BUCKET, Rollup, histogram_tables
+from mlslo.spec import AnySLO, FairnessSLO, Spec, calibrates, needs_histogram
+from mlslo.stats.rollup import BUCKET, VERSION, Rollup, histogram_tables
 from mlslo.stats.timeline import Timeline, build_timeline
 
 Progress = Callable[[int, int], None]
@@ -149,6 +149,7 @@ class Rollups:
                 0,
                 group_by=slo.sli.attributes if isinstance(slo, FairnessSLO) else (),
                 histogram=needs_histogram(slo),
+                versioned=calibrates(slo),
             )
             for slo in spec.slos
         }
@@ -211,9 +212,11 @@ class Rollups:
                 self.db.run("INSERT INTO rollup_rows BY NAME SELECT * FROM mlslo_delta")
         for name, rows in delta.histograms.items():
             if rows.num_rows:
+                version = quoted(VERSION) if VERSION in rows.column_names else "NULL"
                 with self.db.registered("mlslo_hist", rows):
                     self.db.run(
-                        "INSERT INTO histogram_rows SELECT ?, bucket, bin, count FROM mlslo_hist",
+                        "INSERT INTO histogram_rows (slo, bucket, bin, count, version) "
+                        f"SELECT ?, bucket, bin, count, {version} FROM mlslo_hist",
                         [name],
                     )
 
@@ -259,11 +262,15 @@ class Rollups:
             table = self.db.fetch(self.summed_rows("WHERE bucket >= ?", scan), [first])
             histograms = {}
             for (name,) in self.db.run("SELECT DISTINCT slo FROM histogram_rows"):
-                histograms[name] = self.db.fetch(
-                    "SELECT bucket, bin, sum(count) AS count FROM histogram_rows "
-                    "WHERE slo = ? AND bucket >= ? GROUP BY bucket, bin ORDER BY bucket",
+                rows = self.db.fetch(
+                    f"SELECT bucket, version AS {quoted(VERSION)}, bin, sum(count) AS count "
+                    "FROM histogram_rows WHERE slo = ? AND bucket >= ? "
+                    "GROUP BY bucket, version, bin ORDER BY bucket",
                     [name, first],
                 )
+                if rows[VERSION].null_count == rows.num_rows:  # not score bins
+                    rows = rows.drop_columns([VERSION])
+                histograms[name] = rows
         return Rollup(scan.bucket_seconds, scan.slices, _cast_rollup(table, scan), histograms)
 
     def summed_rows(self, where: str = "", scan: BatchScan | None = None) -> str:
@@ -371,6 +378,7 @@ def rollup_fingerprint(spec: Spec, scan: BatchScan) -> str:
         "bucket": spec.bucket.total_seconds(),
         "slices": list(scan.slices),
         "statistics": sorted(scan.stat_columns),
+        "score_bins": "per model version",
         "slos": [
             {
                 "name": s.name,
