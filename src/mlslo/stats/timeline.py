@@ -192,15 +192,19 @@ class Timeline:
     def _version_codes(self, rows: pa.Table) -> npt.NDArray[np.int64]:
         """The index of each row's model version in :attr:`versions` (new ones appended)."""
         assert self.versions is not None
-        values = rows[VERSION].to_pylist() if VERSION in rows.column_names else [None]
-        for value in dict.fromkeys(values):
+        if VERSION in rows.column_names:
+            column = rows[VERSION].combine_chunks().cast(pa.string())
+        else:
+            column = pa.nulls(rows.num_rows, pa.string())
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        codes = []
+        for value in encoded.dictionary.to_pylist():
             if value not in self._version_index:
                 self._version_index[value] = len(self.versions)
                 self.versions.append(value)
-        codes = [self._version_index[v] for v in values]
-        if VERSION not in rows.column_names:
-            return np.full(rows.num_rows, codes[0], dtype=np.int64)
-        return np.asarray(codes, dtype=np.int64)
+            codes.append(self._version_index[value])
+        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return np.asarray(codes, dtype=np.int64)[indices]
 
     def _set_edges(self, edges: tuple[int, ...] | None) -> None:
         given = None if edges is None else frozenset(edges)
