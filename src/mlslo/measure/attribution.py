@@ -40,9 +40,9 @@ from mlslo.measure.windows import bucket_ceil, bucket_floor, bucket_start, slo_b
 from mlslo.moments import format_duration
 from mlslo.spec import HOUR, AnySLO, FairnessSLO, Spec, is_percentile, needs_histogram
 from mlslo.stats.confidence import Interval, wilson
-from mlslo.stats.histogram import compact
+from mlslo.stats.histogram import Compacted, compact
 from mlslo.stats.rollup import BUCKET, Rollup, numbers
-from mlslo.stats.timeline import Histogram, WindowStats
+from mlslo.stats.timeline import WindowStats
 
 Kind = Literal["occurrences", "aggregate"]
 MOST_STEPS = 10_000
@@ -286,11 +286,16 @@ def _percentile_slices(
         )
     keys, bins, counts = found
     with_it = _consumed(slo, whole)
+    rows: dict[tuple[Any, ...], list[int]] = {}
+    for index, key in enumerate(keys):
+        rows.setdefault(key, []).append(index)
+    quantile = float(getattr(slo.sli, "percentile", 0.0))
     out = []
-    for key in dict.fromkeys(keys):
-        mine = np.fromiter((k == key for k in keys), dtype=bool, count=len(keys))
-        own = measure(slo, WindowStats({}, histogram=Histogram(bins[mine], counts[mine])))
-        rest = measure(slo, WindowStats({}, histogram=Histogram(bins[~mine], counts[~mine])))
+    for key, indexes in rows.items():
+        mine = np.zeros(len(keys), dtype=bool)
+        mine[indexes] = True
+        own = _percentile(compact(bins[mine], counts[mine]), quantile)
+        rest = _percentile(compact(bins[~mine], counts[~mine]), quantile)
         without_it = _consumed(slo, rest)
         spent = change = None
         if with_it is not None and without_it is not None:
@@ -311,6 +316,15 @@ def _percentile_slices(
             )
         )
     return out, None
+
+
+def _percentile(histogram: Compacted, quantile: float) -> Measurement:
+    """A percentile and its order-statistic interval (no chart points: one per slice)."""
+    total = float(histogram.counts.sum())
+    if total <= 0:
+        return Measurement(None, 0, reason="no other slice has samples")
+    interval = histogram.percentile_interval(quantile)
+    return Measurement(histogram.percentile(quantile), int(total), interval)
 
 
 def _slice(
