@@ -290,12 +290,14 @@ def _percentile_slices(
     for index, key in enumerate(keys):
         rows.setdefault(key, []).append(index)
     quantile = float(getattr(slo.sli, "percentile", 0.0))
+    everything = compact(bins, counts)
+    place = np.searchsorted(everything.bins, bins)  # each row's bin in the window's histogram
     out = []
     for key, indexes in rows.items():
-        mine = np.zeros(len(keys), dtype=bool)
-        mine[indexes] = True
-        own = _percentile(compact(bins[mine], counts[mine]), quantile)
-        rest = _percentile(compact(bins[~mine], counts[~mine]), quantile)
+        mine = np.bincount(place[indexes], counts[indexes], everything.bins.size).astype(np.float64)
+        others = everything.counts - mine  # the window's histogram minus the slice's
+        own = _percentile(Compacted(everything.bins[mine > 0], mine[mine > 0]), quantile)
+        rest = _percentile(Compacted(everything.bins[others > 0], others[others > 0]), quantile)
         without_it = _consumed(slo, rest)
         spent = change = None
         if with_it is not None and without_it is not None:
