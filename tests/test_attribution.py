@@ -280,11 +280,12 @@ def test_leave_one_slice_out_mae_matches_scikit_learn(tmp_path):
     assert document["slices"][0]["values"] == {"region": "west"}
 
 
-def test_a_percentile_slo_attributes_its_periods_and_says_why_not_its_slices(log):
-    _, path = log
+def test_a_percentile_slo_attributes_its_slices_and_its_periods(log):
+    """The leave-one-out values are checked against numpy in test_attribution_percentiles."""
+    frame, path = log
     document = explain(SPEC, path, "lag-p95", ["region"], step=timedelta(days=1))
-    assert document["slices"] == []
-    assert "histogram" in document["slices_reason"]
+    assert document["slices_reason"] is None
+    assert sum(row["n"] for row in document["slices"]) == len(frame)
     assert document["step"] == "1d"
 
 
@@ -569,6 +570,7 @@ def test_the_slo_page_draws_the_worst_slice_first(live_server, log):
             column: http.get("/api/v1/slos/uptime/attribution", params={"by": column}).json()
             for column in ("model_version", "region")
         }
+        lag = http.get("/api/v1/slos/lag-p95/attribution", params={"by": "region"}).json()
     reader = live.token("read")
     problems: list[str] = []
     with sync_playwright() as playwright:
@@ -600,8 +602,11 @@ def test_the_slo_page_draws_the_worst_slice_first(live_server, log):
                 panel.locator("figure[data-column=region] desc").text_content() or ""
             )
             page.goto(f"{live.url}/slo/lag-p95")
-            caption = page.locator("#attribution figure[data-column=region] figcaption")
-            assert "histogram" in caption.inner_text()
+            bars = page.locator("#attribution figure[data-column=region] rect.bar")
+            assert bars.count() == len(lag["slices"])
+            assert bars.first.get_attribute("data-label") == lag["slices"][0]["label"]
+            desc = page.locator("#attribution figure[data-column=region] desc").text_content()
+            assert "p95 without it" in (desc or "")
         finally:
             browser.close()
     assert problems == []

@@ -664,24 +664,34 @@ def test_clock_skew_and_absent_data_are_visible(context, skewed, watch):
 
 
 def test_an_estimated_sli_shows_the_calibration_of_its_scores(context, site, watch):
-    """The CBPE SLO's page draws the reliability diagram the API's calibration describes:
-    one raw and one calibrated point per score bin, and the ECE before and after."""
-    calibration = by_name(site.api)["accuracy"]["sli"]["estimated"]["calibration"]
-    assert calibration["status"] == "fitted"
-    rows = calibration["reliability"]
+    """The CBPE SLO's page draws one reliability diagram per model version the API's
+    calibrations describe: one raw and one calibrated point per score bin, and the ECE
+    before and after."""
+    estimated = by_name(site.api)["accuracy"]["sli"]["estimated"]
+    versions = estimated["calibrations"]
+    assert [v["model_version"] for v in versions] == ["v1", "v2"]
     page = sign_in(context, site, watch)
     page.goto(site.path("/slo/accuracy"))
-    chart = page.locator("svg#c-calibration")
-    chart.wait_for()
-    assert chart.locator(".point.raw").count() == len(rows) > 1
-    assert chart.locator(".point.calibrated").count() == len(rows)
-    desc = chart.locator("desc").text_content() or ""
-    assert f"ECE {calibration['ece_before']:.4f} before" in desc
-    assert f"{calibration['ece_after']:.4f} after" in desc
-    box = chart.bounding_box()
-    assert box is not None
-    first = chart.locator(".point.raw").first.bounding_box()
-    assert first is not None and box["x"] <= first["x"] <= box["x"] + box["width"]
-    tip = chart.locator(".point.raw title").first.text_content() or ""
-    assert f"observed {rows[0]['observed']:.3f}" in tip
+    drawn = 0
+    for index, calibration in enumerate(versions):
+        chart = page.locator(f"svg#c-calibration-{index}")
+        if calibration["status"] != "fitted":
+            assert chart.count() == 0
+            continue
+        rows = calibration["reliability"]
+        chart.wait_for()
+        drawn += 1
+        assert chart.locator(".point.raw").count() == len(rows) > 1
+        assert chart.locator(".point.calibrated").count() == len(rows)
+        desc = chart.locator("desc").text_content() or ""
+        assert f"model_version {calibration['model_version']}" in desc
+        assert f"ECE {calibration['ece_before']:.4f} before" in desc
+        assert f"{calibration['ece_after']:.4f} after" in desc
+        box = chart.bounding_box()
+        assert box is not None
+        first = chart.locator(".point.raw").first.bounding_box()
+        assert first is not None and box["x"] <= first["x"] <= box["x"] + box["width"]
+        tip = chart.locator(".point.raw title").first.text_content() or ""
+        assert f"observed {rows[0]['observed']:.3f}" in tip
+    assert drawn >= 1
     assert not watch.errors and not watch.foreign()

@@ -11,7 +11,8 @@ from typing import Any
 from mlslo.decide.alerts import checks
 from mlslo.decide.gate import GateRun, gate
 from mlslo.errors import UsageError
-from mlslo.measure.attribution import Attribution, attribute, check_by, slo_named
+from mlslo.measure.attribution import Attribution, attribute
+from mlslo.measure.attribution_checks import check_by, slo_named
 from mlslo.measure.candidate import Selector
 from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.measure.windows import (
@@ -25,7 +26,7 @@ from mlslo.render.documents import alerts_json, evaluation_json, gate_json
 from mlslo.scan.files import Sources, scan_files
 from mlslo.scan.incremental import ScanRun, State, load_state, scan_incremental
 from mlslo.scan.prometheus import read_prometheus
-from mlslo.spec import Spec
+from mlslo.spec import HOUR, Spec, is_percentile
 from mlslo.stats.rollup import Rollup, empty_rollup, merge_all
 
 
@@ -97,10 +98,11 @@ def explain_files(
     con: Any | None = None,
 ) -> Attribution:
     """Where the budget of ``slo`` went: its slices by ``by`` and its burning periods."""
-    slo_named(spec, slo)
-    check_by(spec, None, by)
+    chosen = slo_named(spec, slo)
+    columns = check_by(spec, None, by)
     start, end = scan_range(spec, at)
-    rollup = scan_files(spec, sources, start=start, end=end, con=con)
+    sliced = [c for c in columns if c != HOUR] if is_percentile(chosen) else []
+    rollup = scan_files(spec, sources, start=start, end=end, con=con, histogram_slices=sliced)
     return attribute(spec, rollup, at, slo, by, step=step)
 
 

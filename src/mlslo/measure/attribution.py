@@ -5,9 +5,11 @@ of the columns the spec lists under ``attribution`` (and the hour of each bucket
 
 * occurrence SLIs (a share of good events): each slice's bad events, its share of all bad
   events, and its *excess* over the bad events its traffic was allowed at the target;
-* aggregate SLIs (F1, MAE, fairness gaps): the SLI of the window without the slice
-  (leave-one-slice-out, the window's statistics minus the slice's), and the budget the
-  slice's presence costs, with the slice's own value, sample count and interval;
+* aggregate SLIs (F1, MAE, fairness gaps, percentiles): the SLI of the window without the
+  slice (leave-one-slice-out, the window's statistics minus the slice's; for a percentile,
+  the window's histogram minus the slice's, which the scan keeps per slice only when asked),
+  and the budget the slice's presence costs, with the slice's own value, sample count and
+  interval;
 * time: the steps whose burn rate was above 1 (spending faster than the budget allows),
   contiguous steps merged into periods.
 """
@@ -23,15 +25,22 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from mlslo.errors import NotFoundError, UsageError
+from mlslo.errors import UsageError
 from mlslo.measure import budget as budgeting
-from mlslo.measure.cells import Cells, histogram_rows, sum_cells, window_rows
+from mlslo.measure.attribution_checks import check_by, slo_named
+from mlslo.measure.cells import (
+    Cells,
+    histogram_rows,
+    sliced_histogram_rows,
+    sum_cells,
+    window_rows,
+)
 from mlslo.measure.sli import Measurement, measure
 from mlslo.measure.windows import bucket_ceil, bucket_floor, bucket_start, slo_bounds
 from mlslo.moments import format_duration
-from mlslo.spec import HOUR, AnySLO, FairnessSLO, Spec, needs_histogram
+from mlslo.spec import HOUR, AnySLO, FairnessSLO, Spec, is_percentile, needs_histogram
 from mlslo.stats.confidence import Interval, wilson
-from mlslo.stats.histogram import compact
+from mlslo.stats.histogram import Compacted, compact
 from mlslo.stats.rollup import BUCKET, Rollup, numbers
 from mlslo.stats.timeline import WindowStats
 
@@ -68,6 +77,8 @@ class SliceAttribution:
     without: float | None = None
     change: float | None = None
     reason: str | None = None
+    without_ci: Interval | None = None
+    """The interval of ``without`` (percentiles: binomial order statistics)."""
 
 
 @dataclass(frozen=True)
@@ -131,14 +142,15 @@ def attribute(
     slices: tuple[SliceAttribution, ...] = ()
     reason = None
     unattributed = 0.0
-    if needs_histogram(slo):
-        reason = (
-            "a percentile is read from one histogram per bucket, which the rollups do not keep "
-            "per slice: only the periods are attributed"
-        )
+    if is_percentile(slo):
+        found, reason = _percentile_slices(slo, rollup, columns, a, b, excluded, m)
+        slices = _rank(kind, found)
+    elif needs_histogram(slo):
+        reason = "an estimate's score bins are not kept per slice: only the periods are attributed"
     else:
         cells = judge.cells(columns)
         slices = _rank(kind, [_slice(slo, kind, judge, cells, key, m) for key in cells.distinct()])
+    if slices:
         unattributed = sum(
             float(s.n) for s in slices if s.values and all(v is None for v in s.values)
         )
@@ -159,46 +171,6 @@ def attribute(
         reason,
         unattributed,
     )
-
-
-def check_by(spec: Spec, rollup: Rollup | None, by: Sequence[str]) -> tuple[str, ...]:
-    """The columns of ``by``, each listed under the spec's ``attribution`` (or ``hour``)."""
-    if not by:
-        raise UsageError(
-            f"name at least one column to attribute by ({_listed(spec)})", parameter="by"
-        )
-    seen: list[str] = []
-    for column in by:
-        if column in seen:
-            raise UsageError(f"'{column}' is named twice", parameter="by")
-        if column != HOUR and column not in spec.attribution:
-            raise UsageError(
-                f"'{column}' is not listed under attribution in the spec ({_listed(spec)}); "
-                f"add it there so the rollups keep it",
-                parameter="by",
-            )
-        if rollup is not None and column != HOUR and column not in rollup.slice_columns:
-            raise UsageError(
-                f"the rollups are not sliced by '{column}'; they keep "
-                f"({', '.join(rollup.slice_columns) or 'none'})",
-                parameter="by",
-            )
-        seen.append(column)
-    return tuple(seen)
-
-
-def _listed(spec: Spec) -> str:
-    if not spec.attribution:
-        return f"it lists none; {HOUR} is always available"
-    return "it lists " + ", ".join([*spec.attribution, HOUR])
-
-
-def slo_named(spec: Spec, name: str) -> AnySLO:
-    for slo in spec.slos:
-        if slo.name == name:
-            return slo
-    names = ", ".join(s.name for s in spec.slos)
-    raise NotFoundError(f"there is no SLO named '{name}' (the spec has {names})", parameter="slo")
 
 
 def _excluded(spec: Spec, name: str) -> list[tuple[int, int]]:
@@ -291,6 +263,72 @@ class _Judge:
 TIMESLICE = "__timeslice"
 
 
+def _percentile_slices(
+    slo: AnySLO,
+    rollup: Rollup,
+    columns: Sequence[str],
+    a: int,
+    b: int,
+    excluded: Sequence[tuple[int, int]],
+    whole: Measurement,
+) -> tuple[list[SliceAttribution], str | None]:
+    """Leave-one-slice-out of a percentile: the slice's histogram and the window's without
+    it, each read as the SLI is (within the histogram's 1 % bound), with order-statistic
+    intervals."""
+    if slo.effective_budgeting == "timeslices":
+        return [], "a percentile's slices are judged over the window, not per timeslice"
+    found = sliced_histogram_rows(rollup, slo, columns, a, b, excluded)
+    if found is None:
+        return [], (
+            "the percentile's histogram was not kept per "
+            + ", ".join(c for c in columns if c != HOUR)
+            + ": only the periods are attributed"
+        )
+    keys, bins, counts = found
+    with_it = _consumed(slo, whole)
+    rows: dict[tuple[Any, ...], list[int]] = {}
+    for index, key in enumerate(keys):
+        rows.setdefault(key, []).append(index)
+    quantile = float(getattr(slo.sli, "percentile", 0.0))
+    everything = compact(bins, counts)
+    place = np.searchsorted(everything.bins, bins)  # each row's bin in the window's histogram
+    out = []
+    for key, indexes in rows.items():
+        mine = np.bincount(place[indexes], counts[indexes], everything.bins.size).astype(np.float64)
+        others = everything.counts - mine  # the window's histogram minus the slice's
+        own = _percentile(Compacted(everything.bins[mine > 0], mine[mine > 0]), quantile)
+        rest = _percentile(Compacted(everything.bins[others > 0], others[others > 0]), quantile)
+        without_it = _consumed(slo, rest)
+        spent = change = None
+        if with_it is not None and without_it is not None:
+            spent = budgeting.snap(with_it - without_it)
+        if whole.value is not None and rest.value is not None:
+            change = budgeting.snap(whole.value - rest.value)
+        out.append(
+            SliceAttribution(
+                key,
+                own.n,
+                own.value,
+                own.ci,
+                spent,
+                without=rest.value,
+                change=change,
+                reason=own.reason or rest.reason,
+                without_ci=rest.ci,
+            )
+        )
+    return out, None
+
+
+def _percentile(histogram: Compacted, quantile: float) -> Measurement:
+    """A percentile and its order-statistic interval (no chart points: one per slice)."""
+    total = float(histogram.counts.sum())
+    if total <= 0:
+        return Measurement(None, 0, reason="no other slice has samples")
+    interval = histogram.percentile_interval(quantile)
+    return Measurement(histogram.percentile(quantile), int(total), interval)
+
+
 def _slice(
     slo: AnySLO,
     kind: Kind,
@@ -342,11 +380,12 @@ def _slice(
 def _rank(kind: Kind, slices: list[SliceAttribution]) -> tuple[SliceAttribution, ...]:
     """Worst first: the largest excess (occurrences) or budget spent (aggregates)."""
 
-    def order(s: SliceAttribution) -> tuple[int, float, float]:
+    def order(s: SliceAttribution) -> tuple[int, float, float, tuple[tuple[bool, str], ...]]:
         primary = s.excess if kind == "occurrences" else s.spent
+        values = tuple((v is None, str(v)) for v in s.values)  # ties: the same order anywhere
         if primary is None or math.isnan(primary):
-            return (1, 0.0, -float(s.n))
-        return (0, -primary, -float(s.bad if s.bad is not None else s.n))
+            return (1, 0.0, -float(s.n), values)
+        return (0, -primary, -float(s.bad if s.bad is not None else s.n), values)
 
     return tuple(sorted(slices, key=order))
 

@@ -67,6 +67,41 @@ def histogram_rows(
     )
 
 
+def sliced_histogram_rows(
+    rollup: Rollup,
+    slo: AnySLO,
+    columns: Sequence[str],
+    a: int,
+    b: int,
+    excluded: Sequence[tuple[int, int]],
+) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+    """A percentile SLO's histogram in the window summed per slice key of ``columns``
+    (``hour``: the hour of the bucket) and bin: the keys, bins and counts. None when the
+    rollup did not keep the histogram per value of those columns."""
+    named = [c for c in columns if c != HOUR]
+    rows = rollup.sliced_histograms.get(slo.name) if named else rollup.histograms.get(slo.name)
+    if rows is None or any(c not in rows.column_names for c in named):
+        return None
+    if not rows.num_rows:
+        return [], np.zeros(0, dtype=np.int64), np.zeros(0)
+    buckets = numbers(rows[BUCKET], np.int64)
+    rows = rows.filter(pa.array(kept(buckets, a, b, excluded)))
+    keys = [*named, "bin"]
+    if HOUR in columns:
+        hours = numbers(rows[BUCKET], np.int64) * rollup.bucket_seconds // 3600 * 3600
+        rows = rows.append_column("__hour", pa.array(hours, pa.int64()))
+        keys = ["__hour", *keys]
+    if not rows.num_rows:
+        return [], np.zeros(0, dtype=np.int64), np.zeros(0)
+    summed = rows.group_by(keys, use_threads=False).aggregate([("count", "sum")])
+    lists = {c: summed[c].to_pylist() for c in keys if c != "bin"}
+    if "__hour" in lists:
+        lists["__hour"] = [datetime.fromtimestamp(h, UTC) for h in lists["__hour"]]
+    order = ["__hour" if c == HOUR else c for c in columns]
+    found = [tuple(lists[c][i] for c in order) for i in range(summed.num_rows)]
+    return found, numbers(summed["bin"], np.int64), numbers(summed["count_sum"], np.float64)
+
+
 class Cells:
     """The window's statistics summed per slice key (and fairness group, and bucket when
     asked): small arrays the slices and periods are measured from."""

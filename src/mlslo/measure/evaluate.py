@@ -31,7 +31,7 @@ from mlslo.measure.windows import (
 from mlslo.moments import format_duration
 from mlslo.spec import AccuracySLO, AnySLO, FairnessSLO, Spec, calibrates, needs_histogram
 from mlslo.spec.references import composite_windows, extra_windows
-from mlslo.stats.calibration import Calibration, ScoreBins, fit
+from mlslo.stats.calibration import Calibrations, ScoreBins, fit_versions
 from mlslo.stats.confidence import wilson
 from mlslo.stats.rollup import Rollup
 from mlslo.stats.timeline import Timeline, WindowStats, build_timeline
@@ -123,6 +123,7 @@ def timelines_for(
             size,
             group_by=slo.sli.attributes if isinstance(slo, FairnessSLO) else (),
             histogram=needs_histogram(slo),
+            versioned=calibrates(slo),
             where=where,
         )
         for slo in spec.slos
@@ -233,7 +234,7 @@ class _Corrected:
     def __init__(self, timeline: Timeline, excluded: Sequence[tuple[int, int]]) -> None:
         self.timeline = timeline
         self.excluded = list(excluded)
-        self.calibration: Calibration | None = None
+        self.calibration: Calibrations | None = None
 
     def window(self, start: int, end: int) -> WindowStats:
         stats = self.timeline.window(start, end, self.excluded)
@@ -243,18 +244,18 @@ class _Corrected:
         return self.timeline.last_active(stat, start, end, self.excluded)
 
 
-def _calibration(slo: AccuracySLO, view: _Corrected, end: int) -> Calibration:
-    """The CBPE score calibration, fitted on every labelled record of the timeline up to the
-    evaluation (labels that arrive later cannot count)."""
+def _calibration(slo: AccuracySLO, view: _Corrected, end: int) -> Calibrations:
+    """The CBPE score calibrations, one per model version, fitted on every labelled record
+    of the timeline up to the evaluation (labels that arrive later cannot count)."""
     method = slo.sli.calibration_method
     assert method is not None
     history = view.window(view.timeline.first, end).histogram
     bins = (
-        ScoreBins.from_histogram(history.bins, history.counts)
+        ScoreBins.per_version(history.bins, history.counts, history.versions)
         if history is not None
-        else ScoreBins.from_histogram([], [])
+        else {}
     )
-    return fit(bins, method, slo.sli.calibration_min_labels)
+    return fit_versions(bins, method, slo.sli.calibration_min_labels)
 
 
 def _evaluate_slo(

@@ -60,7 +60,15 @@ def _slice_json(by: Sequence[str], item: SliceAttribution, occurrences: bool) ->
             excess=_number(item.excess),
         )
     else:
-        out.update(without=_number(item.without), change=_number(item.change))
+        out.update(
+            without=_number(item.without),
+            without_ci=(
+                None
+                if item.without_ci is None
+                else [_number(item.without_ci[0]), _number(item.without_ci[1])]
+            ),
+            change=_number(item.change),
+        )
     out["reason"] = item.reason
     return out
 
@@ -261,7 +269,8 @@ def attribution_bars(chart_id: str, document: Mapping[str, Any]) -> str:
         if document["attribution"] == "occurrences":
             text += f" ({_count(row['bad'])} bad of {row['n']:,})"
         else:
-            text += f" (n={row['n']:,})"
+            without = value_text(_shape(document), row["without"])
+            text += f" (n={row['n']:,}; {document['metric']} without it {without})"
         parts.append(text)
         body.append(
             f'<text x="{LABEL_WIDTH - 8}" y="{top + 16}" text-anchor="end" font-size="13" '

@@ -70,6 +70,30 @@ def burndown_svg(entry: Mapping[str, Any], chart_id: str) -> str | None:
     )
 
 
+def _calibration_chart(
+    name: str, chart_id: str, calibration: Mapping[str, Any], version: str | None = None
+) -> Chart:
+    """The reliability diagram of one calibration (one per model version when there are
+    several: each version is calibrated on its own)."""
+    before, after = calibration["ece_before"], calibration["ece_after"]
+    of = f" of {version}" if version else ""
+    return Chart(
+        f"Calibration of the CBPE estimate{': ' + version if version else ''}",
+        reliability(
+            chart_id,
+            f"{name}: calibration of the scores{of} (reliability diagram)",
+            f"{name}: observed positive rate per score bin of "
+            f"{calibration['labelled']:,} labelled predictions{of}, raw and after "
+            f"{calibration['method']} calibration; ECE {before:.4f} before, "
+            f"{after:.4f} after",
+            calibration["reliability"],
+        ),
+        f"ECE (expected calibration error) {before:.4f} with the raw scores, "
+        f"{after:.4f} after {calibration['method']} calibration, on the labelled "
+        f"predictions{of} it was fitted on. On the dashed diagonal a score means what it says.",
+    )
+
+
 def slo_charts(
     entry: Mapping[str, Any], slo: AnySLO, bucket: timedelta, prefix: str = "c"
 ) -> list[Chart]:
@@ -81,26 +105,17 @@ def slo_charts(
     def fmt(value: float) -> str:
         return bound_text(shape, value, significant=3)
 
-    calibration = (entry["sli"].get("estimated") or {}).get("calibration") or {}
-    if calibration.get("reliability"):
-        before, after = calibration["ece_before"], calibration["ece_after"]
-        out.append(
-            Chart(
-                "Calibration of the CBPE estimate",
-                reliability(
-                    f"{prefix}-calibration",
-                    f"{name}: calibration of the scores (reliability diagram)",
-                    f"{name}: observed positive rate per score bin of "
-                    f"{calibration['labelled']:,} labelled predictions, raw and after "
-                    f"{calibration['method']} calibration; ECE {before:.4f} before, "
-                    f"{after:.4f} after",
-                    calibration["reliability"],
-                ),
-                f"ECE (expected calibration error) {before:.4f} with the raw scores, "
-                f"{after:.4f} after {calibration['method']} calibration, on the labelled "
-                "predictions it was fitted on. On the dashed diagonal a score means what it says.",
-            )
-        )
+    estimated = entry["sli"].get("estimated") or {}
+    versions = estimated.get("calibrations") or []
+    if len(versions) > 1:
+        for index, calibration in enumerate(versions):
+            if calibration.get("reliability"):
+                label = f"model_version {calibration['model_version'] or '(none)'}"
+                out.append(
+                    _calibration_chart(name, f"{prefix}-calibration-{index}", calibration, label)
+                )
+    elif (estimated.get("calibration") or {}).get("reliability"):
+        out.append(_calibration_chart(name, f"{prefix}-calibration", estimated["calibration"]))
     burndown = burndown_svg(entry, f"{prefix}-burndown")
     if burndown is not None:
         out.append(

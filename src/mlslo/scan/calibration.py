@@ -1,6 +1,7 @@
 """The score bins a calibrated CBPE estimate reads (see :mod:`mlslo.stats.calibration`): one
-GROUP BY bucket x score bin with a column per statistic, laid out as histogram rows
-``(bucket, kind * BINS + bin, h0)`` so they merge, store and window as any histogram does."""
+GROUP BY bucket x model version x score bin with a column per statistic, laid out as histogram
+rows ``(bucket, version, kind * BINS + bin, h0)`` so they merge, store and window as any
+histogram does (records without a ``model_version`` column are one version, null)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from mlslo.scan.expressions import (
 )
 from mlslo.spec import AccuracySLO, Spec, calibrates
 from mlslo.stats import calibration as cal
-from mlslo.stats.rollup import BUCKET
+from mlslo.stats.rollup import BUCKET, VERSION
 
 
 def calibration_queries(
@@ -55,12 +56,19 @@ def _score_bins(
     bucket = bucket_of(scored, bucket_seconds)
     if grid is not None:
         bucket = span_start(bucket, grid[0], grid[1])
-    grouped = scored.group_by([bucket.name(BUCKET), bin_.name("score_bin")]).aggregate(
+    version = (
+        scored.model_version.cast("string")
+        if "model_version" in scored.columns
+        else ibis.null("string")
+    )
+    keys = [bucket.name(BUCKET), version.name(VERSION), bin_.name("score_bin")]
+    grouped = scored.group_by(keys).aggregate(
         **{f"k{kind}": expr.cast("float64") for kind, expr in statistics.items()}
     )
     parts = [
         grouped.select(
             grouped[BUCKET],
+            grouped[VERSION],
             (grouped.score_bin + kind * cal.BINS).cast("int64").name("bin"),
             grouped[f"k{kind}"].fill_null(0.0).name("h0"),
         )

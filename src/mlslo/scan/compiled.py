@@ -29,6 +29,7 @@ from mlslo.stats.rollup import (
     deduplicated,
     histogram_tables,
     outcome_rollup,
+    split_histograms,
     stat_table,
 )
 
@@ -57,14 +58,16 @@ def bound_variable(name: str, *, zoned: bool) -> str:
 class Views:
     """Sources opened as DuckDB views: each role's view name (``predictions``, ``labels``,
     ``outcomes``), where each came from (for messages), extra slice columns, whether a
-    repeated prediction id counts once, and the distances of the histograms' edges before
-    the last one (None: histograms per bucket)."""
+    repeated prediction id counts once, the distances of the histograms' edges before the
+    last one (None: histograms per bucket), and the columns the percentiles' histograms are
+    also sliced by."""
 
     tables: Mapping[str, str]
     locations: Mapping[str, str]
     slice_columns: Sequence[str] = ()
     dedupe: bool = False
     histogram_offsets: tuple[int, ...] | None = None
+    histogram_slices: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -133,9 +136,10 @@ class CompiledScan:
             rows = rows_of(con, self.sql)
             if not all_valid(rows):
                 return None
-            histograms: dict[str, pa.Table] = {}
+            tables: dict[str, pa.Table] = {}
             for sql, names in self.histograms:
-                histograms.update(histogram_tables(rows_of(con, sql), names))
+                tables.update(histogram_tables(rows_of(con, sql), names))
+            histograms, sliced = split_histograms(tables)
             outcome_rows = rows_of(con, self.outcome_sql) if self.outcome_sql else None
             repeated = rows_of(con, self.repeated_sql) if self.repeated_sql else None
         except Exception as exc:
@@ -146,6 +150,7 @@ class CompiledScan:
             stat_table(rows, self.names),
             histograms,
             histogram_edges=edges if histograms else None,
+            sliced_histograms=sliced,
         )
         if repeated is not None:
             rollup = deduplicated(rollup, repeated)

@@ -55,6 +55,7 @@ def scan_files(
     con: Any | None = None,
     slice_columns: Sequence[str] = (),
     histogram_edges: Sequence[int] | None = None,
+    histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """Scan the records between ``start`` and ``end`` into a rollup.
 
@@ -64,7 +65,8 @@ def scan_files(
     ``histogram_edges`` (ascending bucket indexes, from
     :func:`mlslo.measure.windows.histogram_edges`) sums the percentile SLOs' histograms
     between them instead of per bucket: much faster, and exact for every window that starts
-    and ends on an edge.
+    and ends on an edge. ``histogram_slices`` also keeps the percentiles' histograms per
+    value of these columns (attribution of a percentile SLO).
     """
     locations = {
         role: parse_location(given, role=role)
@@ -77,10 +79,14 @@ def scan_files(
                 "a database source is scanned by its database; use the default engine",
                 parameter="engine",
             )
-        return _scan_database(spec, sources, locations, start, end, slice_columns, histogram_edges)
+        return _scan_database(
+            spec, sources, locations, start, end, slice_columns, histogram_edges, histogram_slices
+        )
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
-        rollup = _scan_compiled(spec, sources, raw, start, end, slice_columns, histogram_edges)
+        rollup = _scan_compiled(
+            spec, sources, raw, start, end, slice_columns, histogram_edges, histogram_slices
+        )
         if _check_labels(spec, sources, rollup):
             ibis_con = connect_duckdb(raw)
             predictions = flatten_attributes(ibis_con.table(VIEWS["predictions"]))
@@ -88,7 +94,9 @@ def scan_files(
             _refuse_unmatched(spec, sources, predictions, labels, start, end)
         return rollup
     tables = {role: open_table(con, text, role=role) for role, text in _given(sources).items()}
-    return _scan_tables(spec, sources, tables, start, end, slice_columns, histogram_edges)
+    return _scan_tables(
+        spec, sources, tables, start, end, slice_columns, histogram_edges, histogram_slices
+    )
 
 
 def _given(sources: Sources) -> dict[str, Records]:
@@ -111,6 +119,7 @@ def _scan_database(
     end: datetime,
     slice_columns: Sequence[str],
     histogram_edges: Sequence[int] | None = None,
+    histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """The scan run by the database the predictions are in; the other sources must be
     tables of the same database (a join cannot cross engines)."""
@@ -128,7 +137,9 @@ def _scan_database(
             role: flatten_attributes(open_database_table(con, location))
             for role, location in locations.items()
         }
-        return _scan_tables(spec, sources, tables, start, end, slice_columns, histogram_edges)
+        return _scan_tables(
+            spec, sources, tables, start, end, slice_columns, histogram_edges, histogram_slices
+        )
     finally:
         disconnect = getattr(con, "disconnect", None)
         if disconnect is not None:
@@ -143,6 +154,7 @@ def _scan_tables(
     end: datetime,
     slice_columns: Sequence[str],
     histogram_edges: Sequence[int] | None = None,
+    histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """The ibis scan over opened tables, on the engine they belong to."""
     from mlslo.scan.queries import scan
@@ -161,6 +173,7 @@ def _scan_tables(
         outcomes_source=name_of(sources.outcomes) if sources.outcomes else "outcomes",
         dedupe=sources.dedupe,
         histogram_edges=histogram_edges,
+        histogram_slices=histogram_slices,
     )
     if labels is not None and _check_labels(spec, sources, rollup):
         _refuse_unmatched(spec, sources, tables["predictions"], labels, start, end)
@@ -226,6 +239,7 @@ def _scan_compiled(
     end: datetime,
     slice_columns: Sequence[str],
     histogram_edges: Sequence[int] | None,
+    histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """Run the scan's SQL from the cache, compiling it (with ibis, loaded only then) on a
     miss; when a record fails a value check, name it."""
@@ -245,6 +259,7 @@ def _scan_compiled(
         slice_columns,
         sources.dedupe,
         offsets,
+        tuple(histogram_slices),
     )
     rows = None if sources.dedupe else RowFilter(spec.columns.ts, start, end)
     schemas = open_views(raw, locations, rows=rows)
@@ -254,6 +269,7 @@ def _scan_compiled(
         slices=list(slice_columns),
         dedupe=sources.dedupe,
         histogram_offsets=offsets,
+        histogram_slices=list(histogram_slices),
     )
     compiled = load(key)
     if compiled is None:

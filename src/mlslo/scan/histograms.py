@@ -3,6 +3,8 @@ time span x log-bucketed bin (:mod:`mlslo.stats.histogram`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ibis
 
 from mlslo.scan.calibration import calibration_queries
@@ -24,12 +26,18 @@ them before it."""
 
 
 def histogram_queries(
-    spec: Spec, table: Expr, bucket_seconds: int, grid: Grid | None = None
+    spec: Spec,
+    table: Expr,
+    bucket_seconds: int,
+    grid: Grid | None = None,
+    by: Sequence[str] = (),
 ) -> list[tuple[Expr, list[str]]]:
     """Per measured quantity (latency, lag), one GROUP BY bucket x bin with a count column per
     percentile SLO (``h0``, ``h1``, ...). With a ``grid`` of edges, a row's bucket is the
     edge that starts its span: a few spans instead of every minute keep the GROUP BY small
-    (and fast) while every window that starts and ends on an edge reads the same counts."""
+    (and fast) while every window that starts and ends on an edge reads the same counts.
+    ``by`` also groups the percentiles' counts by these slice columns (attribution asks
+    for them: a percentile's slices cannot be read from the unsliced histogram)."""
     wanted: dict[str, list[AnySLO]] = {}
     for slo in spec.slos:
         if is_percentile(slo):
@@ -54,6 +62,7 @@ def histogram_queries(
         bucket = rows["__bucket"]
         if grid is not None:
             bucket = span_start(bucket, grid[0], grid[1])
-        grouped = rows.group_by([bucket.name(BUCKET), bin_.name("bin")]).aggregate(**counts)
+        keys = [bucket.name(BUCKET), *(rows[c] for c in by), bin_.name("bin")]
+        grouped = rows.group_by(keys).aggregate(**counts)
         out.append((grouped, [slo.name for slo in slos]))
     return [*out, *calibration_queries(spec, table, bucket_seconds, grid)]

@@ -142,7 +142,7 @@ def prepare(
         schema = raw.schema()
     optional = [
         f
-        for f in ("label", "score", "prediction", "id", "status")
+        for f in ("label", "score", "prediction", "id", "status", "model_version")
         if f not in seen and column_for(spec, f) in schema
     ]
     checks: list[Check] = []

@@ -63,6 +63,7 @@ from mlslo.stats.rollup import (
     deduplicated,
     histogram_tables,
     outcome_rollup,
+    split_histograms,
     stat_column,
     stat_table,
 )
@@ -109,6 +110,7 @@ def scan(
     outcomes_source: str = "outcomes",
     dedupe: bool = False,
     histogram_edges: Sequence[int] | None = None,
+    histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """Reduce the records with ``start <= ts < end`` to a :class:`Rollup`.
 
@@ -116,6 +118,8 @@ def scan(
     candidate check slices by ``model_version``). ``dedupe`` counts a repeated prediction id
     once (the service always does, at ingest; on files it costs a hash of every id).
     ``histogram_edges`` sums the histograms between these buckets instead of per bucket.
+    ``histogram_slices`` also keeps the percentiles' histograms per value of these columns
+    (:attr:`Rollup.sliced_histograms`).
     """
     grid = None
     if histogram_edges:
@@ -134,18 +138,21 @@ def scan(
         outcomes_source=outcomes_source,
         dedupe=dedupe,
         histogram_grid=grid,
+        histogram_slices=histogram_slices,
     )
     records = queries.records
     rows = _checked(_execute(records.query, source), records)
-    histograms: dict[str, pa.Table] = {}
+    tables: dict[str, pa.Table] = {}
     for query, names in queries.histograms:
-        histograms.update(histogram_tables(_execute(query, source), names))
+        tables.update(histogram_tables(_execute(query, source), names))
+    histograms, sliced = split_histograms(tables)
     rollup = Rollup(
         queries.bucket_seconds,
         tuple(queries.slices),
         stat_table(rows, records.plan.names),
         histograms,
         histogram_edges=tuple(histogram_edges) if histogram_edges and histograms else None,
+        sliced_histograms=sliced,
     )
     if queries.repeated is not None:
         rollup = deduplicated(rollup, _execute(queries.repeated, source))
@@ -212,6 +219,7 @@ def _over_views(spec: Spec, con: Expr, views: Views) -> _Queries:
         outcomes_source=names.get("outcomes", "outcomes"),
         dedupe=views.dedupe,
         histogram_grid=None if offsets is None else (variable_int(HISTOGRAM_END), offsets),
+        histogram_slices=views.histogram_slices,
     )
 
 
@@ -229,6 +237,7 @@ def _build(
     outcomes_source: str,
     dedupe: bool,
     histogram_grid: Grid | None = None,
+    histogram_slices: Sequence[str] = (),
 ) -> _Queries:
     bucket_seconds = int(spec.bucket.total_seconds())
     slices = slices_of(spec, slice_columns)
@@ -275,7 +284,7 @@ def _build(
         bucket_seconds,
         slices,
         _Grouped(base, filtered, query, plan, source, joined),
-        histogram_queries(spec, filtered, bucket_seconds, histogram_grid),
+        histogram_queries(spec, filtered, bucket_seconds, histogram_grid, histogram_slices),
         counted,
         cacheable=not empty.seen
         and not any(

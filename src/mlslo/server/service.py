@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,16 +20,17 @@ import httpx
 from mlslo.decide.gate import gate
 from mlslo.decide.policy import Override
 from mlslo.errors import UsageError
-from mlslo.measure.attribution import Attribution, attribute, check_by, slo_named
+from mlslo.measure.attribution import Attribution, attribute
+from mlslo.measure.attribution_checks import check_by, slo_named
 from mlslo.measure.candidate import parse_selector
 from mlslo.measure.evaluate import Evaluation, evaluate, timelines_for
-from mlslo.measure.windows import scan_range
+from mlslo.measure.windows import bucket_floor, scan_range
 from mlslo.render.documents import gate_json
 from mlslo.scan.prometheus import prometheus_slos, read_prometheus
 from mlslo.server.alert_loop import AlertEngine
 from mlslo.server.pull import Puller
 from mlslo.server.store import Store
-from mlslo.spec import Spec, load_spec
+from mlslo.spec import HOUR, Spec, is_percentile, load_spec
 from mlslo.stats.rollup import Rollup, empty_rollup
 from mlslo.stats.timeline import Timeline
 
@@ -136,11 +137,17 @@ class Service:
         and its burning periods, from the rollups (no rescan)."""
         moment = at or self.clock()
         spec = self.spec
-        slo_named(spec, slo)
-        check_by(spec, None, by)
+        chosen = slo_named(spec, slo)
+        named = [c for c in check_by(spec, None, by) if c != HOUR]
         reading = self.store.rollups.at(moment, whole=True)
-        assert not isinstance(reading.rollups, Mapping)
-        return attribute(reading.spec, reading.rollups, moment, slo, by, step=step)
+        rollup = reading.rollups
+        assert not isinstance(rollup, Mapping)
+        if is_percentile(chosen) and named:
+            start, _ = scan_range(reading.spec, moment)
+            first = bucket_floor(start, rollup.bucket_seconds)
+            rows = self.store.rollups.sliced_histogram(chosen, named, first)
+            rollup = replace(rollup, sliced_histograms={chosen.name: rows})
+        return attribute(reading.spec, rollup, moment, slo, by, step=step)
 
     def gate(
         self,

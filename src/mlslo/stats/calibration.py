@@ -5,14 +5,17 @@ bins of ``[0, 1]``: for labelled predictions the count, the positives and the sc
 bin; for unlabelled ones the count and score sum of each bin, split by predicted class. These
 add up across buckets, so the calibration of any stretch of history is fitted from the sums:
 isotonic regression (pool-adjacent-violators over the bins) or Platt scaling (a logistic fit
-over the bins by Newton's method). A calibrated score is read at a bin's mean score, by linear
-interpolation between the fitted bins as scikit-learn's ``IsotonicRegression`` does.
+over the bins by Newton's method). The bins are kept per model version, and each version is
+calibrated on its own labelled records (:class:`Calibrations`). A calibrated score is read at
+a bin's mean score, by linear interpolation between the fitted bins as scikit-learn's
+``IsotonicRegression`` does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +31,10 @@ PENDING_NEG_SCORE = 6
 KINDS = 7
 """The statistics kept per score bin; the histogram bin of kind ``k``, score bin ``b`` is
 ``k * BINS + b``."""
+
+VERSION_SPAN = KINDS * BINS
+"""With model versions, the histogram bin ``code * VERSION_SPAN + k * BINS + b`` is kind ``k``,
+score bin ``b`` of the version numbered ``code``."""
 
 ECE_BINS = 10
 
@@ -47,6 +54,27 @@ class ScoreBins:
         keep = (b >= 0) & (b < KINDS * BINS)
         summed = np.bincount(b[keep], weights=c[keep], minlength=KINDS * BINS)
         return cls(np.asarray(summed, dtype=np.float64).reshape(KINDS, BINS))
+
+    @classmethod
+    def per_version(
+        cls, bins: npt.ArrayLike, counts: npt.ArrayLike, versions: Sequence[Any] | None
+    ) -> dict[Any, ScoreBins]:
+        """The score bins of each model version (``versions``: the names of the codes in the
+        bins; None: one version, None)."""
+        b = np.asarray(bins, dtype=np.int64)
+        c = np.asarray(counts, dtype=np.float64)
+        if versions is None:
+            return {None: cls.from_histogram(b, c)} if b.size else {}
+        codes = np.floor_divide(b, VERSION_SPAN)
+        local = b - codes * VERSION_SPAN
+        return {
+            versions[code]: cls.from_histogram(local[codes == code], c[codes == code])
+            for code in np.unique(codes).tolist()
+            if 0 <= code < len(versions)
+        }
+
+    def __add__(self, other: ScoreBins) -> ScoreBins:
+        return ScoreBins(self.table + other.table)
 
     def __getitem__(self, kind: int) -> Array:
         row: Array = self.table[kind]
@@ -177,6 +205,38 @@ def _ece(
         after += abs(cal - observed) / total
         rows.append((raw / n, cal / n, observed / n, n))
     return before, after, tuple(rows)
+
+
+@dataclass(frozen=True)
+class Calibrations:
+    """The calibration of each model version on its own labelled records, and one on all
+    versions' together (``pooled``). A version with too few labelled records of its own
+    falls back to the pooled calibration, or, when that is not fitted either, to its raw
+    scores."""
+
+    versions: Mapping[Any, Calibration]
+    pooled: Calibration
+
+    def applied(self, version: Any) -> tuple[Calibration, str]:
+        """The calibration a version's scores go through, and which: ``own``, ``pooled`` or
+        ``raw``."""
+        own = self.versions.get(version)
+        if own is not None and own.fitted:
+            return own, "own"
+        if self.pooled.fitted:
+            return self.pooled, "pooled"
+        return own or self.pooled, "raw"
+
+
+def fit_versions(bins: Mapping[Any, ScoreBins], method: Method, min_labelled: int) -> Calibrations:
+    """Calibrate each version on its own labelled records, and all of them together."""
+    pooled = ScoreBins(np.zeros((KINDS, BINS)))
+    for found in bins.values():
+        pooled = pooled + found
+    return Calibrations(
+        {version: fit(found, method, min_labelled) for version, found in bins.items()},
+        fit(pooled, method, min_labelled),
+    )
 
 
 def expected_confusion(bins: ScoreBins, calibration: Calibration) -> tuple[float, ...]:

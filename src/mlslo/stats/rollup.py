@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 
 BUCKET = "bucket"
 SEP = "/"
+VERSION = "__version"
+"""The model version column of a calibrated CBPE SLO's score bins (null: none recorded)."""
 Array = npt.NDArray[np.float64]
 
 
@@ -51,7 +53,8 @@ class Rollup:
 
     ``table`` has the integer ``bucket``, one column per slice attribute, and one float column
     per statistic named ``"<slo>/<stat>"``. ``histograms`` holds, per percentile SLO, rows of
-    ``(bucket, bin, count)``. ``deduplicated`` says a repeated prediction id was counted once,
+    ``(bucket, bin, count)`` (a calibrated CBPE SLO's score bins also have the model
+    ``VERSION``). ``deduplicated`` says a repeated prediction id was counted once,
     and ``repeated_ids`` how many repeats were left out (None when nobody looked).
 
     With ``histogram_edges`` (ascending bucket indexes) the histograms are summed between
@@ -67,6 +70,9 @@ class Rollup:
     deduplicated: bool = False
     repeated_ids: int | None = None
     histogram_edges: tuple[int, ...] | None = None
+    sliced_histograms: Mapping[str, pa.Table] = field(default_factory=dict)
+    """Per percentile SLO, rows of ``(bucket, <slice columns>, bin, count)``: kept only when
+    attribution asks for a percentile's slices (the scan's ``histogram_slices``)."""
 
     def merge(self, other: Rollup) -> Rollup:
         """The rollup of the union of both inputs (statistics add up)."""
@@ -96,7 +102,13 @@ def merge_all(rollups: Sequence[Rollup]) -> Rollup:
     names = dict.fromkeys(n for r in rollups for n in r.histograms)
     for name in names:
         parts = [r.histograms[name] for r in rollups if name in r.histograms]
-        histograms[name] = _sum_by(pa.concat_tables(parts), [BUCKET, "bin"])
+        table = pa.concat_tables(parts, promote_options="permissive")
+        histograms[name] = _sum_by(table, [c for c in table.column_names if c != "count"])
+    sliced: dict[str, pa.Table] = {}
+    for name in dict.fromkeys(n for r in rollups for n in r.sliced_histograms):
+        parts = [r.sliced_histograms[name] for r in rollups if name in r.sliced_histograms]
+        table = pa.concat_tables(parts, promote_options="permissive")
+        sliced[name] = _sum_by(table, [c for c in table.column_names if c != "count"])
     counts = [r.repeated_ids for r in rollups if r.repeated_ids is not None]
     edges = {r.histogram_edges for r in rollups if r.histograms}
     if len(edges) > 1:
@@ -109,6 +121,7 @@ def merge_all(rollups: Sequence[Rollup]) -> Rollup:
         deduplicated=first.deduplicated,
         repeated_ids=sum(counts) if counts else None,
         histogram_edges=next(iter(edges), None),
+        sliced_histograms=sliced,
     )
 
 
@@ -146,18 +159,38 @@ def stat_table(result: pa.Table, names: Mapping[str, str]) -> pa.Table:
 
 
 def histogram_tables(rows: pa.Table, names: Sequence[str]) -> dict[str, pa.Table]:
-    """Per percentile SLO, its (bucket, bin, count) rows from the ``h<i>`` count columns."""
+    """Per percentile SLO, its (bucket, bin, count) rows from the ``h<i>`` count columns;
+    any other column of ``rows`` is a slice column, kept between the bucket and the bin."""
+    counted = {f"h{i}" for i in range(len(names))}
+    sliced = [c for c in rows.column_names if c not in (BUCKET, "bin", *counted)]
     out = {}
     for i, name in enumerate(names):
         mine = rows.filter(pc.greater(rows[f"h{i}"], 0))
         out[name] = pa.table(
             {
                 BUCKET: mine[BUCKET].cast(pa.int64()),
+                **{c: mine[c] for c in sliced},
                 "bin": mine["bin"].cast(pa.int64()),
                 "count": mine[f"h{i}"].cast(pa.float64()),
             }
         )
     return out
+
+
+def split_histograms(
+    tables: Mapping[str, pa.Table],
+) -> tuple[dict[str, pa.Table], dict[str, pa.Table]]:
+    """The histograms as every window reads them, (bucket, bin, count), and those that came
+    with slice columns as they came (for :attr:`Rollup.sliced_histograms`)."""
+    plain: dict[str, pa.Table] = {}
+    sliced: dict[str, pa.Table] = {}
+    for name, table in tables.items():
+        if [c for c in table.column_names if c != VERSION] == [BUCKET, "bin", "count"]:
+            plain[name] = table
+            continue
+        sliced[name] = table
+        plain[name] = _sum_by(table.select([BUCKET, "bin", "count"]), [BUCKET, "bin"])
+    return plain, sliced
 
 
 def outcome_rollup(rows: pa.Table, bucket_seconds: int, slices: Sequence[str]) -> Rollup:

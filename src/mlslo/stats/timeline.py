@@ -14,17 +14,20 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlslo.stats.calibration import Calibration
+from mlslo.stats.calibration import VERSION_SPAN, Calibrations
 from mlslo.stats.cells import GroupCells
-from mlslo.stats.rollup import BUCKET, SEP, Array, Rollup, numbers
+from mlslo.stats.rollup import BUCKET, SEP, VERSION, Array, Rollup, numbers
 
 
 @dataclass(frozen=True)
 class Histogram:
-    """A window's histogram: bins and counts (unsorted, possibly repeated bins)."""
+    """A window's histogram: bins and counts (unsorted, possibly repeated bins). With
+    ``versions`` (a calibrated CBPE SLO's score bins) a bin's model version is
+    ``versions[bin // VERSION_SPAN]`` and its score bin ``bin % VERSION_SPAN``."""
 
     bins: npt.NDArray[np.int64]
     counts: Array
+    versions: tuple[Any, ...] | None = None
 
     @property
     def total(self) -> float:
@@ -39,8 +42,8 @@ class WindowStats:
     group_sums: Mapping[str, Array] | None = None
     groups: Sequence[tuple[Any, ...]] | None = None
     histogram: Histogram | None = None
-    calibration: Calibration | None = None
-    """The score calibration fitted on the labelled history, for CBPE estimates."""
+    calibration: Calibrations | None = None
+    """The score calibrations fitted on the labelled history, for CBPE estimates."""
 
     def get(self, name: str) -> float:
         return float(self.sums.get(name, 0.0))
@@ -65,6 +68,7 @@ class Timeline:
         *,
         group_by: Sequence[str] = (),
         histogram: bool = False,
+        versioned: bool = False,
     ) -> None:
         self.slo = slo
         self.first = first
@@ -85,6 +89,8 @@ class Timeline:
         self._hist_edges: frozenset[int] | None = None
         self._hist_added = False
         self._hist_span: tuple[int, int] = (0, 0)
+        self.versions: list[Any] | None = [] if versioned else None
+        self._version_index: dict[Any, int] = {}
 
     def nbytes(self) -> int:
         """The bytes the arrays hold (for the service's memory gauge and benchmarks)."""
@@ -184,13 +190,29 @@ class Timeline:
             buckets = numbers(rows[BUCKET], np.int64)
             keep = buckets >= self.first
             self._ensure([], int(buckets.max()) + 1)
+            bins = numbers(rows["bin"], np.int64)
+            if self.versions is not None:
+                bins = bins + self._version_codes(rows) * VERSION_SPAN
             self._hist_extra.append(
-                (
-                    buckets[keep],
-                    numbers(rows["bin"], np.int64)[keep],
-                    numbers(rows["count"], np.float64)[keep],
-                )
+                (buckets[keep], bins[keep], numbers(rows["count"], np.float64)[keep])
             )
+
+    def _version_codes(self, rows: pa.Table) -> npt.NDArray[np.int64]:
+        """The index of each row's model version in :attr:`versions` (new ones appended)."""
+        assert self.versions is not None
+        if VERSION in rows.column_names:
+            column = rows[VERSION].combine_chunks().cast(pa.string())
+        else:
+            column = pa.nulls(rows.num_rows, pa.string())
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        codes = []
+        for value in encoded.dictionary.to_pylist():
+            if value not in self._version_index:
+                self._version_index[value] = len(self.versions)
+                self.versions.append(value)
+            codes.append(self._version_index[value])
+        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return np.asarray(codes, dtype=np.int64)[indices]
 
     def _set_edges(self, edges: tuple[int, ...] | None) -> None:
         given = None if edges is None else frozenset(edges)
@@ -269,6 +291,7 @@ class Timeline:
             histogram = Histogram(
                 np.concatenate(parts_bins) if parts_bins else np.zeros(0, dtype=np.int64),
                 np.concatenate(parts_counts) if parts_counts else np.zeros(0),
+                None if self.versions is None else tuple(self.versions),
             )
         groups = None
         if self.groups is not None and group_sums is not None:
@@ -348,8 +371,12 @@ def build_timeline(
     group_by: Sequence[str] = (),
     histogram: bool = False,
     where: Mapping[str, Sequence[Any]] | None = None,
+    versioned: bool = False,
 ) -> Timeline:
-    """Lay ``slo``'s statistics of ``rollup`` on a grid starting at bucket ``first``."""
-    timeline = Timeline(slo, first, size, group_by=group_by, histogram=histogram)
+    """Lay ``slo``'s statistics of ``rollup`` on a grid starting at bucket ``first``
+    (``versioned``: its histogram is score bins per model version)."""
+    timeline = Timeline(
+        slo, first, size, group_by=group_by, histogram=histogram, versioned=versioned
+    )
     timeline.add(rollup, where=where)
     return timeline

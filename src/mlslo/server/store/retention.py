@@ -90,7 +90,8 @@ class Retention:
             self.db.run("ALTER TABLE rollup_compact RENAME TO rollup_rows")
             self.db.run(
                 "CREATE TABLE histogram_compact AS SELECT slo, bucket, bin, "
-                "sum(count) AS count FROM histogram_rows GROUP BY ALL"
+                "sum(count) AS count, version FROM histogram_rows "
+                "GROUP BY slo, bucket, bin, version"
             )
             self.db.run("DROP TABLE histogram_rows")
             self.db.run("ALTER TABLE histogram_compact RENAME TO histogram_rows")

@@ -14,9 +14,10 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+import ibis
 import ibis.expr.datatypes as dt
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,9 +25,10 @@ import pyarrow.compute as pc
 from mlslo.inputs.normalize import CANONICAL_TYPES, OUTCOME_TYPES, attribute_columns
 from mlslo.measure.windows import bucket_floor, scan_range
 from mlslo.scan.batch import BatchScan, compile_batch_scan
+from mlslo.scan.histograms import histogram_queries
 from mlslo.server.store.database import Database, naive, quoted
-from mlslo.spec import FairnessSLO, Spec, needs_histogram
-from mlslo.stats.rollup import BUCKET, Rollup
+from mlslo.spec import AnySLO, FairnessSLO, Spec, calibrates, needs_histogram
+from mlslo.stats.rollup import BUCKET, VERSION, Rollup, histogram_tables
 from mlslo.stats.timeline import Timeline, build_timeline
 
 Progress = Callable[[int, int], None]
@@ -147,6 +149,7 @@ class Rollups:
                 0,
                 group_by=slo.sli.attributes if isinstance(slo, FairnessSLO) else (),
                 histogram=needs_histogram(slo),
+                versioned=calibrates(slo),
             )
             for slo in spec.slos
         }
@@ -209,9 +212,11 @@ class Rollups:
                 self.db.run("INSERT INTO rollup_rows BY NAME SELECT * FROM mlslo_delta")
         for name, rows in delta.histograms.items():
             if rows.num_rows:
+                version = quoted(VERSION) if VERSION in rows.column_names else "NULL"
                 with self.db.registered("mlslo_hist", rows):
                     self.db.run(
-                        "INSERT INTO histogram_rows SELECT ?, bucket, bin, count FROM mlslo_hist",
+                        "INSERT INTO histogram_rows (slo, bucket, bin, count, version) "
+                        f"SELECT ?, bucket, bin, count, {version} FROM mlslo_hist",
                         [name],
                     )
 
@@ -257,11 +262,15 @@ class Rollups:
             table = self.db.fetch(self.summed_rows("WHERE bucket >= ?", scan), [first])
             histograms = {}
             for (name,) in self.db.run("SELECT DISTINCT slo FROM histogram_rows"):
-                histograms[name] = self.db.fetch(
-                    "SELECT bucket, bin, sum(count) AS count FROM histogram_rows "
-                    "WHERE slo = ? AND bucket >= ? GROUP BY bucket, bin ORDER BY bucket",
+                rows = self.db.fetch(
+                    f"SELECT bucket, version AS {quoted(VERSION)}, bin, sum(count) AS count "
+                    "FROM histogram_rows WHERE slo = ? AND bucket >= ? "
+                    "GROUP BY bucket, version, bin ORDER BY bucket",
                     [name, first],
                 )
+                if rows[VERSION].null_count == rows.num_rows:  # not score bins
+                    rows = rows.drop_columns([VERSION])
+                histograms[name] = rows
         return Rollup(scan.bucket_seconds, scan.slices, _cast_rollup(table, scan), histograms)
 
     def summed_rows(self, where: str = "", scan: BatchScan | None = None) -> str:
@@ -291,6 +300,24 @@ class Rollups:
                 rollup = rollup.merge(self._taken_back(moment, spec, scan))
         return Reading(spec, rollup, repeated)
 
+    def sliced_histogram(self, slo: AnySLO, columns: Sequence[str], first: int) -> pa.Table:
+        """A percentile SLO's histogram rows ``(bucket, <columns>, bin, count)`` from bucket
+        ``first`` on, read from the stored predictions: attribution asks for a percentile's
+        slices, which the rollups do not keep (it would multiply their histograms)."""
+        spec, scan = self._current()
+        sql = _sliced_histogram_sql(spec, slo, columns)
+        since = naive(datetime.fromtimestamp(first * scan.bucket_seconds, UTC)).isoformat()
+        with self.db.lock:
+            self.db.run(
+                f"CREATE OR REPLACE TEMP VIEW {EXPLAIN_VIEW} AS SELECT * FROM predictions "
+                f"WHERE ts >= TIMESTAMP '{since}'"
+            )
+            try:
+                rows = self.db.fetch(sql)
+            finally:
+                self.db.run(f"DROP VIEW IF EXISTS {EXPLAIN_VIEW}")
+        return histogram_tables(rows, [slo.name])[slo.name]
+
     def _taken_back(self, moment: datetime, spec: Spec, scan: BatchScan) -> Rollup:
         """The delta that turns today's rollups into those of ``moment``: for predictions
         whose label arrived later, their rollup with the label known then minus the one with
@@ -303,6 +330,21 @@ class Rollups:
         now = self.effective(relabelled, [], spec=spec)
         then = self.effective(relabelled, [], until=cutoff, spec=spec)
         return scan.run(self.db.con, then).merge(negated(scan.run(self.db.con, now)))
+
+
+EXPLAIN_VIEW = "mlslo_explain"
+
+
+def _sliced_histogram_sql(spec: Spec, slo: AnySLO, columns: Sequence[str]) -> str:
+    """SQL of one percentile SLO's histogram per bucket, value of ``columns`` and bin, over
+    the view :data:`EXPLAIN_VIEW` of the stored predictions."""
+    schema = {name: _ibis_type(kind) for name, kind in CANONICAL_TYPES.items()}
+    schema.update({a: dt.string for a in attribute_columns(spec)})
+    raw = ibis.table(ibis.schema(schema), name=EXPLAIN_VIEW)
+    table = raw.filter(raw.ts.notnull())
+    alone = spec.model_copy(update={"slos": [slo], "composites": []})
+    queries = histogram_queries(alone, table, int(spec.bucket.total_seconds()), by=columns)
+    return str(ibis.to_sql(queries[0][0], dialect="duckdb"))
 
 
 def store_scan(spec: Spec) -> BatchScan:
@@ -336,6 +378,7 @@ def rollup_fingerprint(spec: Spec, scan: BatchScan) -> str:
         "bucket": spec.bucket.total_seconds(),
         "slices": list(scan.slices),
         "statistics": sorted(scan.stat_columns),
+        "score_bins": "per model version",
         "slos": [
             {
                 "name": s.name,
