@@ -55,6 +55,7 @@ def scan_files(
     con: Any | None = None,
     slice_columns: Sequence[str] = (),
     histogram_edges: Sequence[int] | None = None,
+    count_edges: Sequence[int] | None = None,
 ) -> Rollup:
     """Scan the records between ``start`` and ``end`` into a rollup.
 
@@ -64,8 +65,10 @@ def scan_files(
     ``histogram_edges`` (ascending bucket indexes, from
     :func:`mlslo.measure.windows.histogram_edges`) sums the percentile SLOs' histograms
     between them instead of per bucket: much faster, and exact for every window that starts
-    and ends on an edge.
+    and ends on an edge. ``count_edges`` (from :func:`mlslo.measure.windows.count_edges`)
+    does the same for every other statistic, keeping each SLO's last event bucket.
     """
+    edges = (histogram_edges, count_edges)
     locations = {
         role: parse_location(given, role=role)
         for role, given in _given(sources).items()
@@ -77,10 +80,10 @@ def scan_files(
                 "a database source is scanned by its database; use the default engine",
                 parameter="engine",
             )
-        return _scan_database(spec, sources, locations, start, end, slice_columns, histogram_edges)
+        return _scan_database(spec, sources, locations, start, end, slice_columns, edges)
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
-        rollup = _scan_compiled(spec, sources, raw, start, end, slice_columns, histogram_edges)
+        rollup = _scan_compiled(spec, sources, raw, start, end, slice_columns, edges)
         if _check_labels(spec, sources, rollup):
             ibis_con = connect_duckdb(raw)
             predictions = flatten_attributes(ibis_con.table(VIEWS["predictions"]))
@@ -88,7 +91,11 @@ def scan_files(
             _refuse_unmatched(spec, sources, predictions, labels, start, end)
         return rollup
     tables = {role: open_table(con, text, role=role) for role, text in _given(sources).items()}
-    return _scan_tables(spec, sources, tables, start, end, slice_columns, histogram_edges)
+    return _scan_tables(spec, sources, tables, start, end, slice_columns, edges)
+
+
+Edges = tuple[Sequence[int] | None, Sequence[int] | None]
+"""The histograms' edges and the other statistics' edges (None: per bucket)."""
 
 
 def _given(sources: Sources) -> dict[str, Records]:
@@ -110,7 +117,7 @@ def _scan_database(
     start: datetime,
     end: datetime,
     slice_columns: Sequence[str],
-    histogram_edges: Sequence[int] | None = None,
+    edges: Edges = (None, None),
 ) -> Rollup:
     """The scan run by the database the predictions are in; the other sources must be
     tables of the same database (a join cannot cross engines)."""
@@ -128,7 +135,7 @@ def _scan_database(
             role: flatten_attributes(open_database_table(con, location))
             for role, location in locations.items()
         }
-        return _scan_tables(spec, sources, tables, start, end, slice_columns, histogram_edges)
+        return _scan_tables(spec, sources, tables, start, end, slice_columns, edges)
     finally:
         disconnect = getattr(con, "disconnect", None)
         if disconnect is not None:
@@ -142,7 +149,7 @@ def _scan_tables(
     start: datetime,
     end: datetime,
     slice_columns: Sequence[str],
-    histogram_edges: Sequence[int] | None = None,
+    edges: Edges = (None, None),
 ) -> Rollup:
     """The ibis scan over opened tables, on the engine they belong to."""
     from mlslo.scan.queries import scan
@@ -160,7 +167,8 @@ def _scan_tables(
         labels_source=name_of(sources.labels) if sources.labels else "labels",
         outcomes_source=name_of(sources.outcomes) if sources.outcomes else "outcomes",
         dedupe=sources.dedupe,
-        histogram_edges=histogram_edges,
+        histogram_edges=edges[0],
+        count_edges=edges[1],
     )
     if labels is not None and _check_labels(spec, sources, rollup):
         _refuse_unmatched(spec, sources, tables["predictions"], labels, start, end)
@@ -225,7 +233,7 @@ def _scan_compiled(
     start: datetime,
     end: datetime,
     slice_columns: Sequence[str],
-    histogram_edges: Sequence[int] | None,
+    edges: Edges,
 ) -> Rollup:
     """Run the scan's SQL from the cache, compiling it (with ibis, loaded only then) on a
     miss; when a record fails a value check, name it."""
@@ -238,13 +246,16 @@ def _scan_compiled(
         )
         if location
     }
+    histogram_edges, count_edges = edges
     offsets = edge_offsets(histogram_edges)[1] if histogram_edges else None
+    counted = edge_offsets(count_edges)[1] if count_edges else None
     views = Views(
         {role: VIEWS[role] for role in locations},
         {role: name_of(location) for role, location in locations.items()},
         slice_columns,
         sources.dedupe,
         offsets,
+        counted,
     )
     rows = None if sources.dedupe else RowFilter(spec.columns.ts, start, end)
     schemas = open_views(raw, locations, rows=rows)
@@ -254,6 +265,7 @@ def _scan_compiled(
         slices=list(slice_columns),
         dedupe=sources.dedupe,
         histogram_offsets=offsets,
+        count_offsets=counted,
     )
     compiled = load(key)
     if compiled is None:
@@ -264,7 +276,12 @@ def _scan_compiled(
         if cacheable:
             store(key, compiled)
     rollup = compiled.run(
-        raw, start, end, source=name_of(sources.predictions), histogram_edges=histogram_edges
+        raw,
+        start,
+        end,
+        source=name_of(sources.predictions),
+        histogram_edges=histogram_edges,
+        count_edges=count_edges,
     )
     if rollup is not None:
         return rollup

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from mlslo.stats.calibration import Calibration
 from mlslo.stats.cells import GroupCells
-from mlslo.stats.rollup import BUCKET, SEP, Array, Rollup, numbers
+from mlslo.stats.rollup import BUCKET, LAST, SEP, Array, Rollup, numbers
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,18 @@ class Timeline:
         *,
         group_by: Sequence[str] = (),
         histogram: bool = False,
+        edges: Sequence[int] | None = None,
     ) -> None:
         self.slo = slo
         self.first = first
         self.size = size
+        self._edges: npt.NDArray[np.int64] | None = None
+        if edges:
+            # the counts were summed between these buckets: slot k holds the span
+            # [edges[k], edges[k + 1]), the last slot what came after the last edge
+            self._edges = np.asarray(edges, dtype=np.int64)
+            self.size = len(edges)
+        self._last: dict[str, npt.NDArray[np.int64]] = {}
         self.group_by = tuple(group_by)
         self._stats: dict[str, Array] = {}
         self.groups: list[tuple[Any, ...]] | None = [] if group_by else None
@@ -91,9 +99,31 @@ class Timeline:
     def _capacity(self) -> int:
         return next(iter(self._stats.values())).shape[0] if self._stats else self.size
 
+    def _slots(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Where buckets lie on the grid (below 0: before it)."""
+        if self._edges is None:
+            return buckets - self.first
+        slots = np.searchsorted(self._edges, buckets, side="right") - 1
+        return np.where(buckets < self._edges[0], -1, slots)
+
+    def _slot(self, moment: int) -> int:
+        """Where a window starting or ending at bucket ``moment`` cuts the grid."""
+        if self._edges is None:
+            return moment - self.first
+        edges = self._edges
+        if moment > edges[-1]:
+            return self.size
+        found = int(np.searchsorted(edges, moment, side="left"))
+        if moment >= edges[0] and edges[found] != moment:
+            raise ValueError(
+                f"{self.slo}: the counts are summed between edges and bucket {moment} is "
+                "not one; scan with the edges of every window read"
+            )
+        return found
+
     def _ensure(self, names: Sequence[str], end: int) -> None:
-        """Make room for buckets up to ``end`` (exclusive) and for every stat in ``names``."""
-        needed = max(end - self.first, self.size)
+        """Make room for slots up to ``end`` (exclusive) and for every stat in ``names``."""
+        needed = max(end, self.size)
         capacity = self._capacity()
         if needed > capacity:
             grown = max(needed, capacity * 2, 64)
@@ -153,12 +183,18 @@ class Timeline:
         columns = [c for c in table.column_names if c.startswith(prefix)]
         if table.num_rows and columns:
             buckets = numbers(table[BUCKET], np.int64)
-            keep = buckets >= self.first
-            offsets = buckets[keep] - self.first
+            slots = self._slots(buckets)
+            keep = slots >= 0
+            offsets = slots[keep]
             names = [c[len(prefix) :] for c in columns]
-            self._ensure(names, int(buckets.max()) + 1)
+            lasts = [n for n in names if n.startswith(LAST)]
+            names = [n for n in names if not n.startswith(LAST)]
+            self._ensure(names, int(offsets.max()) + 1 if offsets.size else 0)
+            for name in lasts:
+                self._add_last(name, offsets, numbers(table[prefix + name], np.int64)[keep])
             kept: dict[str, Array] = {}
-            for name, column in zip(names, columns, strict=True):
+            for name in names:
+                column = prefix + name
                 values = numbers(table[column], np.float64)
                 if not np.isfinite(values).all():
                     values = np.nan_to_num(values)
@@ -175,7 +211,8 @@ class Timeline:
             self._set_edges(rollup.histogram_edges)
             buckets = numbers(rows[BUCKET], np.int64)
             keep = buckets >= self.first
-            self._ensure([], int(buckets.max()) + 1)
+            if self._edges is None:
+                self._ensure([], int(buckets.max()) + 1 - self.first)
             self._hist_extra.append(
                 (
                     buckets[keep],
@@ -183,6 +220,17 @@ class Timeline:
                     numbers(rows["count"], np.float64)[keep],
                 )
             )
+
+    def _add_last(self, name: str, slots: npt.NDArray[np.int64], last: Any) -> None:
+        """Keep per slot the last bucket holding an event (for :meth:`last_active`)."""
+        kept = self._last.get(name)
+        if kept is None or kept.size < self.size:
+            grown = np.full(self.size, -1, dtype=np.int64)
+            if kept is not None:
+                grown[: kept.size] = kept
+            kept = grown
+        np.maximum.at(kept, slots, last)
+        self._last[name] = kept
 
     def _set_edges(self, edges: tuple[int, ...] | None) -> None:
         given = None if edges is None else frozenset(edges)
@@ -223,8 +271,8 @@ class Timeline:
     # --- reading ---------------------------------------------------------------------------
 
     def _clip(self, start: int, end: int) -> tuple[int, int]:
-        a = min(max(start - self.first, 0), self.size)
-        b = min(max(end - self.first, 0), self.size)
+        a = min(max(self._slot(start), 0), self.size)
+        b = min(max(self._slot(end), 0), self.size)
         return a, max(a, b)
 
     def window(self, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()) -> WindowStats:
@@ -299,7 +347,13 @@ class Timeline:
             if prefix[b] - prefix[a] < 0.5:
                 continue
             reached = int(np.searchsorted(prefix[a : b + 1], prefix[b] - 0.5, side="right"))
-            return self.first + a + reached - 1
+            slot = a + reached - 1
+            if self._edges is None:
+                return self.first + slot
+            last = self._last.get(LAST + stat)
+            if last is None or last[slot] < 0:
+                raise ValueError(f"{self.slo}: the counts hold no last bucket of '{stat}'")
+            return int(last[slot])
         return None
 
 
@@ -341,7 +395,10 @@ def build_timeline(
     histogram: bool = False,
     where: Mapping[str, Sequence[Any]] | None = None,
 ) -> Timeline:
-    """Lay ``slo``'s statistics of ``rollup`` on a grid starting at bucket ``first``."""
-    timeline = Timeline(slo, first, size, group_by=group_by, histogram=histogram)
+    """Lay ``slo``'s statistics of ``rollup`` on a grid starting at bucket ``first`` (one
+    slot per span when the rollup's counts were summed between edges)."""
+    timeline = Timeline(
+        slo, first, size, group_by=group_by, histogram=histogram, edges=rollup.count_edges
+    )
     timeline.add(rollup, where=where)
     return timeline
