@@ -152,7 +152,9 @@ class GroupCells:
         offsets, codes, values = cells.merge(len(self.names))
         i, j = np.searchsorted(offsets, (lo - block * BLOCK, hi - block * BLOCK)).tolist()
         if j > i:
-            np.add.at(sums, codes[i:j], values[i:j])
+            picked = codes[i:j]
+            for k in range(sums.shape[1]):
+                sums[:, k] += np.bincount(picked, weights=values[i:j, k], minlength=sums.shape[0])
 
     def window(self, pieces: Sequence[tuple[int, int]]) -> dict[str, Array]:
         """The per-group sums of every statistic over the buckets of ``pieces`` (``[a, b)``
