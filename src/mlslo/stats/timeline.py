@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.stats.calibration import Calibration
-from mlslo.stats.cells import GroupCells
+from mlslo.stats.cells import BLOCK, GroupCells
 from mlslo.stats.rollup import BUCKET, LAST, SEP, Array, Rollup, numbers
 
 
@@ -82,8 +82,10 @@ class Timeline:
         self.groups: list[tuple[Any, ...]] | None = [] if group_by else None
         self._group_index: dict[tuple[Any, ...], int] = {}
         self._prefix: dict[str, Array] | None = None
-        self._cells: GroupCells | None = GroupCells() if group_by else None
-        self._order: list[int] | None = None
+        self._cells: GroupCells | None = None
+        if group_by:  # one block per span: every window on edges reads whole blocks
+            self._cells = GroupCells(block=1 if self._edges is not None else BLOCK)
+        self._order: tuple[npt.NDArray[np.int64], list[tuple[Any, ...]]] | None = None
         self._lock = threading.Lock()
         self._has_histogram = histogram
         self._hist_buckets = np.zeros(0, dtype=np.int64)
@@ -312,19 +314,18 @@ class Timeline:
             )
         groups = None
         if self.groups is not None and group_sums is not None:
-            order = self._group_order()
-            groups = [self.groups[i] for i in order]
+            order, groups = self._group_order()
             group_sums = {k: v[order] for k, v in group_sums.items()}
         return WindowStats(sums, group_sums, groups, histogram)
 
-    def _group_order(self) -> list[int]:
-        """Group indices in the order results list them (groups are only ever appended, so
-        the order is kept until a new group arrives)."""
+    def _group_order(self) -> tuple[npt.NDArray[np.int64], list[tuple[Any, ...]]]:
+        """Group indices in the order results list them, and the groups in that order (groups
+        are only ever appended, so both are kept until a new group arrives; every window
+        shares the one list)."""
         known = self.groups or []
-        if self._order is None or len(self._order) != len(known):
-            self._order = sorted(
-                range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i])
-            )
+        if self._order is None or len(self._order[1]) != len(known):
+            order = sorted(range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i]))
+            self._order = (np.asarray(order, dtype=np.int64), [known[i] for i in order])
         return self._order
 
     def last_active(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,7 @@ def attributed(sli: FairnessSLI, stats: WindowStats) -> tuple[WindowStats, float
     become ``(missing)``, null and empty together."""
     groups = stats.groups or []
     sums = stats.group_sums or {}
-    target, order = _regrouping(tuple(groups), sli.missing == "group")
+    target, order = _regrouping(groups, sli.missing == "group")
     kept = target >= 0
     left_out = sums.get("predictions")
     unattributed = float(np.sum(left_out[~kept])) if left_out is not None else 0.0
@@ -67,12 +66,25 @@ def attributed(sli: FairnessSLI, stats: WindowStats) -> tuple[WindowStats, float
     return replace(stats, group_sums=merged, groups=order), unattributed
 
 
-@lru_cache(maxsize=16)
-def _regrouping(
-    groups: tuple[tuple[Any, ...], ...], gather_missing: bool
-) -> tuple[npt.NDArray[np.int64], list[tuple[Any, ...]]]:
+_Regrouping = tuple[npt.NDArray[np.int64], list[tuple[Any, ...]]]
+_recent: list[tuple[Sequence[tuple[Any, ...]], int, bool, _Regrouping]] = []
+RECENT_REGROUPINGS = 8
+
+
+def _regrouping(groups: Sequence[tuple[Any, ...]], gather_missing: bool) -> _Regrouping:
     """Where each group's sums go (-1: left out) and the groups compared, in their order.
-    Every window of a timeline lists the same groups, so this is worked out once."""
+    Every window of a timeline shares one list of groups, so this is worked out once per
+    list (recognised by identity, not by comparing thousands of tuples)."""
+    for known, size, gather, found in list(_recent):
+        if known is groups and size == len(groups) and gather == gather_missing:
+            return found
+    found = _regroup(groups, gather_missing)
+    _recent.insert(0, (groups, len(groups), gather_missing, found))
+    del _recent[RECENT_REGROUPINGS:]
+    return found
+
+
+def _regroup(groups: Sequence[tuple[Any, ...]], gather_missing: bool) -> _Regrouping:
     keys: dict[tuple[Any, ...], int] = {}
     first = np.full(len(groups), -1, dtype=np.int64)
     for index, group in enumerate(groups):
