@@ -22,7 +22,7 @@ from mlslo.scan.expressions import (
     span_start,
 )
 from mlslo.scan.histograms import Grid
-from mlslo.scan.plan import Plan, failing_rows
+from mlslo.scan.plan import Plan, failing_rows, last_where
 from mlslo.scan.prepare import Check, Emptiness, as_timestamp, flag, not_numeric
 from mlslo.spec import AvailabilitySLO, Spec
 from mlslo.stats.rollup import BUCKET, CHECKS, LAST, stat_column
@@ -119,7 +119,7 @@ def outcome_query(
             if isinstance(slo, AvailabilitySLO):
                 alias = f"c{len(aggregates)}"
                 events = both(slo_filter(filtered, slo), filtered.total > 0)
-                aggregates[alias] = bucket.max(where=events).cast("float64")
+                aggregates[alias] = last_where(bucket, events)
                 names[stat_column(slo.name, LAST + "total")] = alias
         bucket = span_start(bucket, *grid)
     failing = failing_rows(filtered, checks)

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
+
 from mlslo.inputs.checks import binary_fields, missing_message, not_binary_message
 from mlslo.inputs.fields import column_for
 from mlslo.scan.expressions import (
@@ -128,8 +130,14 @@ def last_events(spec: Spec, table: Expr, minute: Expr) -> dict[str, Expr]:
             continue
         stat, value = found
         condition = both(slo_filter(table, slo), value.notnull())
-        out[stat_column(slo.name, LAST + stat)] = minute.max(where=condition).cast("float64")
+        out[stat_column(slo.name, LAST + stat)] = last_where(minute, condition)
     return out
+
+
+def last_where(minute: Expr, condition: Expr) -> Expr:
+    """The largest ``minute`` of the rows meeting ``condition``: a CASE inside the max, which
+    DuckDB computes several times faster than a filtered aggregate."""
+    return ibis.ifelse(condition, minute, ibis.null(minute.type())).max().cast("float64")
 
 
 def _event(slo: AnySLO, t: Expr) -> tuple[str, Expr] | None:
