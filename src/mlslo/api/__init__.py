@@ -18,6 +18,7 @@ from mlslo.measure.evaluate import Evaluation, evaluate
 from mlslo.measure.windows import (
     bucket_floor,
     bucket_start,
+    count_edges,
     histogram_edges,
     scan_range,
     series_step,
@@ -63,6 +64,11 @@ def read_sources(
                 con=con,
                 slice_columns=slice_columns,
                 histogram_edges=histogram_edges(spec, at, series_step),
+                count_edges=(
+                    count_edges(spec, at, series_step)
+                    if records is spec and not slice_columns
+                    else None
+                ),
             )
         )
     reading = read_prometheus(spec, start, end, slice_columns=slice_columns)

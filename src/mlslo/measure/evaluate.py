@@ -264,7 +264,7 @@ def _evaluate_slo(
     bucket = spec.bucket
     start, end = slo_bounds(slo, at)
     a, b = bucket_ceil(start, bucket), bucket_ceil(end, bucket)
-    m = _measure_window(slo, timeline, a, b, bucket)
+    m = _measure_window(slo, timeline, a, b, bucket, full=True)
     if isinstance(slo, AccuracySLO) and slo.sli.estimate and slo.sli.label_delay:
         m = _estimate_recent(slo, timeline, at, bucket, m)
     consumed = _consumed(slo, m)
@@ -335,22 +335,24 @@ def _last_event(
 
 
 def _measure_window(
-    slo: AnySLO, timeline: _Corrected, a: int, b: int, bucket: timedelta
+    slo: AnySLO, timeline: _Corrected, a: int, b: int, bucket: timedelta, *, full: bool = False
 ) -> Measurement:
+    """The SLI over ``[a, b)`` (by timeslices when the SLO budgets so); ``full`` (every
+    group's detail) only for the SLO's own window, the one results show in full."""
     if slo.effective_budgeting != "timeslices":
-        return measure(slo, timeline.window(a, b))
+        return measure(slo, timeline.window(a, b), detail=full)
     assert slo.slice is not None and slo.timeslice_target is not None
     span = int(slo.slice / bucket)
     if b - a < span:
         return Measurement(None, 0, reason="the window is shorter than one slice")
     verdicts = []
     for hi in range(b, a + span - 1, -span):
-        sliced = measure(slo, timeline.window(hi - span, hi))
+        sliced = measure(slo, timeline.window(hi - span, hi), detail=False)
         if sliced.value is None or sliced.n < slo.min_samples:
             continue
         verdicts.append(bool(budgeting.is_met(sliced.value, slo.timeslice_target, slo.slice_op)))
     good, total = float(sum(verdicts)), float(len(verdicts))
-    whole = measure(slo, timeline.window(a, b))
+    whole = measure(slo, timeline.window(a, b), detail=False)
     detail = {"window_value": whole.value, "good_slices": int(good), "slices": int(total)}
     if "clock_skew" in whole.detail:
         detail["clock_skew"] = whole.detail["clock_skew"]
@@ -415,7 +417,7 @@ def _series(
     hi = b
     while hi > a:
         lo = max(a, hi - span)
-        m = measure(slo, timeline.window(lo, hi))
+        m = measure(slo, timeline.window(lo, hi), detail=False)
         end = min(bucket_start(hi, bucket), window_end)
         points.append(SeriesPoint(bucket_start(lo, bucket), end, m.value, m.n, m.label_coverage))
         hi = lo

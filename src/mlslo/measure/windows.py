@@ -136,11 +136,24 @@ def histogram_edges(
 
     None when no SLO needs a histogram, or when the windows need more than
     ``MOST_HISTOGRAM_EDGES`` edges (the histograms then stay per bucket)."""
+    return window_edges(spec, at, step, [slo for slo in spec.slos if needs_histogram(slo)])
+
+
+def count_edges(spec: Spec, at: datetime, step: timedelta | None = None) -> tuple[int, ...] | None:
+    """The buckets where any window of any SLO starts or ends in an evaluation at ``at``
+    (see :func:`histogram_edges`): the counts summed between them serve every window the
+    evaluation reads. None when there would be more than ``MOST_HISTOGRAM_EDGES``."""
+    return window_edges(spec, at, step, spec.slos)
+
+
+def window_edges(
+    spec: Spec, at: datetime, step: timedelta | None, slos: Iterable[AnySLO]
+) -> tuple[int, ...] | None:
+    """The edges of every window of ``slos`` an evaluation at ``at`` reads (None: none, or
+    more than ``MOST_HISTOGRAM_EDGES``)."""
     bucket = spec.bucket
     edges: set[int] = set()
-    for slo in spec.slos:
-        if not needs_histogram(slo):
-            continue
+    for slo in slos:
         start, end = slo_bounds(slo, at)
         a, b = bucket_ceil(start, bucket), bucket_ceil(end, bucket)
         edges.update((a, b))
@@ -161,8 +174,9 @@ def histogram_edges(
                 if len(edges) > MOST_HISTOGRAM_EDGES:
                     return None
         label_delay = getattr(slo.sli, "label_delay", None)
-        if calibrates(slo) and label_delay:
-            edges.add(bucket_ceil(at - label_delay, bucket))
+        if label_delay and (calibrates(slo) or getattr(slo.sli, "estimate", None)):
+            # the calibration's history and the estimate of the predictions not labelled yet
+            edges.update((bucket_ceil(at - label_delay, bucket), bucket_ceil(at, bucket)))
         for correction in spec.corrections:
             if correction.slos is None or slo.name in correction.slos:
                 edges.add(bucket_floor(correction.start, int(bucket.total_seconds())))

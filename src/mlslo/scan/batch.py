@@ -14,9 +14,9 @@ from mlslo.errors import DataError
 from mlslo.scan.compiled import rows_of
 from mlslo.scan.expressions import bucket_of
 from mlslo.scan.histograms import histogram_queries
+from mlslo.scan.outcomes import outcome_statistics
 from mlslo.scan.plan import build_plan
 from mlslo.scan.prepare import slices_of
-from mlslo.scan.queries import outcome_statistics
 from mlslo.spec import (
     AccuracySLO,
     Spec,

@@ -33,7 +33,7 @@ from mlslo.stats.rollup import (
     stat_table,
 )
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 CACHE_ENTRIES = 256
 
 # The DuckDB variables that hold the window's bounds, for timestamp columns with a zone and
@@ -41,6 +41,8 @@ CACHE_ENTRIES = 256
 START, END = "mlslo_start", "mlslo_end"
 # The DuckDB variable holding the last edge of the histograms' spans (a bucket index).
 HISTOGRAM_END = "mlslo_histogram_end"
+# The same for the edges the other statistics are summed between.
+COUNT_END = "mlslo_count_end"
 
 
 def edge_offsets(edges: Sequence[int]) -> tuple[int, tuple[int, ...]]:
@@ -59,14 +61,15 @@ class Views:
     """Sources opened as DuckDB views: each role's view name (``predictions``, ``labels``,
     ``outcomes``), where each came from (for messages), extra slice columns, whether a
     repeated prediction id counts once, the distances of the histograms' edges before the
-    last one (None: histograms per bucket), and the columns the percentiles' histograms are
-    also sliced by."""
+    last one (None: histograms per bucket) and of the other statistics' edges, and the
+    columns the percentiles' histograms are also sliced by."""
 
     tables: Mapping[str, str]
     locations: Mapping[str, str]
     slice_columns: Sequence[str] = ()
     dedupe: bool = False
     histogram_offsets: tuple[int, ...] | None = None
+    count_offsets: tuple[int, ...] | None = None
     histogram_slices: Sequence[str] = ()
 
 
@@ -78,7 +81,8 @@ class CompiledScan:
     alias that computes it; the ``x`` column counts rows failing a value check (a record with
     no valid timestamp lands in the null bucket). ``histograms`` are (SQL, percentile SLOs);
     ``outcome_sql`` groups outcome counts by bucket. With ``histogram_offsets`` the histograms
-    are summed between edges at those distances before the one :meth:`run` is given.
+    are summed between edges at those distances before the one :meth:`run` is given;
+    with ``count_offsets``, the statistics of ``sql`` and ``outcome_sql`` likewise.
     """
 
     bucket_seconds: int
@@ -90,6 +94,7 @@ class CompiledScan:
     outcome_names: Mapping[str, str] | None = None
     repeated_sql: str | None = None
     histogram_offsets: tuple[int, ...] | None = None
+    count_offsets: tuple[int, ...] | None = None
 
     def to_json(self) -> str:
         return json.dumps({"format": CACHE_FORMAT, **asdict(self)})
@@ -108,9 +113,8 @@ class CompiledScan:
             outcome_sql=data["outcome_sql"],
             outcome_names=data["outcome_names"],
             repeated_sql=data["repeated_sql"],
-            histogram_offsets=(
-                None if data["histogram_offsets"] is None else tuple(data["histogram_offsets"])
-            ),
+            histogram_offsets=_offsets(data["histogram_offsets"]),
+            count_offsets=_offsets(data["count_offsets"]),
         )
 
     def run(
@@ -121,16 +125,14 @@ class CompiledScan:
         *,
         source: str,
         histogram_edges: Sequence[int] | None = None,
+        count_edges: Sequence[int] | None = None,
     ) -> Rollup | None:
         """The rollup of the records in [start, end), or None when a record fails a value
-        check (the caller then names the first offending row). ``histogram_edges`` are the
-        edges the SQL was compiled for (:attr:`histogram_offsets`), placed in time."""
-        edges = None
-        if self.histogram_offsets is not None:
-            if not histogram_edges or edge_offsets(histogram_edges)[1] != self.histogram_offsets:
-                raise ValueError("the histogram edges differ from those the scan was compiled for")
-            edges = tuple(histogram_edges)
-            con.execute(f"SET VARIABLE {HISTOGRAM_END} = {int(edges[-1])}")
+        check (the caller then names the first offending row). ``histogram_edges`` and
+        ``count_edges`` are the edges the SQL was compiled for (:attr:`histogram_offsets`,
+        :attr:`count_offsets`), placed in time."""
+        edges = _place(con, HISTOGRAM_END, self.histogram_offsets, histogram_edges)
+        counted = _place(con, COUNT_END, self.count_offsets, count_edges)
         set_window(con, start, end)
         try:
             rows = rows_of(con, self.sql)
@@ -151,6 +153,7 @@ class CompiledScan:
             histograms,
             histogram_edges=edges if histograms else None,
             sliced_histograms=sliced,
+            count_edges=counted,
         )
         if repeated is not None:
             rollup = deduplicated(rollup, repeated)
@@ -160,9 +163,28 @@ class CompiledScan:
             return None
         return rollup.merge(
             outcome_rollup(
-                stat_table(outcome_rows, self.outcome_names), self.bucket_seconds, self.slices
+                stat_table(outcome_rows, self.outcome_names),
+                self.bucket_seconds,
+                self.slices,
+                counted,
             )
         )
+
+
+def _offsets(kept: Any) -> tuple[int, ...] | None:
+    return None if kept is None else tuple(int(o) for o in kept)
+
+
+def _place(
+    con: Any, variable: str, offsets: tuple[int, ...] | None, edges: Sequence[int] | None
+) -> tuple[int, ...] | None:
+    """Set the last edge where the SQL compiled for ``offsets`` reads it."""
+    if offsets is None:
+        return None
+    if not edges or edge_offsets(edges)[1] != offsets:
+        raise ValueError("the edges differ from those the scan was compiled for")
+    con.execute(f"SET VARIABLE {variable} = {int(edges[-1])}")
+    return tuple(edges)
 
 
 def rows_of(con: Any, sql: str) -> pa.Table:

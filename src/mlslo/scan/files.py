@@ -55,6 +55,7 @@ def scan_files(
     con: Any | None = None,
     slice_columns: Sequence[str] = (),
     histogram_edges: Sequence[int] | None = None,
+    count_edges: Sequence[int] | None = None,
     histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """Scan the records between ``start`` and ``end`` into a rollup.
@@ -65,9 +66,12 @@ def scan_files(
     ``histogram_edges`` (ascending bucket indexes, from
     :func:`mlslo.measure.windows.histogram_edges`) sums the percentile SLOs' histograms
     between them instead of per bucket: much faster, and exact for every window that starts
-    and ends on an edge. ``histogram_slices`` also keeps the percentiles' histograms per
-    value of these columns (attribution of a percentile SLO).
+    and ends on an edge. ``count_edges`` (from :func:`mlslo.measure.windows.count_edges`)
+    does the same for every other statistic, keeping each SLO's last event bucket.
+    ``histogram_slices`` also keeps the percentiles' histograms per value of these columns
+    (attribution of a percentile SLO).
     """
+    edges = (histogram_edges, count_edges)
     locations = {
         role: parse_location(given, role=role)
         for role, given in _given(sources).items()
@@ -80,12 +84,12 @@ def scan_files(
                 parameter="engine",
             )
         return _scan_database(
-            spec, sources, locations, start, end, slice_columns, histogram_edges, histogram_slices
+            spec, sources, locations, start, end, slice_columns, edges, histogram_slices
         )
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
         rollup = _scan_compiled(
-            spec, sources, raw, start, end, slice_columns, histogram_edges, histogram_slices
+            spec, sources, raw, start, end, slice_columns, edges, histogram_slices
         )
         if _check_labels(spec, sources, rollup):
             ibis_con = connect_duckdb(raw)
@@ -94,9 +98,11 @@ def scan_files(
             _refuse_unmatched(spec, sources, predictions, labels, start, end)
         return rollup
     tables = {role: open_table(con, text, role=role) for role, text in _given(sources).items()}
-    return _scan_tables(
-        spec, sources, tables, start, end, slice_columns, histogram_edges, histogram_slices
-    )
+    return _scan_tables(spec, sources, tables, start, end, slice_columns, edges, histogram_slices)
+
+
+Edges = tuple[Sequence[int] | None, Sequence[int] | None]
+"""The histograms' edges and the other statistics' edges (None: per bucket)."""
 
 
 def _given(sources: Sources) -> dict[str, Records]:
@@ -118,7 +124,7 @@ def _scan_database(
     start: datetime,
     end: datetime,
     slice_columns: Sequence[str],
-    histogram_edges: Sequence[int] | None = None,
+    edges: Edges = (None, None),
     histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """The scan run by the database the predictions are in; the other sources must be
@@ -138,7 +144,7 @@ def _scan_database(
             for role, location in locations.items()
         }
         return _scan_tables(
-            spec, sources, tables, start, end, slice_columns, histogram_edges, histogram_slices
+            spec, sources, tables, start, end, slice_columns, edges, histogram_slices
         )
     finally:
         disconnect = getattr(con, "disconnect", None)
@@ -153,7 +159,7 @@ def _scan_tables(
     start: datetime,
     end: datetime,
     slice_columns: Sequence[str],
-    histogram_edges: Sequence[int] | None = None,
+    edges: Edges = (None, None),
     histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """The ibis scan over opened tables, on the engine they belong to."""
@@ -172,7 +178,8 @@ def _scan_tables(
         labels_source=name_of(sources.labels) if sources.labels else "labels",
         outcomes_source=name_of(sources.outcomes) if sources.outcomes else "outcomes",
         dedupe=sources.dedupe,
-        histogram_edges=histogram_edges,
+        histogram_edges=edges[0],
+        count_edges=edges[1],
         histogram_slices=histogram_slices,
     )
     if labels is not None and _check_labels(spec, sources, rollup):
@@ -238,7 +245,7 @@ def _scan_compiled(
     start: datetime,
     end: datetime,
     slice_columns: Sequence[str],
-    histogram_edges: Sequence[int] | None,
+    edges: Edges,
     histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """Run the scan's SQL from the cache, compiling it (with ibis, loaded only then) on a
@@ -252,13 +259,16 @@ def _scan_compiled(
         )
         if location
     }
+    histogram_edges, count_edges = edges
     offsets = edge_offsets(histogram_edges)[1] if histogram_edges else None
+    counted = edge_offsets(count_edges)[1] if count_edges else None
     views = Views(
         {role: VIEWS[role] for role in locations},
         {role: name_of(location) for role, location in locations.items()},
         slice_columns,
         sources.dedupe,
         offsets,
+        counted,
         tuple(histogram_slices),
     )
     rows = None if sources.dedupe else RowFilter(spec.columns.ts, start, end)
@@ -269,6 +279,7 @@ def _scan_compiled(
         slices=list(slice_columns),
         dedupe=sources.dedupe,
         histogram_offsets=offsets,
+        count_offsets=counted,
         histogram_slices=list(histogram_slices),
     )
     compiled = load(key)
@@ -280,7 +291,12 @@ def _scan_compiled(
         if cacheable:
             store(key, compiled)
     rollup = compiled.run(
-        raw, start, end, source=name_of(sources.predictions), histogram_edges=histogram_edges
+        raw,
+        start,
+        end,
+        source=name_of(sources.predictions),
+        histogram_edges=histogram_edges,
+        count_edges=count_edges,
     )
     if rollup is not None:
         return rollup

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -24,74 +25,62 @@ import pyarrow as pa
 
 from mlslo.errors import DataError, first_line
 from mlslo.inputs.checks import LISTED, listed
-from mlslo.inputs.fields import check_kind
 from mlslo.inputs.files import flatten_attributes
-from mlslo.scan.compiled import END, HISTOGRAM_END, START, CompiledScan, Views, edge_offsets
+from mlslo.scan.compiled import (
+    COUNT_END,
+    END,
+    HISTOGRAM_END,
+    START,
+    CompiledScan,
+    Views,
+    edge_offsets,
+)
 from mlslo.scan.expressions import (
     Bound,
     Expr,
     backend_name,
     bucket_of,
-    count_if,
     in_window,
-    slo_filter,
+    span_start,
     variable_int,
 )
 from mlslo.scan.histograms import Grid, histogram_queries
-from mlslo.scan.plan import Plan, build_plan, classes_of, failing_rows
+from mlslo.scan.outcomes import Grouped, outcome_query
+from mlslo.scan.plan import build_plan, classes_of, last_events
 from mlslo.scan.prepare import (
     Check,
     Emptiness,
-    as_timestamp,
-    flag,
     join_labels,
-    not_numeric,
     prepare,
     slices_of,
     uses_labels,
 )
 from mlslo.spec import (
     AccuracySLO,
-    AvailabilitySLO,
     Spec,
 )
 from mlslo.stats.rollup import (
     BUCKET,
-    CHECKS,
     Rollup,
     all_valid,
     deduplicated,
     histogram_tables,
     outcome_rollup,
     split_histograms,
-    stat_column,
     stat_table,
 )
 
 ROW = "__row"
-
-
-@dataclass
-class _Grouped:
-    """One GROUP BY of the scan: ``prepared`` is the records as read (to name a bad row),
-    ``filtered`` those in the window (or without a timestamp)."""
-
-    prepared: Expr
-    filtered: Expr
-    query: Expr
-    plan: Plan
-    source: str
-    labels: tuple[str, str] | None = None
-    """Where joined labels come from: their source and label column."""
+MINUTE = "__minute"
 
 
 @dataclass
 class _Queries:
     bucket_seconds: int
     slices: list[str]
-    records: _Grouped
+    records: Grouped
     histograms: list[tuple[Expr, list[str]]]
-    outcomes: _Grouped | None
+    outcomes: Grouped | None
     cacheable: bool
     repeated: Expr | None = None
 
@@ -110,6 +99,7 @@ def scan(
     outcomes_source: str = "outcomes",
     dedupe: bool = False,
     histogram_edges: Sequence[int] | None = None,
+    count_edges: Sequence[int] | None = None,
     histogram_slices: Sequence[str] = (),
 ) -> Rollup:
     """Reduce the records with ``start <= ts < end`` to a :class:`Rollup`.
@@ -117,14 +107,12 @@ def scan(
     ``slice_columns`` adds attributes to slice by beyond those the fairness SLOs need (the
     candidate check slices by ``model_version``). ``dedupe`` counts a repeated prediction id
     once (the service always does, at ingest; on files it costs a hash of every id).
-    ``histogram_edges`` sums the histograms between these buckets instead of per bucket.
-    ``histogram_slices`` also keeps the percentiles' histograms per value of these columns
-    (:attr:`Rollup.sliced_histograms`).
+    ``histogram_edges`` sums the histograms between these buckets instead of per bucket,
+    ``count_edges`` the other statistics. ``histogram_slices`` also keeps the percentiles'
+    histograms per value of these columns (:attr:`Rollup.sliced_histograms`).
     """
-    grid = None
-    if histogram_edges:
-        last, offsets = edge_offsets(histogram_edges)
-        grid = (ibis.literal(last, type=dt.int64), offsets)
+    grid = _grid(histogram_edges)
+    counts_grid = _grid(count_edges)
     queries = _build(
         spec,
         predictions,
@@ -138,9 +126,11 @@ def scan(
         outcomes_source=outcomes_source,
         dedupe=dedupe,
         histogram_grid=grid,
+        count_grid=counts_grid,
         histogram_slices=histogram_slices,
     )
     records = queries.records
+    edges = tuple(count_edges) if counts_grid is not None and count_edges else None
     rows = _checked(_execute(records.query, source), records)
     tables: dict[str, pa.Table] = {}
     for query, names in queries.histograms:
@@ -153,6 +143,7 @@ def scan(
         histograms,
         histogram_edges=tuple(histogram_edges) if histogram_edges and histograms else None,
         sliced_histograms=sliced,
+        count_edges=edges,
     )
     if queries.repeated is not None:
         rollup = deduplicated(rollup, _execute(queries.repeated, source))
@@ -162,9 +153,19 @@ def scan(
     outcome_rows = _checked(_execute(counted.query, outcomes_source), counted)
     return rollup.merge(
         outcome_rollup(
-            stat_table(outcome_rows, counted.plan.names), queries.bucket_seconds, queries.slices
+            stat_table(outcome_rows, counted.plan.names),
+            queries.bucket_seconds,
+            queries.slices,
+            edges,
         )
     )
+
+
+def _grid(edges: Sequence[int] | None) -> Grid | None:
+    if not edges:
+        return None
+    last, offsets = edge_offsets(edges)
+    return ibis.literal(last, type=dt.int64), offsets
 
 
 def compile_scan(spec: Spec, con: Expr, views: Views) -> tuple[CompiledScan, bool]:
@@ -187,6 +188,7 @@ def compile_scan(spec: Spec, con: Expr, views: Views) -> tuple[CompiledScan, boo
         outcome_names=None if counted is None else dict(counted.plan.names),
         repeated_sql=None if queries.repeated is None else sql(queries.repeated),
         histogram_offsets=views.histogram_offsets if queries.histograms else None,
+        count_offsets=views.count_offsets,
     )
     return compiled, queries.cacheable
 
@@ -206,6 +208,7 @@ def _over_views(spec: Spec, con: Expr, views: Views) -> _Queries:
     names = views.locations
     opened = {role: flatten_attributes(con.table(view)) for role, view in views.tables.items()}
     offsets = views.histogram_offsets
+    counted = views.count_offsets
     return _build(
         spec,
         opened["predictions"],
@@ -219,6 +222,7 @@ def _over_views(spec: Spec, con: Expr, views: Views) -> _Queries:
         outcomes_source=names.get("outcomes", "outcomes"),
         dedupe=views.dedupe,
         histogram_grid=None if offsets is None else (variable_int(HISTOGRAM_END), offsets),
+        count_grid=None if counted is None else (variable_int(COUNT_END), counted),
         histogram_slices=views.histogram_slices,
     )
 
@@ -237,6 +241,7 @@ def _build(
     outcomes_source: str,
     dedupe: bool,
     histogram_grid: Grid | None = None,
+    count_grid: Grid | None = None,
     histogram_slices: Sequence[str] = (),
 ) -> _Queries:
     bucket_seconds = int(spec.bucket.total_seconds())
@@ -271,19 +276,31 @@ def _build(
         joined = (labels_source, spec.label_columns.label)
     window = in_window(table, start, end)
     filtered = table.filter(window | table.ts.isnull())
+    if count_grid is not None:  # once per row, so the spans' comparisons read a column
+        filtered = filtered.mutate(**{MINUTE: bucket_of(filtered, bucket_seconds)})
     classes = classes_of(spec, filtered)
     plan = build_plan(spec, filtered, classes, checks)
-    keys = [bucket_of(filtered, bucket_seconds).name(BUCKET), *(filtered[c] for c in slices)]
+    bucket = bucket_of(filtered, bucket_seconds)
+    if count_grid is not None:
+        bucket = span_start(filtered[MINUTE], *count_grid)
+        shared: dict[Any, str] = {}
+        for stat, expr in last_events(spec, filtered, filtered[MINUTE]).items():
+            alias = shared.get(expr.op())
+            if alias is None:
+                alias = shared[expr.op()] = f"c{len(plan.aggregates)}"
+                plan.aggregates[alias] = expr
+            plan.names[stat] = alias
+    keys = [bucket.name(BUCKET), *(filtered[c] for c in slices)]
     query = filtered.group_by(keys).aggregate(**plan.aggregates)
     counted = None
     if outcomes is not None:
         counted = outcome_query(
-            spec, outcomes, start, end, bucket_seconds, slices, outcomes_source, empty
+            spec, outcomes, start, end, bucket_seconds, slices, outcomes_source, empty, count_grid
         )
     return _Queries(
         bucket_seconds,
         slices,
-        _Grouped(base, filtered, query, plan, source, joined),
+        Grouped(base, filtered, query, plan, source, joined),
         histogram_queries(spec, filtered, bucket_seconds, histogram_grid, histogram_slices),
         counted,
         cacheable=not empty.seen
@@ -327,7 +344,7 @@ def _execute(expr: Expr, source: str) -> pa.Table:
         raise DataError(f"the scan failed: {first_line(exc)}", source=source) from None
 
 
-def _checked(rows: pa.Table, grouped: _Grouped) -> pa.Table:
+def _checked(rows: pa.Table, grouped: Grouped) -> pa.Table:
     """The grouped rows, once every record has a timestamp and passes the value checks."""
     if not all_valid(rows):
         raise _first_failure(grouped) or DataError(
@@ -336,7 +353,7 @@ def _checked(rows: pa.Table, grouped: _Grouped) -> pa.Table:
     return rows
 
 
-def _first_failure(grouped: _Grouped) -> DataError | None:
+def _first_failure(grouped: Grouped) -> DataError | None:
     """Name the first failing check (in plan order) and its first row: counts per check in
     the window, then a targeted query for the row. None when no record fails."""
     checks = grouped.plan.checks
@@ -394,100 +411,3 @@ def _listed(check: Check, table: Expr, source: str) -> str:
         return ""
     values = _execute(check.listing(table).order_by("v").limit(LISTED + 1), source)
     return listed(values["v"].to_pylist())
-
-
-# --- histograms and outcome counts ------------------------------------------------------------
-
-
-def outcome_query(
-    spec: Spec,
-    outcomes: Expr,
-    start: Bound,
-    end: Bound,
-    bucket_seconds: int,
-    slices: Sequence[str],
-    source: str,
-    empty: Emptiness | None = None,
-) -> _Grouped:
-    cols = spec.outcome_columns
-    empty = empty or Emptiness()
-    schema = outcomes.schema()
-    counts: dict[str, Expr] = {}
-    checks: list[Check] = []
-    for field, column in (("ts", cols.ts), ("total", cols.total), ("ok", cols.ok)):
-        if column not in schema and empty(outcomes):
-            outcomes = outcomes.mutate(**{column: ibis.null(dt.string)})
-        elif column not in schema:
-            raise DataError(
-                f"is missing; outcome counts need ts, total and ok (map them with "
-                f"outcome_columns: {{{field}: <your column>}})",
-                source=source,
-                column=column,
-            )
-        dtype = outcomes.schema()[column]
-        if field == "ts":
-            continue
-        if dtype.is_string():
-            counts[f"__raw_{field}"] = outcomes[column]
-            counts[field] = outcomes[column].try_cast("float64").cast("int64")
-            message = "'{value}' is not a number; outcome counts must be numbers"
-            checks.append(Check(column, not_numeric(field), message, f"__raw_{field}"))
-        elif check_kind(dtype, "number") or empty(outcomes):
-            counts[field] = outcomes[column].cast("int64")
-        else:
-            raise DataError(
-                f"holds {dtype}; outcome counts must be numbers", source=source, column=column
-            )
-    schema = outcomes.schema()
-    ts, bad_ts, message = as_timestamp(outcomes, cols.ts, required_value=True)
-    assert bad_ts is not None
-    extra = {
-        c: outcomes[c]
-        for slo in spec.slos
-        if isinstance(slo, AvailabilitySLO)
-        for c in slo.filter
-        if c in schema
-    }
-    table = outcomes.select(ts=ts, __bad_ts=bad_ts, **counts, **extra)
-    filtered = table.filter(in_window(table, start, end) | table.ts.isnull())
-    checks = [
-        Check(cols.ts, flag("__bad_ts"), message, in_bucket=True),
-        *checks,
-        Check(
-            cols.ok,
-            lambda t: (t.ok < 0) | (t.ok > t.total) | t.ok.isnull() | t.total.isnull(),
-            "ok must be between 0 and total (found ok={value})",
-            "ok",
-        ),
-    ]
-    for slo in spec.slos:
-        missing = [c for c in slo.filter if c not in schema]
-        if isinstance(slo, AvailabilitySLO) and missing:
-            raise DataError(
-                f"is missing; SLO '{slo.name}' filters on it, so outcome counts need it too",
-                source=source,
-                column=missing[0],
-            )
-    aggregates, names = outcome_statistics(spec, filtered)
-    failing = failing_rows(filtered, checks)
-    if failing is not None:
-        aggregates[CHECKS] = count_if(failing)
-    grouped = filtered.group_by(bucket_of(filtered, bucket_seconds).name(BUCKET)).aggregate(
-        **aggregates
-    )
-    return _Grouped(table, filtered, grouped, Plan(aggregates, names, checks), source)
-
-
-def outcome_statistics(spec: Spec, table: Expr) -> tuple[dict[str, Expr], dict[str, str]]:
-    """Outcome counts add to every availability SLO's total and ok, under its filter."""
-    aggregates: dict[str, Expr] = {}
-    names: dict[str, str] = {}
-    for slo in spec.slos:
-        if not isinstance(slo, AvailabilitySLO):
-            continue
-        where = slo_filter(table, slo)
-        for stat in ("total", "ok"):
-            alias = f"c{len(aggregates)}"
-            aggregates[alias] = table[stat].sum(where=where).cast("float64")
-            names[stat_column(slo.name, stat)] = alias
-    return aggregates, names

@@ -77,7 +77,10 @@ class _Cells:
 class GroupCells:
     """Sums of named statistics per bucket and group (see the module's docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, block: int = BLOCK) -> None:
+        """``block`` buckets per block; with 1, every window reads whole blocks and no cell
+        is kept."""
+        self.block = block
         self.width = 0
         self.names: list[str] = []
         self._blocks = np.zeros((0, 0, 0), dtype=np.float64)
@@ -107,7 +110,7 @@ class GroupCells:
     def add(self, offsets: Ints, codes: Ints, values: Mapping[str, Array], width: int) -> None:
         """Add ``values[name][i]`` to bucket ``offsets[i]`` (from the grid's first bucket)
         of group ``codes[i]``; ``width`` is the number of groups known."""
-        blocks = offsets // BLOCK
+        blocks = offsets // self.block
         self._grow(list(values), int(blocks.max()) + 1 if blocks.size else 0, width)
         if not offsets.size:
             return
@@ -119,6 +122,9 @@ class GroupCells:
         for k in range(len(self.names)):
             summed = np.bincount(cells, weights=matrix[:, k], minlength=rows * self.width)
             self._blocks[:, :, k] += summed[: rows * self.width].reshape(rows, self.width)
+        self._prefix = None
+        if self.block == 1:
+            return
         order = np.argsort(blocks, kind="stable")
         ordered = blocks[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -127,7 +133,7 @@ class GroupCells:
             block = int(ordered[lo])
             pick = order[lo:hi]
             self._cells.setdefault(block, _Cells()).append(
-                (offsets[pick] - block * BLOCK).astype(np.int16),
+                (offsets[pick] - block * self.block).astype(np.int16),
                 codes[pick].astype(np.int32),
                 matrix[pick],
             )
@@ -145,14 +151,16 @@ class GroupCells:
         """Add the cells of buckets ``[lo, hi)``, which lie in one block."""
         if hi <= lo:
             return
-        block = lo // BLOCK
+        block = lo // self.block
         cells = self._cells.get(block)
         if cells is None:
             return
         offsets, codes, values = cells.merge(len(self.names))
-        i, j = np.searchsorted(offsets, (lo - block * BLOCK, hi - block * BLOCK)).tolist()
+        i, j = np.searchsorted(offsets, (lo - block * self.block, hi - block * self.block)).tolist()
         if j > i:
-            np.add.at(sums, codes[i:j], values[i:j])
+            picked = codes[i:j]
+            for k in range(sums.shape[1]):
+                sums[:, k] += np.bincount(picked, weights=values[i:j, k], minlength=sums.shape[0])
 
     def window(self, pieces: Sequence[tuple[int, int]]) -> dict[str, Array]:
         """The per-group sums of every statistic over the buckets of ``pieces`` (``[a, b)``
@@ -161,14 +169,14 @@ class GroupCells:
         for a, b in pieces:
             if b <= a:
                 continue
-            first_whole = -(-a // BLOCK)
-            last_whole = b // BLOCK
+            first_whole = -(-a // self.block)
+            last_whole = b // self.block
             if first_whole > last_whole:
                 self._partial(a, b, sums)
                 continue
             prefix = self._prefixes()
             top = min(last_whole, prefix.shape[0] - 1)
             sums += prefix[top] - prefix[min(first_whole, top)]
-            self._partial(a, first_whole * BLOCK, sums)
-            self._partial(last_whole * BLOCK, b, sums)
+            self._partial(a, first_whole * self.block, sums)
+            self._partial(last_whole * self.block, b, sums)
         return {name: sums[:, k] for k, name in enumerate(self.names)}

@@ -11,6 +11,9 @@ import math
 from collections.abc import Sequence
 from statistics import NormalDist
 
+import numpy as np
+import numpy.typing as npt
+
 Interval = tuple[float, float]
 
 
@@ -30,6 +33,23 @@ def wilson(successes: float, n: float, confidence: float = 0.95) -> Interval | N
     low = 0.0 if successes <= 0 else max(0.0, centre - half)
     high = 1.0 if successes >= n else min(1.0, centre + half)
     return low, high
+
+
+def wilson_arrays(
+    successes: npt.NDArray[np.float64], n: npt.NDArray[np.float64], confidence: float = 0.95
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`wilson` for many proportions at once (the same arithmetic, so the same
+    floats); NaN where ``n`` is 0."""
+    z = z_value(confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = successes / n
+        denominator = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+        low = np.where(successes <= 0, 0.0, np.maximum(0.0, centre - half))
+        high = np.where(successes >= n, 1.0, np.minimum(1.0, centre + half))
+    empty = n <= 0
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 
 def newcombe(

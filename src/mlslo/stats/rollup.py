@@ -19,6 +19,9 @@ BUCKET = "bucket"
 SEP = "/"
 VERSION = "__version"
 """The model version column of a calibrated CBPE SLO's score bins (null: none recorded)."""
+LAST = "last:"
+"""A statistic named ``last:<stat>`` holds the last bucket in which ``<stat>`` counted an
+event (rollups summed between edges keep it, as a bucket no longer says): merged by max."""
 Array = npt.NDArray[np.float64]
 
 
@@ -61,6 +64,9 @@ class Rollup:
     consecutive edges: a row's ``bucket`` is the edge that starts its span, and only windows
     that start and end on an edge (or outside the edges, where rows stay per bucket) can be
     read from them. None: every histogram row is one bucket.
+
+    ``count_edges`` does the same for the statistics of ``table``, which then also holds the
+    ``last:<stat>`` buckets (see :data:`LAST`).
     """
 
     bucket_seconds: int
@@ -73,6 +79,7 @@ class Rollup:
     sliced_histograms: Mapping[str, pa.Table] = field(default_factory=dict)
     """Per percentile SLO, rows of ``(bucket, <slice columns>, bin, count)``: kept only when
     attribution asks for a percentile's slices (the scan's ``histogram_slices``)."""
+    count_edges: tuple[int, ...] | None = None
 
     def merge(self, other: Rollup) -> Rollup:
         """The rollup of the union of both inputs (statistics add up)."""
@@ -113,6 +120,9 @@ def merge_all(rollups: Sequence[Rollup]) -> Rollup:
     edges = {r.histogram_edges for r in rollups if r.histograms}
     if len(edges) > 1:
         raise ValueError("cannot merge histograms summed between different edges")
+    count_edges = {r.count_edges for r in rollups if r.table.num_rows}
+    if len(count_edges) > 1:
+        raise ValueError("cannot merge counts summed between different edges")
     return Rollup(
         first.bucket_seconds,
         first.slice_columns,
@@ -122,6 +132,7 @@ def merge_all(rollups: Sequence[Rollup]) -> Rollup:
         repeated_ids=sum(counts) if counts else None,
         histogram_edges=next(iter(edges), None),
         sliced_histograms=sliced,
+        count_edges=next(iter(count_edges), None),
     )
 
 
@@ -129,8 +140,11 @@ def _sum_by(table: pa.Table, keys: Sequence[str]) -> pa.Table:
     values = [c for c in table.column_names if c not in keys]
     if table.num_rows == 0:
         return table
-    grouped = table.group_by(list(keys), use_threads=False).aggregate([(c, "sum") for c in values])
-    return grouped.select([*keys, *(f"{c}_sum" for c in values)]).rename_columns([*keys, *values])
+    how = {c: "max" if SEP + LAST in c else "sum" for c in values}
+    grouped = table.group_by(list(keys), use_threads=False).aggregate([(c, how[c]) for c in values])
+    return grouped.select([*keys, *(f"{c}_{how[c]}" for c in values)]).rename_columns(
+        [*keys, *values]
+    )
 
 
 # --- from the scan's grouped rows -------------------------------------------------------------
@@ -193,14 +207,19 @@ def split_histograms(
     return plain, sliced
 
 
-def outcome_rollup(rows: pa.Table, bucket_seconds: int, slices: Sequence[str]) -> Rollup:
+def outcome_rollup(
+    rows: pa.Table,
+    bucket_seconds: int,
+    slices: Sequence[str],
+    count_edges: tuple[int, ...] | None = None,
+) -> Rollup:
     """Outcome counts carry no slice attributes: their slice columns are null."""
     for column in slices:
         rows = rows.append_column(column, pa.nulls(rows.num_rows))
     rows = rows.select(
         [BUCKET, *slices, *(c for c in rows.column_names if c != BUCKET and c not in slices)]
     )
-    return Rollup(bucket_seconds, tuple(slices), rows, {})
+    return Rollup(bucket_seconds, tuple(slices), rows, {}, count_edges=count_edges)
 
 
 def deduplicated(rollup: Rollup, counted: pa.Table) -> Rollup:

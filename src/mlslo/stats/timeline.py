@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.stats.calibration import VERSION_SPAN, Calibrations
-from mlslo.stats.cells import GroupCells
-from mlslo.stats.rollup import BUCKET, SEP, VERSION, Array, Rollup, numbers
+from mlslo.stats.cells import BLOCK, GroupCells
+from mlslo.stats.rollup import BUCKET, LAST, SEP, VERSION, Array, Rollup, numbers
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,27 @@ class Timeline:
         group_by: Sequence[str] = (),
         histogram: bool = False,
         versioned: bool = False,
+        edges: Sequence[int] | None = None,
     ) -> None:
         self.slo = slo
         self.first = first
         self.size = size
+        self._edges: npt.NDArray[np.int64] | None = None
+        if edges:
+            # the counts were summed between these buckets: slot k holds the span
+            # [edges[k], edges[k + 1]), the last slot what came after the last edge
+            self._edges = np.asarray(edges, dtype=np.int64)
+            self.size = len(edges)
+        self._last: dict[str, npt.NDArray[np.int64]] = {}
         self.group_by = tuple(group_by)
         self._stats: dict[str, Array] = {}
         self.groups: list[tuple[Any, ...]] | None = [] if group_by else None
         self._group_index: dict[tuple[Any, ...], int] = {}
         self._prefix: dict[str, Array] | None = None
-        self._cells: GroupCells | None = GroupCells() if group_by else None
-        self._order: list[int] | None = None
+        self._cells: GroupCells | None = None
+        if group_by:  # one block per span: every window on edges reads whole blocks
+            self._cells = GroupCells(block=1 if self._edges is not None else BLOCK)
+        self._order: tuple[npt.NDArray[np.int64], list[tuple[Any, ...]]] | None = None
         self._lock = threading.Lock()
         self._has_histogram = histogram
         self._hist_buckets = np.zeros(0, dtype=np.int64)
@@ -97,6 +107,7 @@ class Timeline:
         arrays: list[npt.NDArray[Any]] = [*self._stats.values(), *(self._prefix or {}).values()]
         arrays += [self._hist_buckets, self._hist_bins, self._hist_counts]
         arrays += [a for extra in self._hist_extra for a in extra]
+        arrays += list(self._last.values())
         total = sum(a.nbytes for a in arrays)
         return total + (0 if self._cells is None else self._cells.nbytes())
 
@@ -105,9 +116,31 @@ class Timeline:
     def _capacity(self) -> int:
         return next(iter(self._stats.values())).shape[0] if self._stats else self.size
 
+    def _slots(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Where buckets lie on the grid (below 0: before it)."""
+        if self._edges is None:
+            return buckets - self.first
+        slots = np.searchsorted(self._edges, buckets, side="right") - 1
+        return np.where(buckets < self._edges[0], -1, slots)
+
+    def _slot(self, moment: int) -> int:
+        """Where a window starting or ending at bucket ``moment`` cuts the grid."""
+        if self._edges is None:
+            return moment - self.first
+        edges = self._edges
+        if moment > edges[-1]:
+            return self.size
+        found = int(np.searchsorted(edges, moment, side="left"))
+        if moment >= edges[0] and edges[found] != moment:
+            raise ValueError(
+                f"{self.slo}: the counts are summed between edges and bucket {moment} is "
+                "not one; scan with the edges of every window read"
+            )
+        return found
+
     def _ensure(self, names: Sequence[str], end: int) -> None:
-        """Make room for buckets up to ``end`` (exclusive) and for every stat in ``names``."""
-        needed = max(end - self.first, self.size)
+        """Make room for slots up to ``end`` (exclusive) and for every stat in ``names``."""
+        needed = max(end, self.size)
         capacity = self._capacity()
         if needed > capacity:
             grown = max(needed, capacity * 2, 64)
@@ -167,12 +200,18 @@ class Timeline:
         columns = [c for c in table.column_names if c.startswith(prefix)]
         if table.num_rows and columns:
             buckets = numbers(table[BUCKET], np.int64)
-            keep = buckets >= self.first
-            offsets = buckets[keep] - self.first
+            slots = self._slots(buckets)
+            keep = slots >= 0
+            offsets = slots[keep]
             names = [c[len(prefix) :] for c in columns]
-            self._ensure(names, int(buckets.max()) + 1)
+            lasts = [n for n in names if n.startswith(LAST)]
+            names = [n for n in names if not n.startswith(LAST)]
+            self._ensure(names, int(offsets.max()) + 1 if offsets.size else 0)
+            for name in lasts:
+                self._add_last(name, offsets, numbers(table[prefix + name], np.int64)[keep])
             kept: dict[str, Array] = {}
-            for name, column in zip(names, columns, strict=True):
+            for name in names:
+                column = prefix + name
                 values = numbers(table[column], np.float64)
                 if not np.isfinite(values).all():
                     values = np.nan_to_num(values)
@@ -189,7 +228,8 @@ class Timeline:
             self._set_edges(rollup.histogram_edges)
             buckets = numbers(rows[BUCKET], np.int64)
             keep = buckets >= self.first
-            self._ensure([], int(buckets.max()) + 1)
+            if self._edges is None:
+                self._ensure([], int(buckets.max()) + 1 - self.first)
             bins = numbers(rows["bin"], np.int64)
             if self.versions is not None:
                 bins = bins + self._version_codes(rows) * VERSION_SPAN
@@ -213,6 +253,17 @@ class Timeline:
             codes.append(self._version_index[value])
         indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         return np.asarray(codes, dtype=np.int64)[indices]
+
+    def _add_last(self, name: str, slots: npt.NDArray[np.int64], last: Any) -> None:
+        """Keep per slot the last bucket holding an event (for :meth:`last_active`)."""
+        kept = self._last.get(name)
+        if kept is None or kept.size < self.size:
+            grown = np.full(self.size, -1, dtype=np.int64)
+            if kept is not None:
+                grown[: kept.size] = kept
+            kept = grown
+        np.maximum.at(kept, slots, last)
+        self._last[name] = kept
 
     def _set_edges(self, edges: tuple[int, ...] | None) -> None:
         given = None if edges is None else frozenset(edges)
@@ -253,8 +304,8 @@ class Timeline:
     # --- reading ---------------------------------------------------------------------------
 
     def _clip(self, start: int, end: int) -> tuple[int, int]:
-        a = min(max(start - self.first, 0), self.size)
-        b = min(max(end - self.first, 0), self.size)
+        a = min(max(self._slot(start), 0), self.size)
+        b = min(max(self._slot(end), 0), self.size)
         return a, max(a, b)
 
     def window(self, start: int, end: int, excluded: Sequence[tuple[int, int]] = ()) -> WindowStats:
@@ -295,19 +346,18 @@ class Timeline:
             )
         groups = None
         if self.groups is not None and group_sums is not None:
-            order = self._group_order()
-            groups = [self.groups[i] for i in order]
+            order, groups = self._group_order()
             group_sums = {k: v[order] for k, v in group_sums.items()}
         return WindowStats(sums, group_sums, groups, histogram)
 
-    def _group_order(self) -> list[int]:
-        """Group indices in the order results list them (groups are only ever appended, so
-        the order is kept until a new group arrives)."""
+    def _group_order(self) -> tuple[npt.NDArray[np.int64], list[tuple[Any, ...]]]:
+        """Group indices in the order results list them, and the groups in that order (groups
+        are only ever appended, so both are kept until a new group arrives; every window
+        shares the one list)."""
         known = self.groups or []
-        if self._order is None or len(self._order) != len(known):
-            self._order = sorted(
-                range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i])
-            )
+        if self._order is None or len(self._order[1]) != len(known):
+            order = sorted(range(len(known)), key=lambda i: tuple(_sort_key(v) for v in known[i]))
+            self._order = (np.asarray(order, dtype=np.int64), [known[i] for i in order])
         return self._order
 
     def last_active(
@@ -330,7 +380,13 @@ class Timeline:
             if prefix[b] - prefix[a] < 0.5:
                 continue
             reached = int(np.searchsorted(prefix[a : b + 1], prefix[b] - 0.5, side="right"))
-            return self.first + a + reached - 1
+            slot = a + reached - 1
+            if self._edges is None:
+                return self.first + slot
+            last = self._last.get(LAST + stat)
+            if last is None or last[slot] < 0:
+                raise ValueError(f"{self.slo}: the counts hold no last bucket of '{stat}'")
+            return int(last[slot])
         return None
 
 
@@ -373,10 +429,17 @@ def build_timeline(
     where: Mapping[str, Sequence[Any]] | None = None,
     versioned: bool = False,
 ) -> Timeline:
-    """Lay ``slo``'s statistics of ``rollup`` on a grid starting at bucket ``first``
-    (``versioned``: its histogram is score bins per model version)."""
+    """Lay ``slo``'s statistics of ``rollup`` on a grid starting at bucket ``first`` (one
+    slot per span when the rollup's counts were summed between edges; ``versioned``: its
+    histogram is score bins per model version)."""
     timeline = Timeline(
-        slo, first, size, group_by=group_by, histogram=histogram, versioned=versioned
+        slo,
+        first,
+        size,
+        group_by=group_by,
+        histogram=histogram,
+        versioned=versioned,
+        edges=rollup.count_edges,
     )
     timeline.add(rollup, where=where)
     return timeline

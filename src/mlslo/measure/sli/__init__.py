@@ -27,8 +27,9 @@ from mlslo.stats.timeline import WindowStats
 __all__ = ["Measurement", "measure"]
 
 
-def measure(slo: AnySLO, stats: WindowStats) -> Measurement:
-    """The SLI of ``slo`` over one window."""
+def measure(slo: AnySLO, stats: WindowStats, *, detail: bool = True) -> Measurement:
+    """The SLI of ``slo`` over one window. Without ``detail`` a fairness SLI leaves out its
+    per-group rates (a burn-rate window or a series point does not show them)."""
     if isinstance(slo, AvailabilitySLO):
         return availability.measure(stats)
     if isinstance(slo, LatencySLO):
@@ -44,5 +45,5 @@ def measure(slo: AnySLO, stats: WindowStats) -> Measurement:
             result = replace(result, detail={**result.detail, "estimated": estimate})
         return result
     if isinstance(slo, FairnessSLO):
-        return fairness.measure(slo.sli, stats)
+        return fairness.measure(slo.sli, stats, detail=detail)
     raise TypeError(f"unknown SLO type {type(slo).__name__}")
