@@ -378,19 +378,34 @@ def test_pulling_from_postgres_equals_evaluate(cli, postgres, tmp_path, monkeypa
         shutdown(server, service)
 
 
-@pytest.mark.parametrize("kind", ["parquet", "delta"])
-def test_pulling_from_files_and_delta_equals_evaluating_them(tmp_path, kind):
-    """A folder of Parquet files that grows by a file, and a Delta table that grows by a
-    commit: after each pull the store's evaluation is that of the records."""
+@pytest.mark.parametrize("kind", ["parquet", "delta", "iceberg"])
+def test_pulling_from_files_and_tables_equals_evaluating_them(tmp_path, kind):
+    """A folder of Parquet files that grows by a file, a Delta table that grows by a commit
+    and an Iceberg table that grows by a snapshot: after each pull the store's evaluation is
+    that of the records."""
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text("\n".join(SPEC.format(db="x").splitlines()[:13]) + "\n")
     spec = load_spec(spec_path)
     rng = np.random.default_rng(3)
     written = {"predictions": 0, "labels": 0}
 
+    catalog_file = tmp_path / "catalog.db"
+    catalog = None
+    if kind == "iceberg":
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        catalog = SqlCatalog(
+            "pull", uri=f"sqlite:///{catalog_file}", warehouse=f"file://{tmp_path / 'warehouse'}"
+        )
+        catalog.create_namespace("ml")
+
     def append(role: str, rows: list[dict]) -> None:
         table = pa.Table.from_pylist(rows)
-        if kind == "delta":
+        if catalog is not None:
+            if not written[role]:
+                catalog.create_table(f"ml.{role}", schema=table.schema)
+            catalog.load_table(f"ml.{role}").append(table)
+        elif kind == "delta":
             from deltalake import write_deltalake
 
             write_deltalake(str(tmp_path / role), table, mode="append")
@@ -419,6 +434,11 @@ def test_pulling_from_files_and_delta_equals_evaluating_them(tmp_path, kind):
 
     if kind == "delta":
         sources = Sources(f"delta://{tmp_path / 'predictions'}", f"delta://{tmp_path / 'labels'}")
+    elif kind == "iceberg":
+        sources = Sources(
+            f"iceberg://{catalog_file}?table=ml.predictions",
+            f"iceberg://{catalog_file}?table=ml.labels",
+        )
     else:
         sources = Sources(str(tmp_path / "predictions"), str(tmp_path / "labels"))
     first = predictions(T - timedelta(hours=3), 240, 0)
