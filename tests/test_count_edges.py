@@ -9,6 +9,7 @@ files, compared as whole JSON documents.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from mlslo.api import evaluate_files
 from mlslo.measure.evaluate import evaluate, timelines_for
-from mlslo.measure.windows import count_edges, scan_range
+from mlslo.measure.windows import count_edges, histogram_edges, scan_range
 from mlslo.render.documents import evaluation_json
 from mlslo.scan.files import Sources, scan_files
 from mlslo.spec import parse_spec
@@ -55,6 +56,12 @@ slos:
     dimension: latency
     sli: {{latency_threshold: 200ms}}
     objective: {{target: 0.9}}
+    window: {window}
+    filter: {{region: eu}}
+  - name: slow-tail
+    dimension: latency
+    sli: {{percentile: 90}}
+    objective: {{target: 300ms}}
     window: {window}
     filter: {{region: eu}}
   - name: accuracy
@@ -220,3 +227,38 @@ def test_outcome_counts_keep_their_last_event(tmp_path: Path) -> None:
         rollup = scan_files(spec, sources, start=start, end=end)
         assert edged == evaluation_json(evaluate(spec, rollup, at, series_step=step))
         assert edged["slos"][0]["budget"]["status"] == "no_data"
+
+
+def test_one_percentile_histogram_rides_on_the_counts(tmp_path: Path, monkeypatch: Any) -> None:
+    """With the same edges for the counts and the histogram, the percentile's histogram comes
+    from the counts' GROUP BY (grouped by its bin too); the counts and the histogram must be
+    those of the two separate queries, rows outside the SLO's filter counted but not binned."""
+    monkeypatch.setenv("MLSLO_CACHE_DIR", str(tmp_path / "cache"))
+    at = BASE + timedelta(hours=13, minutes=7, seconds=5)
+    spec = parse_spec(spec_text("30d", False, True, "1h"))
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(log(at, 20_000, 3, 0), path)
+    edges = histogram_edges(spec, at, timedelta(days=1))
+    assert edges is not None and edges == count_edges(spec, at, timedelta(days=1))
+    start, end = scan_range(spec, at)
+    fused = scan_files(
+        spec, Sources(path), start=start, end=end, histogram_edges=edges, count_edges=edges
+    )
+    kept = [json.loads(f.read_text())["fused"] for f in (tmp_path / "cache").rglob("*.json")]
+    assert kept == ["slow-tail"]
+    counts = scan_files(spec, Sources(path), start=start, end=end, count_edges=edges)
+    binned = scan_files(spec, Sources(path), start=start, end=end, histogram_edges=edges)
+
+    def rows(table: pa.Table) -> list[tuple[Any, ...]]:
+        return sorted(tuple(r.values()) for r in table.to_pylist())
+
+    assert fused.table.column_names == counts.table.column_names
+    assert rows(fused.table) == rows(counts.table)
+    assert rows(fused.histograms["slow-tail"]) == rows(binned.histograms["slow-tail"])
+    table = pq.read_table(path).to_pandas()
+    eu = (table["region"] == "eu") & (table["ts"] >= start) & (table["ts"] < end)
+    assert fused.histograms["slow-tail"]["count"].to_numpy().sum() == eu.sum()
+    assert (
+        fused.table["up/total"].to_numpy().sum()
+        == ((table["ts"] >= start) & (table["ts"] < end)).sum()
+    )

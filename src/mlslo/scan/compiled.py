@@ -23,7 +23,9 @@ from typing import Any
 import pyarrow as pa
 
 from mlslo.errors import DataError, first_line
+from mlslo.stats.fused import unfuse
 from mlslo.stats.rollup import (
+    CHECKS,
     Rollup,
     all_valid,
     deduplicated,
@@ -33,7 +35,7 @@ from mlslo.stats.rollup import (
     stat_table,
 )
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 CACHE_ENTRIES = 256
 
 # The DuckDB variables that hold the window's bounds, for timestamp columns with a zone and
@@ -52,6 +54,12 @@ def edge_offsets(edges: Sequence[int]) -> tuple[int, tuple[int, ...]]:
     return end, tuple(end - e for e in reversed(edges))
 
 
+def fuses(histogram_edges: Sequence[int] | None, count_edges: Sequence[int] | None) -> bool:
+    """Whether the histograms' spans are the counts' (a percentile's histogram may then come
+    from the counts' query)."""
+    return bool(histogram_edges) and tuple(histogram_edges or ()) == tuple(count_edges or ())
+
+
 def bound_variable(name: str, *, zoned: bool) -> str:
     return f"{name}_tz" if zoned else name
 
@@ -61,8 +69,9 @@ class Views:
     """Sources opened as DuckDB views: each role's view name (``predictions``, ``labels``,
     ``outcomes``), where each came from (for messages), extra slice columns, whether a
     repeated prediction id counts once, the distances of the histograms' edges before the
-    last one (None: histograms per bucket) and of the other statistics' edges, and the
-    columns the percentiles' histograms are also sliced by."""
+    last one (None: histograms per bucket) and of the other statistics' edges, the
+    columns the percentiles' histograms are also sliced by, and whether both sets of edges
+    are the same (one percentile's histogram may then come from the counts' query)."""
 
     tables: Mapping[str, str]
     locations: Mapping[str, str]
@@ -71,6 +80,7 @@ class Views:
     histogram_offsets: tuple[int, ...] | None = None
     count_offsets: tuple[int, ...] | None = None
     histogram_slices: Sequence[str] = ()
+    fuse: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,8 @@ class CompiledScan:
     ``outcome_sql`` groups outcome counts by bucket. With ``histogram_offsets`` the histograms
     are summed between edges at those distances before the one :meth:`run` is given;
     with ``count_offsets``, the statistics of ``sql`` and ``outcome_sql`` likewise.
+    ``fused`` names the percentile SLO whose histogram ``sql`` also groups by (its bin), the
+    ``maxima`` being the aliases summed over bins as a maximum rather than a sum.
     """
 
     bucket_seconds: int
@@ -95,6 +107,8 @@ class CompiledScan:
     repeated_sql: str | None = None
     histogram_offsets: tuple[int, ...] | None = None
     count_offsets: tuple[int, ...] | None = None
+    fused: str | None = None
+    maxima: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({"format": CACHE_FORMAT, **asdict(self)})
@@ -115,6 +129,8 @@ class CompiledScan:
             repeated_sql=data["repeated_sql"],
             histogram_offsets=_offsets(data["histogram_offsets"]),
             count_offsets=_offsets(data["count_offsets"]),
+            fused=data["fused"],
+            maxima=tuple(str(alias) for alias in data["maxima"]),
         )
 
     def run(
@@ -133,12 +149,17 @@ class CompiledScan:
         :attr:`count_offsets`), placed in time."""
         edges = _place(con, HISTOGRAM_END, self.histogram_offsets, histogram_edges)
         counted = _place(con, COUNT_END, self.count_offsets, count_edges)
+        if self.fused is not None and edges != counted:
+            raise ValueError("a fused histogram needs the counts' edges")
         set_window(con, start, end)
         try:
             rows = rows_of(con, self.sql)
             if not all_valid(rows):
                 return None
             tables: dict[str, pa.Table] = {}
+            if self.fused is not None:
+                aggregates = [*self.names.values(), CHECKS]
+                rows, tables[self.fused] = unfuse(rows, aggregates, self.maxima)
             for sql, names in self.histograms:
                 tables.update(histogram_tables(rows_of(con, sql), names))
             histograms, sliced = split_histograms(tables)

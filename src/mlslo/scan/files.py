@@ -24,7 +24,15 @@ from mlslo.inputs.files import (
 from mlslo.inputs.frames import Records, name_of
 from mlslo.inputs.lakes import RowFilter
 from mlslo.inputs.locations import Location, parse_location
-from mlslo.scan.compiled import Views, cache_key, edge_offsets, load, set_window, store
+from mlslo.scan.compiled import (
+    Views,
+    cache_key,
+    edge_offsets,
+    fuses,
+    load,
+    set_window,
+    store,
+)
 from mlslo.spec import AccuracySLO, FairnessSLO, Spec
 from mlslo.stats.rollup import Rollup, stat_column
 
@@ -270,6 +278,7 @@ def _scan_compiled(
         offsets,
         counted,
         tuple(histogram_slices),
+        fuses(histogram_edges, count_edges),
     )
     rows = None if sources.dedupe else RowFilter(spec.columns.ts, start, end)
     schemas = open_views(raw, locations, rows=rows)
@@ -281,6 +290,7 @@ def _scan_compiled(
         histogram_offsets=offsets,
         count_offsets=counted,
         histogram_slices=list(histogram_slices),
+        fuse=views.fuse,
     )
     compiled = load(key)
     if compiled is None:

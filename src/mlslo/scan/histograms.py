@@ -16,7 +16,7 @@ from mlslo.scan.expressions import (
     slo_filter,
     span_start,
 )
-from mlslo.spec import AnySLO, Spec, is_percentile
+from mlslo.spec import AnySLO, Spec, calibrates, is_percentile
 from mlslo.stats import histogram
 from mlslo.stats.rollup import BUCKET
 
@@ -45,17 +45,12 @@ def histogram_queries(
     out = []
     windowed = table.filter(table.ts.notnull())
     for dimension, slos in wanted.items():
-        if dimension == "latency":
-            measured = windowed.latency_ms
-        else:
-            measured = lag_micros(windowed).cast("float64") / 1_000_000
         # once per row, so the spans' comparisons and the bin read plain columns
-        rows = windowed.mutate(__value=measured, __bucket=bucket_of(windowed, bucket_seconds))
+        rows = windowed.mutate(
+            __value=_measured(windowed, dimension), __bucket=bucket_of(windowed, bucket_seconds)
+        )
         value = rows["__value"]
-        safe = ibis.greatest(value, ibis.literal(1e-300))
-        bin_ = ibis.ifelse(
-            value > 0, (safe.ln() / histogram.LOG_GAMMA).floor(), histogram.ZERO_BIN
-        ).cast("int64")
+        bin_ = _bin(value)
         counts = {
             f"h{i}": count_known(rows, value, slo_filter(rows, slo)) for i, slo in enumerate(slos)
         }
@@ -66,3 +61,37 @@ def histogram_queries(
         grouped = rows.group_by(keys).aggregate(**counts)
         out.append((grouped, [slo.name for slo in slos]))
     return [*out, *calibration_queries(spec, table, bucket_seconds, grid)]
+
+
+def _measured(table: Expr, dimension: str) -> Expr:
+    if dimension == "latency":
+        return table.latency_ms
+    return lag_micros(table).cast("float64") / 1_000_000
+
+
+def _bin(value: Expr) -> Expr:
+    safe = ibis.greatest(value, ibis.literal(1e-300))
+    return ibis.ifelse(
+        value > 0, (safe.ln() / histogram.LOG_GAMMA).floor(), histogram.ZERO_BIN
+    ).cast("int64")
+
+
+def fusable(spec: Spec, by: Sequence[str] = ()) -> AnySLO | None:
+    """The one percentile SLO whose histogram can ride on the counts' GROUP BY (None when
+    there are several, a calibration or sliced histograms: those keep their own query)."""
+    percentiles = [slo for slo in spec.slos if is_percentile(slo)]
+    if len(percentiles) != 1 or by or any(calibrates(slo) for slo in spec.slos):
+        return None
+    return percentiles[0]
+
+
+def fused_bin(table: Expr, slo: AnySLO) -> Expr:
+    """The histogram bin of a row for ``slo``, NULL where the SLO does not count it (no
+    timestamp, no value, outside its filter): grouping the counts by it too keeps every row
+    in the counts and gives the histogram as the rows per (span, bin)."""
+    value = _measured(table, slo.dimension)
+    counted = table.ts.notnull() & value.notnull()
+    condition = slo_filter(table, slo)
+    if condition is not None:
+        counted = counted & condition.fill_null(False)
+    return ibis.ifelse(counted, _bin(value), ibis.null("int64"))

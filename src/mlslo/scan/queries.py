@@ -34,6 +34,7 @@ from mlslo.scan.compiled import (
     CompiledScan,
     Views,
     edge_offsets,
+    fuses,
 )
 from mlslo.scan.expressions import (
     Bound,
@@ -44,7 +45,7 @@ from mlslo.scan.expressions import (
     span_start,
     variable_int,
 )
-from mlslo.scan.histograms import Grid, histogram_queries
+from mlslo.scan.histograms import Grid, fusable, fused_bin, histogram_queries
 from mlslo.scan.outcomes import Grouped, outcome_query
 from mlslo.scan.plan import build_plan, classes_of, last_events
 from mlslo.scan.prepare import (
@@ -59,8 +60,10 @@ from mlslo.spec import (
     AccuracySLO,
     Spec,
 )
+from mlslo.stats.fused import FUSED_BIN, FUSED_ROWS, unfuse
 from mlslo.stats.rollup import (
     BUCKET,
+    CHECKS,
     Rollup,
     all_valid,
     deduplicated,
@@ -83,6 +86,8 @@ class _Queries:
     outcomes: Grouped | None
     cacheable: bool
     repeated: Expr | None = None
+    fused: str | None = None
+    maxima: tuple[str, ...] = ()
 
 
 def scan(
@@ -128,11 +133,15 @@ def scan(
         histogram_grid=grid,
         count_grid=counts_grid,
         histogram_slices=histogram_slices,
+        fuse=fuses(histogram_edges, count_edges),
     )
     records = queries.records
     edges = tuple(count_edges) if counts_grid is not None and count_edges else None
     rows = _checked(_execute(records.query, source), records)
     tables: dict[str, pa.Table] = {}
+    if queries.fused is not None:
+        aggregates = [*records.plan.names.values(), CHECKS]
+        rows, tables[queries.fused] = unfuse(rows, aggregates, queries.maxima)
     for query, names in queries.histograms:
         tables.update(histogram_tables(_execute(query, source), names))
     histograms, sliced = split_histograms(tables)
@@ -187,8 +196,10 @@ def compile_scan(spec: Spec, con: Expr, views: Views) -> tuple[CompiledScan, boo
         outcome_sql=None if counted is None else sql(counted.query),
         outcome_names=None if counted is None else dict(counted.plan.names),
         repeated_sql=None if queries.repeated is None else sql(queries.repeated),
-        histogram_offsets=views.histogram_offsets if queries.histograms else None,
+        histogram_offsets=views.histogram_offsets if queries.histograms or queries.fused else None,
         count_offsets=views.count_offsets,
+        fused=queries.fused,
+        maxima=queries.maxima,
     )
     return compiled, queries.cacheable
 
@@ -224,6 +235,7 @@ def _over_views(spec: Spec, con: Expr, views: Views) -> _Queries:
         histogram_grid=None if offsets is None else (variable_int(HISTOGRAM_END), offsets),
         count_grid=None if counted is None else (variable_int(COUNT_END), counted),
         histogram_slices=views.histogram_slices,
+        fuse=views.fuse,
     )
 
 
@@ -243,6 +255,7 @@ def _build(
     histogram_grid: Grid | None = None,
     count_grid: Grid | None = None,
     histogram_slices: Sequence[str] = (),
+    fuse: bool = False,
 ) -> _Queries:
     bucket_seconds = int(spec.bucket.total_seconds())
     slices = slices_of(spec, slice_columns)
@@ -281,9 +294,9 @@ def _build(
     classes = classes_of(spec, filtered)
     plan = build_plan(spec, filtered, classes, checks)
     bucket = bucket_of(filtered, bucket_seconds)
+    shared: dict[Any, str] = {}
     if count_grid is not None:
         bucket = span_start(filtered[MINUTE], *count_grid)
-        shared: dict[Any, str] = {}
         for stat, expr in last_events(spec, filtered, filtered[MINUTE]).items():
             alias = shared.get(expr.op())
             if alias is None:
@@ -291,7 +304,12 @@ def _build(
                 plan.aggregates[alias] = expr
             plan.names[stat] = alias
     keys = [bucket.name(BUCKET), *(filtered[c] for c in slices)]
-    query = filtered.group_by(keys).aggregate(**plan.aggregates)
+    fused = fusable(spec, histogram_slices) if fuse and count_grid is not None else None
+    aggregates = dict(plan.aggregates)
+    if fused is not None:
+        keys.append(fused_bin(filtered, fused).name(FUSED_BIN))
+        aggregates[FUSED_ROWS] = filtered.count()
+    query = filtered.group_by(keys).aggregate(**aggregates)
     counted = None
     if outcomes is not None:
         counted = outcome_query(
@@ -301,7 +319,9 @@ def _build(
         bucket_seconds,
         slices,
         Grouped(base, filtered, query, plan, source, joined),
-        histogram_queries(spec, filtered, bucket_seconds, histogram_grid, histogram_slices),
+        []
+        if fused is not None
+        else histogram_queries(spec, filtered, bucket_seconds, histogram_grid, histogram_slices),
         counted,
         cacheable=not empty.seen
         and not any(
@@ -309,6 +329,8 @@ def _build(
             for slo in spec.slos
         ),
         repeated=repeated,
+        fused=None if fused is None else fused.name,
+        maxima=tuple(shared.values()),
     )
 
 
