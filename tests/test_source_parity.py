@@ -261,3 +261,46 @@ def test_repeated_ids_count_once_on_every_source(
         urls = {role: postgres.url(f"twice_{role}_{suffix}") for role in doubled}
         assert evaluate_cli(urls, "--dedupe") == expected, suffix
     assert evaluate_cli(write_duckdb(tmp_path / "log.db", doubled), "--dedupe") == expected
+
+
+ONE_PERCENTILE = SPEC.replace(
+    """  - name: latency-p99
+    dimension: latency
+    sli: {percentile: 99}
+    objective: {target: 400ms}
+    window: 3d
+""",
+    "",
+).replace("sli: {metric: f1, estimate: cbpe}", "sli: {metric: f1}")
+
+
+@pytest.mark.integration
+@pytest.mark.spark
+@pytest.mark.system("postgresql")
+@pytest.mark.system("java")
+def test_one_percentile_read_with_the_counts_agrees_on_every_engine(
+    tmp_path: Path, postgres: Any, spark: Any, cli: Callable[..., Run], monkeypatch: Any
+) -> None:
+    """With one percentile SLO its histogram is read with the counts in one GROUP BY: the
+    files, PostgreSQL and Spark give the same JSON."""
+    import ibis
+
+    from mlslo.api import evaluate_files
+    from mlslo.render.documents import evaluation_json
+    from mlslo.scan.files import Sources
+    from mlslo.scan.histograms import fusable
+    from mlslo.spec import parse_spec
+
+    spec = parse_spec(ONE_PERCENTILE)
+    assert fusable(spec) is not None
+    log = make_log(n=1500)
+    paths = write_parquet(tmp_path / "files", log)
+    files = Sources(paths["predictions"], paths["labels"], paths["outcomes"])
+    expected = evaluation_json(evaluate_files(spec, files, AT))
+    on_spark = evaluate_files(spec, files, AT, con=ibis.pyspark.connect(spark))
+    assert evaluation_json(on_spark) == expected
+    for role, table in log.items():
+        write_table(postgres, f"one_{role}", table)
+    monkeypatch.setenv("MLSLO_PG_PASSWORD", PASSWORD)
+    urls = Sources(*(postgres.url(f"one_{role}") for role in ("predictions", "labels", "outcomes")))
+    assert evaluation_json(evaluate_files(spec, urls, AT)) == expected
