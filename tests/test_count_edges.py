@@ -33,7 +33,9 @@ COHORTS = 40
 REGIONS = ("eu", "us", "apac")
 
 
-def spec_text(window: str, timeslices: bool, correction: bool, absent: str) -> str:
+def spec_text(
+    window: str, timeslices: bool, correction: bool, absent: str, fairness: bool = True
+) -> str:
     budgeting = (
         "    budgeting: timeslices\n    slice: 6h\n"
         "    objective: {target: 0.9, timeslice_target: 0.95}\n"
@@ -84,6 +86,8 @@ slos:
     objective: {{target: 0.3}}
     window: {window}
 """
+    if not fairness:  # no slices: the percentile's histogram is read with the counts
+        text = text[: text.index("  - name: tpr-cohort")]
     if correction:
         text += """corrections:
   - start: 2026-02-20T03:17:00Z
@@ -133,6 +137,7 @@ def per_minute(spec: Any, path: str, at: datetime, step: timedelta | None) -> di
     correction=st.booleans(),
     quiet_hours=st.sampled_from([0, 3]),
     seed=st.integers(0, 2**32 - 1),
+    fairness=st.booleans(),
 )
 @example(  # slices laid back from each series point; the last events three hours back
     offset=3_600 * 7 + 17,
@@ -142,6 +147,17 @@ def per_minute(spec: Any, path: str, at: datetime, step: timedelta | None) -> di
     correction=True,
     quiet_hours=3,
     seed=0,
+    fairness=True,
+)
+@example(  # no slices: one read gives the counts and the histogram
+    offset=3_600 * 7 + 17,
+    window="30d",
+    step=timedelta(days=1),
+    timeslices=False,
+    correction=True,
+    quiet_hours=3,
+    seed=0,
+    fairness=False,
 )
 def test_every_window_reads_the_same_as_per_minute(
     offset: int,
@@ -151,10 +167,11 @@ def test_every_window_reads_the_same_as_per_minute(
     correction: bool,
     quiet_hours: int,
     seed: int,
+    fairness: bool,
 ) -> None:
     at = BASE + timedelta(seconds=offset)
     yaml_window = "{" + window + "}" if window.startswith("calendar") else window
-    spec = parse_spec(spec_text(yaml_window, timeslices, correction, "2h"))
+    spec = parse_spec(spec_text(yaml_window, timeslices, correction, "2h", fairness))
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "log.parquet")
         pq.write_table(log(at, 3000, seed, quiet_hours), path)
@@ -230,12 +247,13 @@ def test_outcome_counts_keep_their_last_event(tmp_path: Path) -> None:
 
 
 def test_one_percentile_histogram_rides_on_the_counts(tmp_path: Path, monkeypatch: Any) -> None:
-    """With the same edges for the counts and the histogram, the percentile's histogram comes
-    from the counts' GROUP BY (grouped by its bin too); the counts and the histogram must be
-    those of the two separate queries, rows outside the SLO's filter counted but not binned."""
+    """With the same edges for the counts and the histogram and no slices, the percentile's
+    histogram comes from the counts' GROUP BY (grouped by its bin too); the counts and the
+    histogram must be those of the two separate queries, rows outside the SLO's filter counted
+    but not binned. With slices (span x slices x bins groups) the two queries stay apart."""
     monkeypatch.setenv("MLSLO_CACHE_DIR", str(tmp_path / "cache"))
     at = BASE + timedelta(hours=13, minutes=7, seconds=5)
-    spec = parse_spec(spec_text("30d", False, True, "1h"))
+    spec = parse_spec(spec_text("30d", False, True, "1h", fairness=False))
     path = str(tmp_path / "log.parquet")
     pq.write_table(log(at, 20_000, 3, 0), path)
     edges = histogram_edges(spec, at, timedelta(days=1))
@@ -262,3 +280,10 @@ def test_one_percentile_histogram_rides_on_the_counts(tmp_path: Path, monkeypatc
         fused.table["up/total"].to_numpy().sum()
         == ((table["ts"] >= start) & (table["ts"] < end)).sum()
     )
+    cached = set((tmp_path / "cache").rglob("*.json"))
+    sliced = parse_spec(spec_text("30d", False, True, "1h"))
+    scan_files(
+        sliced, Sources(path), start=start, end=end, histogram_edges=edges, count_edges=edges
+    )
+    (added,) = set((tmp_path / "cache").rglob("*.json")) - cached
+    assert json.loads(added.read_text())["fused"] is None

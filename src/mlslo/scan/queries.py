@@ -304,7 +304,10 @@ def _build(
                 plan.aggregates[alias] = expr
             plan.names[stat] = alias
     keys = [bucket.name(BUCKET), *(filtered[c] for c in slices)]
-    fused = fusable(spec, histogram_slices) if fuse and count_grid is not None else None
+    fused = None
+    if fuse and count_grid is not None and not slices:
+        # with slices, span x slices x bins can be far more groups than either query alone
+        fused = fusable(spec, histogram_slices)
     aggregates = dict(plan.aggregates)
     if fused is not None:
         keys.append(fused_bin(filtered, fused).name(FUSED_BIN))
