@@ -8,7 +8,7 @@ typecheck:
 	mypy src
 
 test:
-	./scripts/test
+	./scripts/system-packages && python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test,spark]' && MLSLO_REQUIRE_SYSTEM=1 python -m pytest
 
 # the fuzz tests with many more examples than the suite's bounded run (and a random seed)
 FUZZ_EXAMPLES ?= 500

@@ -64,7 +64,8 @@ def missing_parts(names: list[str]) -> list[str]:
 
 def _install_hint(parts: list[str]) -> str:
     packages = " ".join(dict.fromkeys(SYSTEM_PARTS[p][1] for p in parts))
-    return f"apt-get install -y --no-install-recommends {packages} (./scripts/test does it)"
+    hint = f"apt-get install -y --no-install-recommends {packages}"
+    return f"{hint} (./scripts/system-packages does it)"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,8 +76,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests whose system parts are missing: outside ./scripts/test they are skipped, with one
-    line at the start of the run; under it (MLSLO_REQUIRE_SYSTEM=1) they fail."""
+    """Tests whose system parts are missing: in a plain pytest run they are skipped, with one
+    line at the start of the run; under the README's test command (MLSLO_REQUIRE_SYSTEM=1)
+    they fail."""
     needed = sorted(
         {p for item in items for mark in item.iter_markers("system") for p in mark.args}
     )

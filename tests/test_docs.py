@@ -757,15 +757,24 @@ def _fenced_after(text: str, marker: str) -> str:
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
-    """.ci/run ends with the README's test command, the one script that installs what the
-    suite needs; make test runs the same script."""
+    """.ci/run ends with the README's test command: the Debian packages, a venv with the test
+    extras, then pytest over the whole suite with missing system parts failing; make test
+    runs the same command."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     command = _fenced_after(readme, "<!-- test-command -->")
     ci = [line.strip() for line in (ROOT / ".ci/run").read_text(encoding="utf-8").splitlines()]
     assert command.count("\n") == 0
     assert ci[-1] == command
-    assert command == "./scripts/test"
-    assert (ROOT / "scripts/test").stat().st_mode & 0o111, "scripts/test must be executable"
+    steps = command.split(" && ")
+    assert steps == [
+        "./scripts/system-packages",
+        "python3 -m venv .venv",
+        ". .venv/bin/activate",
+        "pip install -e '.[test,spark]'",
+        "MLSLO_REQUIRE_SYSTEM=1 python -m pytest",
+    ]
+    packages = ROOT / "scripts/system-packages"
+    assert packages.stat().st_mode & 0o111, "scripts/system-packages must be executable"
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert f"test:\n\t{command}\n" in makefile
 
@@ -786,11 +795,11 @@ def test_readme_demo_command_installs_then_runs_mlslo_demo():
     assert '_mlslo(),\n                "demo",' in demo_test
 
 
-@pytest.mark.parametrize("required", [False, True], ids=["developer", "scripts-test"])
+@pytest.mark.parametrize("required", [False, True], ids=["developer", "readme-test-command"])
 def test_missing_system_parts_are_one_line(tmp_path, required):
     """Without Prometheus on PATH, a plain pytest run says so in one line and skips the tests
-    that start it; under ./scripts/test (MLSLO_REQUIRE_SYSTEM=1) the same tests fail, each
-    with that one line and no traceback."""
+    that start it; under the README's test command (MLSLO_REQUIRE_SYSTEM=1) the same tests
+    fail, each with that one line and no traceback."""
     import os
     import subprocess
     import sys
