@@ -79,7 +79,7 @@ def scan_files(
     ``histogram_slices`` also keeps the percentiles' histograms per value of these columns
     (attribution of a percentile SLO).
     """
-    edges = (histogram_edges, count_edges)
+    reach = _Reach(start, end, slice_columns, histogram_edges, count_edges, histogram_slices)
     locations = {
         role: parse_location(given, role=role)
         for role, given in _given(sources).items()
@@ -91,14 +91,10 @@ def scan_files(
                 "a database source is scanned by its database; use the default engine",
                 parameter="engine",
             )
-        return _scan_database(
-            spec, sources, locations, start, end, slice_columns, edges, histogram_slices
-        )
+        return _scan_database(spec, sources, locations, reach)
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
-        rollup = _scan_compiled(
-            spec, sources, raw, start, end, slice_columns, edges, histogram_slices
-        )
+        rollup = _scan_compiled(spec, sources, raw, reach)
         if _check_labels(spec, sources, rollup):
             ibis_con = connect_duckdb(raw)
             predictions = flatten_attributes(ibis_con.table(VIEWS["predictions"]))
@@ -106,11 +102,20 @@ def scan_files(
             _refuse_unmatched(spec, sources, predictions, labels, start, end)
         return rollup
     tables = {role: open_table(con, text, role=role) for role, text in _given(sources).items()}
-    return _scan_tables(spec, sources, tables, start, end, slice_columns, edges, histogram_slices)
+    return _scan_tables(spec, sources, tables, reach)
 
 
-Edges = tuple[Sequence[int] | None, Sequence[int] | None]
-"""The histograms' edges and the other statistics' edges (None: per bucket)."""
+@dataclass(frozen=True)
+class _Reach:
+    """What one scan reads and keeps: the records with ``start <= ts < end``, grouped by
+    these slices, summed between these edges (None: per bucket)."""
+
+    start: datetime
+    end: datetime
+    slice_columns: Sequence[str] = ()
+    histogram_edges: Sequence[int] | None = None
+    count_edges: Sequence[int] | None = None
+    histogram_slices: Sequence[str] = ()
 
 
 def _given(sources: Sources) -> dict[str, Records]:
@@ -129,11 +134,7 @@ def _scan_database(
     spec: Spec,
     sources: Sources,
     locations: dict[str, Location],
-    start: datetime,
-    end: datetime,
-    slice_columns: Sequence[str],
-    edges: Edges = (None, None),
-    histogram_slices: Sequence[str] = (),
+    reach: _Reach,
 ) -> Rollup:
     """The scan run by the database the predictions are in; the other sources must be
     tables of the same database (a join cannot cross engines)."""
@@ -151,9 +152,7 @@ def _scan_database(
             role: flatten_attributes(open_database_table(con, location))
             for role, location in locations.items()
         }
-        return _scan_tables(
-            spec, sources, tables, start, end, slice_columns, edges, histogram_slices
-        )
+        return _scan_tables(spec, sources, tables, reach)
     finally:
         disconnect = getattr(con, "disconnect", None)
         if disconnect is not None:
@@ -164,11 +163,7 @@ def _scan_tables(
     spec: Spec,
     sources: Sources,
     tables: dict[str, Any],
-    start: datetime,
-    end: datetime,
-    slice_columns: Sequence[str],
-    edges: Edges = (None, None),
-    histogram_slices: Sequence[str] = (),
+    reach: _Reach,
 ) -> Rollup:
     """The ibis scan over opened tables, on the engine they belong to."""
     from mlslo.scan.queries import scan
@@ -177,21 +172,21 @@ def _scan_tables(
     rollup = scan(
         spec,
         tables["predictions"],
-        start=start,
-        end=end,
+        start=reach.start,
+        end=reach.end,
         labels=labels,
         outcomes=tables.get("outcomes"),
-        slice_columns=slice_columns,
+        slice_columns=reach.slice_columns,
         source=name_of(sources.predictions),
         labels_source=name_of(sources.labels) if sources.labels else "labels",
         outcomes_source=name_of(sources.outcomes) if sources.outcomes else "outcomes",
         dedupe=sources.dedupe,
-        histogram_edges=edges[0],
-        count_edges=edges[1],
-        histogram_slices=histogram_slices,
+        histogram_edges=reach.histogram_edges,
+        count_edges=reach.count_edges,
+        histogram_slices=reach.histogram_slices,
     )
     if labels is not None and _check_labels(spec, sources, rollup):
-        _refuse_unmatched(spec, sources, tables["predictions"], labels, start, end)
+        _refuse_unmatched(spec, sources, tables["predictions"], labels, reach.start, reach.end)
     return rollup
 
 
@@ -250,34 +245,23 @@ def _scan_compiled(
     spec: Spec,
     sources: Sources,
     raw: Any,
-    start: datetime,
-    end: datetime,
-    slice_columns: Sequence[str],
-    edges: Edges,
-    histogram_slices: Sequence[str] = (),
+    reach: _Reach,
 ) -> Rollup:
     """Run the scan's SQL from the cache, compiling it (with ibis, loaded only then) on a
     miss; when a record fails a value check, name it."""
-    locations = {
-        role: location
-        for role, location in (
-            ("predictions", sources.predictions),
-            ("labels", sources.labels),
-            ("outcomes", sources.outcomes),
-        )
-        if location
-    }
-    histogram_edges, count_edges = edges
+    locations = _given(sources)
+    start, end = reach.start, reach.end
+    histogram_edges, count_edges = reach.histogram_edges, reach.count_edges
     offsets = edge_offsets(histogram_edges)[1] if histogram_edges else None
     counted = edge_offsets(count_edges)[1] if count_edges else None
     views = Views(
         {role: VIEWS[role] for role in locations},
         {role: name_of(location) for role, location in locations.items()},
-        slice_columns,
+        reach.slice_columns,
         sources.dedupe,
         offsets,
         counted,
-        tuple(histogram_slices),
+        tuple(reach.histogram_slices),
         fuses(histogram_edges, count_edges),
     )
     rows = None if sources.dedupe else RowFilter(spec.columns.ts, start, end)
@@ -285,11 +269,11 @@ def _scan_compiled(
     key = cache_key(
         spec.model_dump_json(),
         schemas,
-        slices=list(slice_columns),
+        slices=list(reach.slice_columns),
         dedupe=sources.dedupe,
         histogram_offsets=offsets,
         count_offsets=counted,
-        histogram_slices=list(histogram_slices),
+        histogram_slices=list(reach.histogram_slices),
         fuse=views.fuse,
     )
     compiled = load(key)
