@@ -94,13 +94,17 @@ def scan_files(
         return _scan_database(spec, sources, locations, reach)
     if con is None or getattr(con, "name", None) == "duckdb":
         raw = con.con if con is not None else connect_raw()
-        rollup = _scan_compiled(spec, sources, raw, reach)
-        if _check_labels(spec, sources, rollup):
-            ibis_con = connect_duckdb(raw)
-            predictions = flatten_attributes(ibis_con.table(VIEWS["predictions"]))
-            labels = flatten_attributes(ibis_con.table(VIEWS["labels"]))
-            _refuse_unmatched(spec, sources, predictions, labels, start, end)
-        return rollup
+        try:
+            rollup = _scan_compiled(spec, sources, raw, reach)
+            if _check_labels(spec, sources, rollup):
+                ibis_con = connect_duckdb(raw)
+                predictions = flatten_attributes(ibis_con.table(VIEWS["predictions"]))
+                labels = flatten_attributes(ibis_con.table(VIEWS["labels"]))
+                _refuse_unmatched(spec, sources, predictions, labels, start, end)
+            return rollup
+        finally:
+            if con is None:  # ours: close it, so no source file stays attached
+                raw.close()
     tables = {role: open_table(con, text, role=role) for role, text in _given(sources).items()}
     return _scan_tables(spec, sources, tables, reach)
 
