@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -309,6 +310,30 @@ def test_serve_refuses_records_without_pull(cli, source):
     assert run.exit_code == 2 and "--pull" in run.stderr
 
 
+def _predictions(rng: np.random.Generator, start: datetime, n: int, first: int) -> list[dict]:
+    """``n`` predictions 30 s apart from ``start``, ids from ``first``."""
+    return [
+        {
+            "id": f"p{first + i}",
+            "ts": start + timedelta(seconds=30 * i),
+            "status": "error" if rng.random() < 0.03 else "ok",
+            "prediction": int(rng.integers(0, 2)),
+        }
+        for i in range(n)
+    ]
+
+
+def _labels(
+    rng: np.random.Generator, rows: list[dict], arrived: datetime, share: float
+) -> list[dict]:
+    """Labels for about ``share`` of ``rows``, arriving at ``arrived``, a fifth of them wrong."""
+    return [
+        {"id": r["id"], "ts": arrived, "label": r["prediction"] ^ int(rng.random() < 0.2)}
+        for r in rows
+        if rng.random() < share
+    ]
+
+
 @pytest.mark.integration
 @pytest.mark.system("postgresql")
 @pytest.mark.parametrize("zoned", [True, False], ids=["timestamptz", "timestamp"])
@@ -320,23 +345,8 @@ def test_pulling_from_postgres_equals_evaluate(cli, postgres, tmp_path, monkeypa
     spec.write_text("\n".join(SPEC.format(db="x").splitlines()[:13]) + "\n", encoding="utf-8")
     rng = np.random.default_rng(7)
 
-    def predictions(start: datetime, n: int, first: int) -> list[dict]:
-        return [
-            {
-                "id": f"p{first + i}",
-                "ts": start + timedelta(seconds=30 * i),
-                "status": "error" if rng.random() < 0.03 else "ok",
-                "prediction": int(rng.integers(0, 2)),
-            }
-            for i in range(n)
-        ]
-
-    def labels(rows: list[dict], arrived: datetime) -> list[dict]:
-        return [
-            {"id": r["id"], "ts": arrived, "label": r["prediction"] ^ int(rng.random() < 0.2)}
-            for r in rows
-            if rng.random() < 0.6
-        ]
+    predictions = partial(_predictions, rng)
+    labels = partial(_labels, rng, share=0.6)
 
     def write(rows: dict[str, list[dict]]) -> None:
         for role, records in rows.items():
@@ -414,23 +424,8 @@ def test_pulling_from_files_and_tables_equals_evaluating_them(tmp_path, kind):
             pq.write_table(table, tmp_path / role / f"part-{written[role]}.parquet")
         written[role] += 1
 
-    def predictions(start: datetime, n: int, first: int) -> list[dict]:
-        return [
-            {
-                "id": f"p{first + i}",
-                "ts": start + timedelta(seconds=30 * i),
-                "status": "error" if rng.random() < 0.03 else "ok",
-                "prediction": int(rng.integers(0, 2)),
-            }
-            for i in range(n)
-        ]
-
-    def labels(rows: list[dict], arrived: datetime) -> list[dict]:
-        return [
-            {"id": r["id"], "ts": arrived, "label": r["prediction"] ^ int(rng.random() < 0.2)}
-            for r in rows
-            if rng.random() < 0.7
-        ]
+    predictions = partial(_predictions, rng)
+    labels = partial(_labels, rng, share=0.7)
 
     if kind == "delta":
         sources = Sources(f"delta://{tmp_path / 'predictions'}", f"delta://{tmp_path / 'labels'}")
