@@ -29,7 +29,7 @@ from mlslo.scan.files import Sources
 from mlslo.server.pull import Puller
 from mlslo.server.service import Service
 from mlslo.server.store import Store
-from mlslo.spec import load_spec
+from mlslo.spec import load_spec, parse_spec
 from postgres_server import PASSWORD, write_table
 
 T = datetime(2026, 11, 21, tzinfo=UTC)
@@ -460,5 +460,39 @@ def test_pulling_from_files_and_tables_equals_evaluating_them(tmp_path, kind):
         assert status.last_error is None, status.last_error
         assert status.rows_read["predictions"] == len(late) + len(new)
         same_as_records(T + timedelta(minutes=30))
+    finally:
+        store.close()
+
+
+def test_a_bad_record_in_the_source_is_located_and_read_again_once_fixed(tmp_path):
+    """A pull that meets a record the HTTP ingest would refuse reports the source, the row
+    and the field, keeps nothing of that kind and leaves the watermark; fixed, it goes in."""
+    import duckdb
+
+    path = tmp_path / "log.db"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE predictions (id VARCHAR, ts TIMESTAMPTZ, status VARCHAR)")
+        con.executemany(
+            "INSERT INTO predictions VALUES (?, ?, ?)",
+            [("a", T - timedelta(minutes=5), "ok"), ("b", T - timedelta(minutes=4), "weird")],
+        )
+    spec = parse_spec(
+        "service: p\nslos:\n  - {name: up, dimension: availability, "
+        "objective: {target: 0.99}, window: 1d}\n"
+    )
+    store = Store.open(tmp_path / "store.duckdb", spec, clock=lambda: T)
+    try:
+        puller = Puller(store, Sources(f"duckdb://{path}?table=predictions"), clock=lambda: T)
+        status = puller.pull()
+        assert status.last_error is not None
+        assert status.last_error.startswith(f"duckdb://{path}?table=predictions: ")
+        assert "row 2, field 'status': 'weird' is not a status" in status.last_error
+        assert store.counts()["predictions"] == 0
+        assert puller.stored_watermark() is None
+        with duckdb.connect(str(path)) as con:
+            con.execute("UPDATE predictions SET status = 'error' WHERE id = 'b'")
+        status = puller.pull()
+        assert status.last_error is None and status.failures == 1
+        assert store.counts()["predictions"] == 2
     finally:
         store.close()

@@ -21,7 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from mlslo.errors import MlsloError, UsageError
+from mlslo.errors import DataError, MlsloError, UsageError
+from mlslo.inputs.frames import name_of
 from mlslo.inputs.normalize import NORMALIZERS
 from mlslo.render.format import iso
 from mlslo.scan.files import Sources
@@ -140,13 +141,20 @@ class Puller:
             if table is None or not table.num_rows:
                 continue
             for start in range(0, table.num_rows, CHUNK):
-                batch = NORMALIZERS[kind](
-                    table.slice(start, CHUNK),
-                    spec,
-                    now=now,
-                    max_skew=self.max_skew,
-                    max_age=max_age,
-                )
+                try:
+                    batch = NORMALIZERS[kind](
+                        table.slice(start, CHUNK),
+                        spec,
+                        now=now,
+                        max_skew=self.max_skew,
+                        max_age=max_age,
+                    )
+                except MlsloError as exc:
+                    raise DataError(
+                        f"in the {kind} read from {iso(since)} on: {exc}; the watermark stays, "
+                        "so the next pull reads them again once they are fixed",
+                        source=name_of(getattr(self.sources, kind)),
+                    ) from None
                 if kind == "predictions":
                     batch = self._unseen(batch)
                 batch, folded = self.store.writer.admit(kind, batch)
