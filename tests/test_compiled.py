@@ -234,7 +234,8 @@ def test_multiclass_classes_from_the_data_are_never_cached(cache: Path, tmp_path
 
 
 def test_a_repeated_evaluation_does_not_import_ibis(tmp_path: Path) -> None:
-    """The point of the cache: the second process runs the stored SQL with DuckDB alone."""
+    """The point of the cache: the second process runs the stored SQL with DuckDB alone (and
+    nothing converts through pandas, whose import alone costs a tenth of a second)."""
     path = write(records(), tmp_path)
     spec = tmp_path / "spec.yaml"
     spec.write_text(textwrap.dedent(SPEC), encoding="utf-8")
@@ -249,7 +250,8 @@ def test_a_repeated_evaluation_does_not_import_ibis(tmp_path: Path) -> None:
         result = evaluate_files(load_spec({str(spec)!r}), Sources({str(path)!r}),
                                 datetime(2026, 3, 9, tzinfo=UTC))
         print(json.dumps({{"document": evaluation_json(result),
-                          "ibis": "ibis" in sys.modules, "sqlglot": "sqlglot" in sys.modules}}))
+                          "ibis": "ibis" in sys.modules, "sqlglot": "sqlglot" in sys.modules,
+                          "pandas": "pandas" in sys.modules}}))
         """
     )
     env = {**os.environ, "MLSLO_CACHE_DIR": str(tmp_path / "cache")}
@@ -263,4 +265,5 @@ def test_a_repeated_evaluation_does_not_import_ibis(tmp_path: Path) -> None:
     ]
     assert runs[0]["ibis"] is True
     assert runs[1]["ibis"] is False and runs[1]["sqlglot"] is False
+    assert runs[1]["pandas"] is False
     assert runs[0]["document"] == runs[1]["document"]

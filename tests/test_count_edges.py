@@ -246,44 +246,40 @@ def test_outcome_counts_keep_their_last_event(tmp_path: Path) -> None:
         assert edged["slos"][0]["budget"]["status"] == "no_data"
 
 
-def test_one_percentile_histogram_rides_on_the_counts(tmp_path: Path, monkeypatch: Any) -> None:
-    """With the same edges for the counts and the histogram and no slices, the percentile's
-    histogram comes from the counts' GROUP BY (grouped by its bin too); the counts and the
-    histogram must be those of the two separate queries, rows outside the SLO's filter counted
-    but not binned. With slices (span x slices x bins groups) the two queries stay apart."""
+def test_the_percentile_histogram_rides_on_the_counts(tmp_path: Path, monkeypatch: Any) -> None:
+    """With the same edges for the counts and the histogram, with or without slices, the
+    percentile's histogram comes from the counts' read (a grouping set of the same GROUP BY);
+    the counts and the histogram must be those of the two separate queries, rows outside the
+    SLO's filter counted but not binned."""
     monkeypatch.setenv("MLSLO_CACHE_DIR", str(tmp_path / "cache"))
     at = BASE + timedelta(hours=13, minutes=7, seconds=5)
-    spec = parse_spec(spec_text("30d", False, True, "1h", fairness=False))
     path = str(tmp_path / "log.parquet")
     pq.write_table(log(at, 20_000, 3, 0), path)
-    edges = histogram_edges(spec, at, timedelta(days=1))
-    assert edges is not None and edges == count_edges(spec, at, timedelta(days=1))
-    start, end = scan_range(spec, at)
-    fused = scan_files(
-        spec, Sources(path), start=start, end=end, histogram_edges=edges, count_edges=edges
-    )
-    kept = [json.loads(f.read_text())["fused"] for f in (tmp_path / "cache").rglob("*.json")]
-    assert kept == ["slow-tail"]
-    counts = scan_files(spec, Sources(path), start=start, end=end, count_edges=edges)
-    binned = scan_files(spec, Sources(path), start=start, end=end, histogram_edges=edges)
+    table = pq.read_table(path).to_pandas()
 
     def rows(table: pa.Table) -> list[tuple[Any, ...]]:
         return sorted(tuple(r.values()) for r in table.to_pylist())
 
-    assert fused.table.column_names == counts.table.column_names
-    assert rows(fused.table) == rows(counts.table)
-    assert rows(fused.histograms["slow-tail"]) == rows(binned.histograms["slow-tail"])
-    table = pq.read_table(path).to_pandas()
-    eu = (table["region"] == "eu") & (table["ts"] >= start) & (table["ts"] < end)
-    assert fused.histograms["slow-tail"]["count"].to_numpy().sum() == eu.sum()
-    assert (
-        fused.table["up/total"].to_numpy().sum()
-        == ((table["ts"] >= start) & (table["ts"] < end)).sum()
-    )
-    cached = set((tmp_path / "cache").rglob("*.json"))
-    sliced = parse_spec(spec_text("30d", False, True, "1h"))
-    scan_files(
-        sliced, Sources(path), start=start, end=end, histogram_edges=edges, count_edges=edges
-    )
-    (added,) = set((tmp_path / "cache").rglob("*.json")) - cached
-    assert json.loads(added.read_text())["fused"] is None
+    for fairness in (False, True):
+        spec = parse_spec(spec_text("30d", False, True, "1h", fairness=fairness))
+        edges = histogram_edges(spec, at, timedelta(days=1))
+        assert edges is not None and edges == count_edges(spec, at, timedelta(days=1))
+        start, end = scan_range(spec, at)
+        before = set((tmp_path / "cache").rglob("*.json"))
+        fused = scan_files(
+            spec, Sources(path), start=start, end=end, histogram_edges=edges, count_edges=edges
+        )
+        (added,) = set((tmp_path / "cache").rglob("*.json")) - before
+        kept = json.loads(added.read_text())
+        assert kept["binned"] == ["slow-tail"] and kept["histograms"] == []
+        counts = scan_files(spec, Sources(path), start=start, end=end, count_edges=edges)
+        binned = scan_files(spec, Sources(path), start=start, end=end, histogram_edges=edges)
+        assert fused.table.column_names == counts.table.column_names
+        assert rows(fused.table) == rows(counts.table)
+        assert rows(fused.histograms["slow-tail"]) == rows(binned.histograms["slow-tail"])
+        eu = (table["region"] == "eu") & (table["ts"] >= start) & (table["ts"] < end)
+        assert fused.histograms["slow-tail"]["count"].to_numpy().sum() == eu.sum()
+        assert (
+            fused.table["up/total"].to_numpy().sum()
+            == ((table["ts"] >= start) & (table["ts"] < end)).sum()
+        )

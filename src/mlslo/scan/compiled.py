@@ -23,9 +23,8 @@ from typing import Any
 import pyarrow as pa
 
 from mlslo.errors import DataError, first_line
-from mlslo.stats.fused import unfuse
+from mlslo.stats.fused import split_binned
 from mlslo.stats.rollup import (
-    CHECKS,
     Rollup,
     all_valid,
     deduplicated,
@@ -35,7 +34,7 @@ from mlslo.stats.rollup import (
     stat_table,
 )
 
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
 CACHE_ENTRIES = 256
 
 # The DuckDB variables that hold the window's bounds, for timestamp columns with a zone and
@@ -93,8 +92,8 @@ class CompiledScan:
     ``outcome_sql`` groups outcome counts by bucket. With ``histogram_offsets`` the histograms
     are summed between edges at those distances before the one :meth:`run` is given;
     with ``count_offsets``, the statistics of ``sql`` and ``outcome_sql`` likewise.
-    ``fused`` names the percentile SLO whose histogram ``sql`` also groups by (its bin), the
-    ``maxima`` being the aliases summed over bins as a maximum rather than a sum.
+    ``binned`` names the percentile SLOs whose histograms ``sql`` reads too
+    (:mod:`mlslo.scan.coded`).
     """
 
     bucket_seconds: int
@@ -107,8 +106,7 @@ class CompiledScan:
     repeated_sql: str | None = None
     histogram_offsets: tuple[int, ...] | None = None
     count_offsets: tuple[int, ...] | None = None
-    fused: str | None = None
-    maxima: tuple[str, ...] = ()
+    binned: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({"format": CACHE_FORMAT, **asdict(self)})
@@ -129,8 +127,7 @@ class CompiledScan:
             repeated_sql=data["repeated_sql"],
             histogram_offsets=_offsets(data["histogram_offsets"]),
             count_offsets=_offsets(data["count_offsets"]),
-            fused=data["fused"],
-            maxima=tuple(str(alias) for alias in data["maxima"]),
+            binned=tuple(str(name) for name in data["binned"]),
         )
 
     def run(
@@ -149,17 +146,16 @@ class CompiledScan:
         :attr:`count_offsets`), placed in time."""
         edges = _place(con, HISTOGRAM_END, self.histogram_offsets, histogram_edges)
         counted = _place(con, COUNT_END, self.count_offsets, count_edges)
-        if self.fused is not None and edges != counted:
-            raise ValueError("a fused histogram needs the counts' edges")
+        if self.binned and edges != counted:
+            raise ValueError("histograms read with the counts need the counts' edges")
         set_window(con, start, end)
         try:
             rows = rows_of(con, self.sql)
+            tables: dict[str, pa.Table] = {}
+            if self.binned:
+                rows, tables = split_binned(rows, self.binned)
             if not all_valid(rows):
                 return None
-            tables: dict[str, pa.Table] = {}
-            if self.fused is not None:
-                aggregates = [*self.names.values(), CHECKS]
-                rows, tables[self.fused] = unfuse(rows, aggregates, self.maxima)
             for sql, names in self.histograms:
                 tables.update(histogram_tables(rows_of(con, sql), names))
             histograms, sliced = split_histograms(tables)

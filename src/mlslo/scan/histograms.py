@@ -3,7 +3,7 @@ time span x log-bucketed bin (:mod:`mlslo.stats.histogram`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import ibis
 
@@ -16,7 +16,7 @@ from mlslo.scan.expressions import (
     slo_filter,
     span_start,
 )
-from mlslo.spec import AnySLO, Spec, calibrates, is_percentile
+from mlslo.spec import AnySLO, Spec, is_percentile
 from mlslo.stats import histogram
 from mlslo.stats.rollup import BUCKET
 
@@ -31,16 +31,18 @@ def histogram_queries(
     bucket_seconds: int,
     grid: Grid | None = None,
     by: Sequence[str] = (),
+    binned: Collection[str] = (),
 ) -> list[tuple[Expr, list[str]]]:
     """Per measured quantity (latency, lag), one GROUP BY bucket x bin with a count column per
     percentile SLO (``h0``, ``h1``, ...). With a ``grid`` of edges, a row's bucket is the
     edge that starts its span: a few spans instead of every minute keep the GROUP BY small
     (and fast) while every window that starts and ends on an edge reads the same counts.
     ``by`` also groups the percentiles' counts by these slice columns (attribution asks
-    for them: a percentile's slices cannot be read from the unsliced histogram)."""
+    for them: a percentile's slices cannot be read from the unsliced histogram). The SLOs
+    named in ``binned`` are left out: the counts' GROUP BY reads theirs."""
     wanted: dict[str, list[AnySLO]] = {}
     for slo in spec.slos:
-        if is_percentile(slo):
+        if is_percentile(slo) and slo.name not in binned:
             wanted.setdefault(slo.dimension, []).append(slo)
     out = []
     windowed = table.filter(table.ts.notnull())
@@ -76,13 +78,10 @@ def _bin(value: Expr) -> Expr:
     ).cast("int64")
 
 
-def fusable(spec: Spec, by: Sequence[str] = ()) -> AnySLO | None:
-    """The one percentile SLO whose histogram can ride on the counts' GROUP BY (None when
-    there are several, a calibration or sliced histograms: those keep their own query)."""
-    percentiles = [slo for slo in spec.slos if is_percentile(slo)]
-    if len(percentiles) != 1 or by or any(calibrates(slo) for slo in spec.slos):
-        return None
-    return percentiles[0]
+def fusable(spec: Spec, by: Sequence[str] = ()) -> list[AnySLO]:
+    """The percentile SLOs whose histograms can ride on the counts' GROUP BY: all of them,
+    unless their histograms are also sliced (those keep their own query)."""
+    return [] if by else [slo for slo in spec.slos if is_percentile(slo)]
 
 
 def fused_bin(table: Expr, slo: AnySLO) -> Expr:

@@ -4,9 +4,10 @@ check."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import ibis
 
@@ -17,7 +18,6 @@ from mlslo.scan.expressions import (
     both,
     count,
     count_if,
-    count_known,
     is_positive,
     lag_micros,
     literal,
@@ -43,15 +43,53 @@ from mlslo.stats.rollup import (
 )
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What one aggregate computes, in parts a scan can rearrange: the rows meeting
+    ``condition`` (every row when None), the sum of ``value`` over them, or its largest
+    value (``kind`` ``count``, ``sum``, ``max``)."""
+
+    kind: Literal["count", "sum", "max"]
+    condition: Expr | None
+    value: Expr | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.kind,
+            None if self.condition is None else self.condition.op(),
+            None if self.value is None else self.value.op(),
+        )
+
+    def aggregate(self, t: Expr) -> Expr:
+        if self.kind == "count":
+            return count(t, self.condition)
+        assert self.value is not None
+        if self.kind == "sum":
+            return sum_where(self.value, self.condition)
+        return last_where(self.value, self.condition)
+
+
 @dataclass
 class Plan:
-    """``aggregates`` by alias; ``names`` maps each statistic column to the alias that
-    computes it (identical statistics of different SLOs share one aggregate). The ``x``
-    aggregate counts rows failing any of ``checks``."""
+    """``aggregates`` by alias, and what each computes (``tallies``); ``names`` maps each
+    statistic column to the alias that computes it (identical statistics of different SLOs
+    share one aggregate). The ``x`` aggregate counts rows failing any of ``checks``."""
 
     aggregates: dict[str, Expr]
     names: dict[str, str]
     checks: list[Check]
+    tallies: dict[str, Tally] | None = None
+    shared: dict[tuple[Any, ...], str] = dataclasses.field(default_factory=dict, repr=False)
+
+    def add(self, t: Expr, stat: str, tally: Tally) -> None:
+        """Count ``stat`` with ``tally``, sharing the aggregate of an identical one."""
+        assert self.tallies is not None
+        alias = self.shared.get(tally.key())
+        if alias is None:
+            alias = self.shared[tally.key()] = f"c{len(self.aggregates)}"
+            self.aggregates[alias] = tally.aggregate(t).cast("float64")
+            self.tallies[alias] = tally
+        self.names[stat] = alias
 
 
 # --- the plan: aggregates per SLO -------------------------------------------------------------
@@ -86,40 +124,30 @@ def build_plan(
 ) -> Plan:
     """The aggregates of every SLO's statistics, and (``with_checks``) a count ``x<i>`` of the
     rows failing each value check."""
-    aggregates: dict[str, Expr] = {}
-    names: dict[str, str] = {}
-    seen: dict[Any, str] = {}
-
-    def add(slo: AnySLO, stat: str, expr: Expr) -> None:
-        key = expr.op()
-        alias = seen.get(key)
-        if alias is None:
-            alias = f"c{len(aggregates)}"
-            aggregates[alias] = expr.cast("float64")
-            seen[key] = alias
-        names[stat_column(slo.name, stat)] = alias
-
+    plan = Plan({}, {}, [], {})
     plan_checks = list(checks)
     for slo in spec.slos:
         where = slo_filter(table, slo)
-        for stat, expr in _statistics(slo, table, where, classes.get(slo.name)):
-            add(slo, stat, expr)
+        for stat, tally in _statistics(slo, table, where, classes.get(slo.name)):
+            plan.add(table, stat_column(slo.name, stat), tally)
         if with_checks:
             plan_checks.extend(value_checks(slo, table))
             plan_checks.extend(class_checks(spec, slo, table))
     if not with_checks:
-        return Plan(aggregates, names, [])
+        return plan
     unique_checks: dict[str, Check] = {}
     for check in plan_checks:
         unique_checks.setdefault(f"{check.column}:{check.message}", check)
-    final_checks = list(unique_checks.values())
-    counted = failing_rows(table, final_checks)
+    plan.checks = list(unique_checks.values())
+    counted = failing_rows(table, plan.checks)
     if counted is not None:
-        aggregates[CHECKS] = count_if(counted)
-    return Plan(aggregates, names, final_checks)
+        plan.aggregates[CHECKS] = count_if(counted)
+        assert plan.tallies is not None
+        plan.tallies[CHECKS] = Tally("count", counted)
+    return plan
 
 
-def last_events(spec: Spec, table: Expr, minute: Expr) -> dict[str, Expr]:
+def last_events(spec: Spec, table: Expr, minute: Expr) -> dict[str, Tally]:
     """Per SLO, the last bucket in which its events were counted, as ``last:<stat>`` of the
     statistic counting them: a scan that sums counts between edges keeps this instead of a
     row per bucket (how long ago the last event came decides whether an SLO is absent)."""
@@ -130,13 +158,15 @@ def last_events(spec: Spec, table: Expr, minute: Expr) -> dict[str, Expr]:
             continue
         stat, value = found
         condition = both(slo_filter(table, slo), value.notnull())
-        out[stat_column(slo.name, LAST + stat)] = last_where(minute, condition)
+        out[stat_column(slo.name, LAST + stat)] = Tally("max", condition, minute)
     return out
 
 
-def last_where(minute: Expr, condition: Expr) -> Expr:
+def last_where(minute: Expr, condition: Expr | None) -> Expr:
     """The largest ``minute`` of the rows meeting ``condition``: a CASE inside the max, which
     DuckDB computes several times faster than a filtered aggregate."""
+    if condition is None:
+        return minute.max().cast("float64")
     return ibis.ifelse(condition, minute, ibis.null(minute.type())).max().cast("float64")
 
 
@@ -161,28 +191,40 @@ def failing_rows(table: Expr, checks: Sequence[Check]) -> Expr | None:
     return failing
 
 
+def _count(*conditions: Expr | None) -> Tally:
+    return Tally("count", both(*conditions))
+
+
+def _known(value: Expr, where: Expr | None) -> Tally:
+    return Tally("count", both(where, value.notnull()))
+
+
+def _sum(value: Expr, *conditions: Expr | None) -> Tally:
+    return Tally("sum", both(*conditions), value)
+
+
 def _statistics(
     slo: AnySLO, t: Expr, where: Expr | None, classes: Sequence[Any] | None
-) -> list[tuple[str, Expr]]:
+) -> list[tuple[str, Tally]]:
     if isinstance(slo, AvailabilitySLO):
         if "status" not in t.columns:
             return []
         ok = t.status if t.status.type().is_boolean() else t.status == "ok"
-        return [("total", count_known(t, t.status, where)), ("ok", count(t, where, ok))]
+        return [("total", _known(t.status, where)), ("ok", _count(where, ok))]
     if isinstance(slo, LatencySLO):
-        total = ("total", count_known(t, t.latency_ms, where))
+        total = ("total", _known(t.latency_ms, where))
         if slo.sli.latency_threshold is None:
             return [total]
         limit = slo.sli.latency_threshold.total_seconds() * 1000
-        return [total, ("good", count(t, where, t.latency_ms <= limit))]
+        return [total, ("good", _count(where, t.latency_ms <= limit))]
     if isinstance(slo, FreshnessSLO):
         lag = lag_micros(t)
         skew = skewed(lag, round(slo.sli.skew_tolerance.total_seconds() * 1_000_000))
-        out = [("total", count_known(t, lag, where)), ("clock_skew", count(t, where, skew))]
+        out = [("total", _known(lag, where)), ("clock_skew", _count(where, skew))]
         if slo.sli.lag_threshold is None:
             return out
         limit = round(slo.sli.lag_threshold.total_seconds() * 1_000_000)
-        return [*out, ("good", count(t, where, lag <= limit, ~skew))]
+        return [*out, ("good", _count(where, lag <= limit, ~skew))]
     if isinstance(slo, AccuracySLO):
         return _accuracy(slo, t, where, classes)
     if isinstance(slo, FairnessSLO):
@@ -190,23 +232,23 @@ def _statistics(
     raise TypeError(type(slo).__name__)
 
 
-def _confusion(t: Expr, where: Expr | None, positive: Expr, actual: Expr) -> list[tuple[str, Expr]]:
+def _confusion(where: Expr | None, positive: Expr, actual: Expr) -> list[tuple[str, Tally]]:
     return [
-        ("tp", count(t, where, positive, actual)),
-        ("fp", count(t, where, positive, ~actual)),
-        ("fn", count(t, where, ~positive, actual)),
-        ("tn", count(t, where, ~positive, ~actual)),
+        ("tp", _count(where, positive, actual)),
+        ("fp", _count(where, positive, ~actual)),
+        ("fn", _count(where, ~positive, actual)),
+        ("tn", _count(where, ~positive, ~actual)),
     ]
 
 
 def _accuracy(
     slo: AccuracySLO, t: Expr, where: Expr | None, classes: Sequence[Any] | None
-) -> list[tuple[str, Expr]]:
+) -> list[tuple[str, Tally]]:
     sli = slo.sli
     labelled = t.label.notnull()
-    out = [("predictions", count_known(t, t.prediction, where))]
+    out = [("predictions", _known(t.prediction, where))]
     if sli.regression or sli.multiclass:
-        out.append(("labelled", count(t, where, t.prediction.notnull(), labelled)))
+        out.append(("labelled", _count(where, t.prediction.notnull(), labelled)))
     if sli.regression:
         actual = t.label.cast("float64")
         error = t.prediction.cast("float64") - actual
@@ -214,54 +256,54 @@ def _accuracy(
         ape = error.abs() / actual.abs()
         return [
             *out,
-            ("sae", sum_where(error.abs(), where)),
-            ("sse", sum_where(error * error, where)),
-            ("sse2", sum_where(error * error * error * error, where)),
-            ("n_ape", count(t, nonzero)),
-            ("sape", sum_where(ape, nonzero)),
-            ("sape2", sum_where(ape * ape, nonzero)),
+            ("sae", _sum(error.abs(), where)),
+            ("sse", _sum(error * error, where)),
+            ("sse2", _sum(error * error * error * error, where)),
+            ("n_ape", _count(nonzero)),
+            ("sape", _sum(ape, nonzero)),
+            ("sape2", _sum(ape * ape, nonzero)),
         ]
     if sli.multiclass:
         assert classes is not None
-        out.append(("correct", count(t, where, t.prediction == t.label)))
+        out.append(("correct", _count(where, t.prediction == t.label)))
         for index, value in enumerate(classes):
             lp = t.prediction == literal(t.prediction.type(), value)
             ll = t.label == literal(t.label.type(), value)
             out += [
-                (f"tp.{index}", count(t, where, lp, ll)),
-                (f"pred.{index}", count(t, where, lp, labelled)),
-                (f"true.{index}", count(t, where, t.prediction.notnull(), ll)),
+                (f"tp.{index}", _count(where, lp, ll)),
+                (f"pred.{index}", _count(where, lp, labelled)),
+                (f"true.{index}", _count(where, t.prediction.notnull(), ll)),
             ]
         return out
     positive = is_positive(t.prediction, sli.positive_label)
     if sli.metric == "accuracy":  # exact matches, on any label type
         out += [
-            ("labelled", count(t, where, t.prediction.notnull(), labelled)),
-            ("correct", count(t, where, t.prediction == t.label)),
+            ("labelled", _count(where, t.prediction.notnull(), labelled)),
+            ("correct", _count(where, t.prediction == t.label)),
         ]
     else:
-        out += _confusion(t, where, positive, is_positive(t.label, sli.positive_label))
+        out += _confusion(where, positive, is_positive(t.label, sli.positive_label))
     if sli.estimate == "cbpe":
         pending = both(where, t.prediction.notnull(), t.label.isnull(), t.score.notnull())
         out += [
-            ("unlabelled", count(t, pending)),
-            ("etp", sum_where(t.score, pending, positive)),
-            ("efp", sum_where(1 - t.score, pending, positive)),
-            ("efn", sum_where(t.score, pending, ~positive)),
-            ("etn", sum_where(1 - t.score, pending, ~positive)),
+            ("unlabelled", _count(pending)),
+            ("etp", _sum(t.score, pending, positive)),
+            ("efp", _sum(1 - t.score, pending, positive)),
+            ("efn", _sum(t.score, pending, ~positive)),
+            ("etn", _sum(1 - t.score, pending, ~positive)),
         ]
     return out
 
 
-def _fairness(slo: FairnessSLO, t: Expr, where: Expr | None) -> list[tuple[str, Expr]]:
+def _fairness(slo: FairnessSLO, t: Expr, where: Expr | None) -> list[tuple[str, Tally]]:
     sli = slo.sli
     positive = is_positive(t.prediction, sli.positive_label)
-    out = [("predictions", count_known(t, t.prediction, where))]
+    out = [("predictions", _known(t.prediction, where))]
     if not sli.needs_labels:
-        out.append(("selected", count(t, where, positive)))
+        out.append(("selected", _count(where, positive)))
     if "label" not in t.columns:
         return out
-    return [*out, *_confusion(t, where, positive, is_positive(t.label, sli.positive_label))]
+    return [*out, *_confusion(where, positive, is_positive(t.label, sli.positive_label))]
 
 
 def value_checks(slo: AnySLO, t: Expr) -> list[Check]:

@@ -63,14 +63,14 @@ def read_prometheus(
     in ``unavailable`` with the reason and the others are still read. ``slos`` limits the
     reading to the SLOs named. A long-lived caller passes its ``client`` (connections and
     TLS settings are then kept between readings)."""
-    if client is not None:
+    if client is not None or not prometheus_slos(spec):  # no client made for nothing to read
         return _read(client, spec, start, end, slice_columns, strict, slos)
     with httpx.Client() as own:
         return _read(own, spec, start, end, slice_columns, strict, slos)
 
 
 def _read(
-    client: httpx.Client,
+    client: httpx.Client | None,
     spec: Spec,
     start: datetime,
     end: datetime,
@@ -90,6 +90,7 @@ def _read(
         series: dict[str, int] = {}
         try:
             for role, query in source.queries().items():
+                assert client is not None
                 api = _Api(client, source, slo.name, f"{where}.{role}")
                 counts[role], series[role] = _count(api, query, start, end, step)
         except SourceError as error:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -26,6 +25,7 @@ import pyarrow as pa
 from mlslo.errors import DataError, first_line
 from mlslo.inputs.checks import LISTED, listed
 from mlslo.inputs.files import flatten_attributes
+from mlslo.scan.coded import Coded, coded_projection, coded_sql
 from mlslo.scan.compiled import (
     COUNT_END,
     END,
@@ -34,7 +34,6 @@ from mlslo.scan.compiled import (
     CompiledScan,
     Views,
     edge_offsets,
-    fuses,
 )
 from mlslo.scan.expressions import (
     Bound,
@@ -60,10 +59,8 @@ from mlslo.spec import (
     AccuracySLO,
     Spec,
 )
-from mlslo.stats.fused import FUSED_BIN, FUSED_ROWS, unfuse
 from mlslo.stats.rollup import (
     BUCKET,
-    CHECKS,
     Rollup,
     all_valid,
     deduplicated,
@@ -86,8 +83,7 @@ class _Queries:
     outcomes: Grouped | None
     cacheable: bool
     repeated: Expr | None = None
-    fused: str | None = None
-    maxima: tuple[str, ...] = ()
+    coded: Coded | None = None
 
 
 def scan(
@@ -133,15 +129,11 @@ def scan(
         histogram_grid=grid,
         count_grid=counts_grid,
         histogram_slices=histogram_slices,
-        fuse=fuses(histogram_edges, count_edges),
     )
     records = queries.records
     edges = tuple(count_edges) if counts_grid is not None and count_edges else None
     rows = _checked(_execute(records.query, source), records)
     tables: dict[str, pa.Table] = {}
-    if queries.fused is not None:
-        aggregates = [*records.plan.names.values(), CHECKS]
-        rows, tables[queries.fused] = unfuse(rows, aggregates, queries.maxima)
     for query, names in queries.histograms:
         tables.update(histogram_tables(_execute(query, source), names))
     histograms, sliced = split_histograms(tables)
@@ -187,19 +179,22 @@ def compile_scan(spec: Spec, con: Expr, views: Views) -> tuple[CompiledScan, boo
         return str(con.compile(expr))
 
     counted = queries.outcomes
+    coded = queries.coded
+    binned = coded.binned if coded is not None else ()
     compiled = CompiledScan(
         bucket_seconds=queries.bucket_seconds,
         slices=tuple(queries.slices),
-        sql=sql(queries.records.query),
+        sql=sql(queries.records.query)
+        if coded is None
+        else coded_sql(sql(coded.projection), coded),
         names=dict(queries.records.plan.names),
         histograms=tuple((sql(q), tuple(n)) for q, n in queries.histograms),
         outcome_sql=None if counted is None else sql(counted.query),
         outcome_names=None if counted is None else dict(counted.plan.names),
         repeated_sql=None if queries.repeated is None else sql(queries.repeated),
-        histogram_offsets=views.histogram_offsets if queries.histograms or queries.fused else None,
+        histogram_offsets=views.histogram_offsets if queries.histograms or binned else None,
         count_offsets=views.count_offsets,
-        fused=queries.fused,
-        maxima=queries.maxima,
+        binned=binned,
     )
     return compiled, queries.cacheable
 
@@ -236,6 +231,7 @@ def _over_views(spec: Spec, con: Expr, views: Views) -> _Queries:
         count_grid=None if counted is None else (variable_int(COUNT_END), counted),
         histogram_slices=views.histogram_slices,
         fuse=views.fuse,
+        coded=True,
     )
 
 
@@ -256,7 +252,11 @@ def _build(
     count_grid: Grid | None = None,
     histogram_slices: Sequence[str] = (),
     fuse: bool = False,
+    coded: bool = False,
 ) -> _Queries:
+    """The scan's queries. ``coded`` (the compiled DuckDB scan) also builds the one coded
+    GROUP BY (:mod:`mlslo.scan.coded`), which reads the percentiles' histograms too when
+    ``fuse`` says their spans are the counts' (or neither has edges)."""
     bucket_seconds = int(spec.bucket.total_seconds())
     slices = slices_of(spec, slice_columns)
     empty = Emptiness()
@@ -294,25 +294,18 @@ def _build(
     classes = classes_of(spec, filtered)
     plan = build_plan(spec, filtered, classes, checks)
     bucket = bucket_of(filtered, bucket_seconds)
-    shared: dict[Any, str] = {}
     if count_grid is not None:
         bucket = span_start(filtered[MINUTE], *count_grid)
-        for stat, expr in last_events(spec, filtered, filtered[MINUTE]).items():
-            alias = shared.get(expr.op())
-            if alias is None:
-                alias = shared[expr.op()] = f"c{len(plan.aggregates)}"
-                plan.aggregates[alias] = expr
-            plan.names[stat] = alias
+        for stat, tally in last_events(spec, filtered, filtered[MINUTE]).items():
+            plan.add(filtered, stat, tally)
     keys = [bucket.name(BUCKET), *(filtered[c] for c in slices)]
-    fused = None
-    if fuse and count_grid is not None and not slices:
-        # with slices, span x slices x bins can be far more groups than either query alone
-        fused = fusable(spec, histogram_slices)
-    aggregates = dict(plan.aggregates)
-    if fused is not None:
-        keys.append(fused_bin(filtered, fused).name(FUSED_BIN))
-        aggregates[FUSED_ROWS] = filtered.count()
-    query = filtered.group_by(keys).aggregate(**aggregates)
+    query = filtered.group_by(keys).aggregate(**plan.aggregates)
+    shaped = None
+    if coded:
+        same_spans = fuse or (histogram_grid is None and count_grid is None)
+        binned = fusable(spec, histogram_slices) if same_spans else []
+        bins = [(slo.name, fused_bin(filtered, slo)) for slo in binned]
+        shaped = coded_projection(filtered, plan, keys, bins)
     counted = None
     if outcomes is not None:
         counted = outcome_query(
@@ -322,9 +315,14 @@ def _build(
         bucket_seconds,
         slices,
         Grouped(base, filtered, query, plan, source, joined),
-        []
-        if fused is not None
-        else histogram_queries(spec, filtered, bucket_seconds, histogram_grid, histogram_slices),
+        histogram_queries(
+            spec,
+            filtered,
+            bucket_seconds,
+            histogram_grid,
+            histogram_slices,
+            binned=shaped.binned if shaped is not None else (),
+        ),
         counted,
         cacheable=not empty.seen
         and not any(
@@ -332,8 +330,7 @@ def _build(
             for slo in spec.slos
         ),
         repeated=repeated,
-        fused=None if fused is None else fused.name,
-        maxima=tuple(shared.values()),
+        coded=shaped,
     )
 
 

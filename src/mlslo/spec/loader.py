@@ -66,20 +66,30 @@ def spec_from_dict(data: Mapping[str, Any], *, file: str = "spec") -> Spec:
         raise _located(exc, data, {}, file) from None
 
 
+_FAST = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml, when PyYAML has it
+
+
 def _load_yaml(text: str, file: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_FAST)
+        data = yaml.load(text, Loader=_FAST)
+    except yaml.YAMLError:
+        node, data = _load_slowly(text, file)  # the pure-Python parser's messages say more
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _index_lines(node, (), lines, file)
+    return data, lines
+
+
+def _load_slowly(text: str, file: str) -> tuple[Any, Any]:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
         raise SpecError(f"not valid YAML: {exc.problem}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {exc}", file=file) from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _index_lines(node, (), lines, file)
-    return data, lines
 
 
 def _index_lines(

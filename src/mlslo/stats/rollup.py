@@ -179,7 +179,8 @@ def histogram_tables(rows: pa.Table, names: Sequence[str]) -> dict[str, pa.Table
     sliced = [c for c in rows.column_names if c not in (BUCKET, "bin", *counted)]
     out = {}
     for i, name in enumerate(names):
-        mine = rows.filter(pc.greater(rows[f"h{i}"], 0))
+        count = rows[f"h{i}"].cast(pa.float64())  # an engine may count in decimals
+        mine = rows.filter(count.cast(pa.bool_()))  # > 0, with no Python scalar (pandas)
         out[name] = pa.table(
             {
                 BUCKET: mine[BUCKET].cast(pa.int64()),

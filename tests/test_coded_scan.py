@@ -1,0 +1,233 @@
+"""The compiled scan's one GROUP BY (every count a bit of a row's code, the percentiles'
+histograms grouping sets of the same read) against the plain ibis scan, which keeps one
+aggregate per statistic and one query per histogram: the same rollup, statistic by statistic
+and bin by bin, on records with missing values, filters, slices with missing attributes,
+several percentiles, sums, classes and the value checks."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from mlslo.errors import DataError
+from mlslo.inputs.files import open_table
+from mlslo.measure.windows import count_edges, histogram_edges, scan_range
+from mlslo.scan.coded import MAX_BITS
+from mlslo.scan.files import Sources, scan_files
+from mlslo.scan.queries import scan
+from mlslo.spec import parse_spec
+from mlslo.stats.rollup import Rollup
+
+AT = datetime(2026, 3, 20, 13, 7, 5, tzinfo=UTC)
+
+BINARY = """service: coded
+slos:
+  - {name: up, dimension: availability, objective: {target: 0.99}, window: 7d, absent_after: 1h}
+  - name: fresh
+    dimension: freshness
+    sli: {lag_threshold: 10m}
+    objective: {target: 0.9}
+    window: 7d
+  - name: lag-p95
+    dimension: freshness
+    sli: {percentile: 95}
+    objective: {target: 30m}
+    window: 7d
+  - name: fast-eu
+    dimension: latency
+    sli: {latency_threshold: 200ms}
+    objective: {target: 0.9}
+    window: 7d
+    filter: {region: eu}
+  - name: tail-eu
+    dimension: latency
+    sli: {percentile: 90}
+    objective: {target: 300ms}
+    window: 7d
+    filter: {region: eu}
+  - name: f1
+    dimension: accuracy
+    sli: {metric: f1, positive_label: 1}
+    objective: {target: 0.8}
+    window: 7d
+  - {name: acc, dimension: accuracy, sli: {metric: accuracy}, objective: {target: 0.8}, window: 7d}
+  - {name: mae, dimension: accuracy, sli: {metric: mae}, objective: {target: 1}, window: 7d}
+  - name: est
+    dimension: accuracy
+    sli: {metric: f1, estimate: cbpe}
+    objective: {target: 0.8}
+    window: 7d
+"""
+FAIRNESS = """  - name: tpr-cohort
+    dimension: fairness
+    sli: {metric: true_positive_rate_difference, attribute: cohort, positive_label: 1}
+    objective: {target: 0.3}
+    window: 7d
+  - name: dpd-cohort-region
+    dimension: fairness
+    sli: {metric: demographic_parity_difference, attribute: [cohort, region], missing: group}
+    objective: {target: 0.3}
+    window: 7d
+"""
+MULTICLASS = """service: coded
+slos:
+  - name: macro
+    dimension: accuracy
+    sli: {metric: recall, average: macro, classes: [0, 1, 2]}
+    objective: {target: 0.5}
+    window: 7d
+  - {name: up, dimension: availability, objective: {target: 0.99}, window: 7d}
+"""
+
+
+def records(rows: int, seed: int, classes: int = 2) -> pa.Table:
+    """Predictions over the 9 days before ``AT``, with missing labels, predictions, lags,
+    latencies, scores and attributes."""
+    rng = np.random.default_rng(seed)
+    end = np.datetime64(AT.replace(tzinfo=None), "us")
+    ts = end - rng.integers(1, 9 * 86_400_000_000, rows).astype("timedelta64[us]")
+    lag = np.round(rng.lognormal(np.log(300e6), 1.2, rows)).astype("timedelta64[us]")
+    label = rng.integers(0, classes, rows)
+    prediction = np.where(rng.random(rows) < 0.7, label, rng.integers(0, classes, rows))
+
+    def holes(values: Any, share: float, kind: Any = None) -> pa.Array:
+        return pa.array(values, kind, mask=rng.random(rows) < share)
+
+    return pa.table(
+        {
+            "ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC")),
+            "event_ts": holes(ts - lag, 0.05).cast(pa.timestamp("us", tz="UTC")),
+            "latency_ms": holes(rng.lognormal(np.log(80.0), 0.9, rows), 0.05),
+            "status": pa.array(np.where(rng.random(rows) < 0.98, "ok", "error")),
+            "prediction": holes(prediction, 0.03),
+            "label": holes(label, 0.3),
+            "score": holes(rng.random(rows), 0.1),
+            "cohort": holes([f"c{i:02d}" for i in rng.integers(0, 12, rows)], 0.05, pa.string()),
+            "region": holes(rng.choice(["eu", "us", "apac"], rows), 0.05, pa.string()),
+        }
+    )
+
+
+def plain(spec: Any, path: str, **reach: Any) -> Rollup:
+    """The ibis scan: one aggregate per statistic, one query per histogram."""
+    con = ibis.duckdb.connect()
+    start, end = scan_range(spec, AT)
+    return scan(spec, open_table(con, path), start=start, end=end, **reach)
+
+
+def rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    return sorted(
+        (tuple(r.values()) for r in table.to_pylist()),
+        key=lambda row: tuple((v is None, str(v)) for v in row),
+    )
+
+
+def assert_same(coded: Rollup, expected: Rollup) -> None:
+    assert coded.table.column_names == expected.table.column_names
+    got, want = rows(coded.table), rows(expected.table)
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        for x, y in zip(a, b, strict=True):
+            if isinstance(y, float) and isinstance(x, float):
+                assert math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-9) or (
+                    math.isnan(x) and math.isnan(y)
+                )
+            else:
+                assert x == y
+    assert sorted(coded.histograms) == sorted(expected.histograms)
+    for name, histogram in expected.histograms.items():
+        assert rows(coded.histograms[name]) == rows(histogram), name
+    assert coded.histogram_edges == expected.histogram_edges
+    assert coded.count_edges == expected.count_edges
+
+
+def cached(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(f.read_text()) for f in folder.rglob("*.json")]
+
+
+@settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.generate])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    fairness=st.booleans(),
+    edges=st.sampled_from(["none", "both", "counts", "histograms"]),
+    step=st.sampled_from([None, timedelta(days=1), timedelta(hours=5)]),
+)
+def test_one_read_gives_what_one_aggregate_per_statistic_gives(
+    seed: int, fairness: bool, edges: str, step: timedelta | None, tmp_path_factory: Any
+) -> None:
+    folder = tmp_path_factory.mktemp("coded")
+    spec = parse_spec(BINARY + (FAIRNESS if fairness else ""))
+    path = str(folder / "log.parquet")
+    pq.write_table(records(4000, seed), path)
+    reach: dict[str, Any] = {}
+    if edges in ("both", "histograms"):
+        reach["histogram_edges"] = histogram_edges(spec, AT, step)
+    if edges in ("both", "counts"):
+        reach["count_edges"] = count_edges(spec, AT, step)
+    start, end = scan_range(spec, AT)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLSLO_CACHE_DIR", str(folder / "cache"))
+        coded = scan_files(spec, Sources(path), start=start, end=end, **reach)
+        (kept,) = cached(folder / "cache")
+    assert_same(coded, plain(spec, path, **reach))
+    together = edges in ("none", "both") and (
+        edges == "none" or reach["histogram_edges"] == reach["count_edges"]
+    )
+    assert kept["binned"] == (["lag-p95", "tail-eu"] if together else [])
+    assert ("GROUPING SETS" in kept["sql"]) == together
+    # the CBPE calibration keeps its own query
+    assert [names for _, names in kept["histograms"]][-1] == ["est"]
+    assert len(kept["histograms"]) == (1 if together else 3)
+
+
+def test_classes_and_sums_read_back_the_same(tmp_path: Path) -> None:
+    spec = parse_spec(MULTICLASS)
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(records(5000, 3, classes=3), path)
+    start, end = scan_range(spec, AT)
+    coded = scan_files(spec, Sources(path), start=start, end=end)
+    assert_same(coded, plain(spec, path))
+    assert coded.table["macro/tp.2"].to_numpy().sum() > 0
+
+
+def test_too_many_conditions_keep_one_aggregate_each(tmp_path: Path, monkeypatch: Any) -> None:
+    """Seventeen classes make more conditions than a code holds: the scan then keeps one
+    aggregate per statistic, with the same numbers."""
+    monkeypatch.setenv("MLSLO_CACHE_DIR", str(tmp_path / "cache"))
+    classes = MAX_BITS // 2 + 2
+    text = MULTICLASS.replace("classes: [0, 1, 2]", f"classes: {list(range(classes))}")
+    spec = parse_spec(text)
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(records(3000, 5, classes=classes), path)
+    start, end = scan_range(spec, AT)
+    coded = scan_files(spec, Sources(path), start=start, end=end)
+    (kept,) = cached(tmp_path / "cache")
+    assert "COUNT_IF" in kept["sql"].upper() and "__code" not in kept["sql"]
+    assert_same(coded, plain(spec, path))
+
+
+def test_a_bad_record_is_still_named_after_the_coded_read(tmp_path: Path) -> None:
+    """The failing-check count travels through the code like any other: the scan still
+    names the row."""
+    spec = parse_spec(BINARY)
+    table = records(500, 9)
+    status = table["status"].to_pylist()
+    status[123] = "maybe"
+    table = table.set_column(table.schema.get_field_index("status"), "status", pa.array(status))
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(table, path)
+    start, end = scan_range(spec, AT)
+    with pytest.raises(DataError) as caught:
+        scan_files(spec, Sources(path), start=start, end=end)
+    assert caught.value.row == 124 and "'maybe' is not a status" in str(caught.value)
