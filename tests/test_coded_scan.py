@@ -20,7 +20,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from mlslo.errors import DataError
+from mlslo.errors import DataError, SpecError
 from mlslo.inputs.files import open_table
 from mlslo.measure.windows import count_edges, histogram_edges, scan_range
 from mlslo.scan.coded import MAX_BITS
@@ -231,3 +231,44 @@ def test_a_bad_record_is_still_named_after_the_coded_read(tmp_path: Path) -> Non
     with pytest.raises(DataError) as caught:
         scan_files(spec, Sources(path), start=start, end=end)
     assert caught.value.row == 124 and "'maybe' is not a status" in str(caught.value)
+
+
+ATTRIBUTE = """service: names
+slos:
+  - name: tpr
+    dimension: fairness
+    sli: {{metric: true_positive_rate_difference, attribute: '{name}', positive_label: 1}}
+    objective: {{target: 0.3}}
+    window: 7d
+  - {{name: up, dimension: availability, objective: {{target: 0.9}}, window: 7d}}
+  - name: lag
+    dimension: freshness
+    sli: {{percentile: 95}}
+    objective: {{target: 30m}}
+    window: 7d
+"""
+
+
+@pytest.mark.parametrize("name", ['te"am', "my team", "team.name", "ÉQUIPE"])
+def test_attribute_columns_of_any_name_read_back_the_same(tmp_path: Path, name: str) -> None:
+    table = records(2000, 4)
+    table = table.rename_columns([name if c == "cohort" else c for c in table.column_names])
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(table, path)
+    spec = parse_spec(ATTRIBUTE.format(name=name))
+    start, end = scan_range(spec, AT)
+    coded = scan_files(spec, Sources(path), start=start, end=end)
+    assert name in coded.table.column_names
+    assert_same(coded, plain(spec, path))
+
+
+@pytest.mark.parametrize("name", ["bucket", "__code", "__n"])
+def test_an_attribute_named_like_the_scans_own_columns_is_refused(name: str) -> None:
+    """Such a column would be confused with the scan's working columns (or, for ``bucket``,
+    the rollup's time key): refused when the spec is read, at the attribute's line."""
+    with pytest.raises(SpecError) as caught:
+        parse_spec(ATTRIBUTE.format(name=name))
+    assert str(caught.value) == (
+        f"spec:5: slos[0].sli.attribute: '{name}' is a name mlslo's scan uses for its own "
+        "columns ('bucket' and names starting with '__'); rename that column of the records"
+    )

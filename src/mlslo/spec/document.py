@@ -18,7 +18,15 @@ from mlslo.moments import format_duration
 from mlslo.spec.composites import Composite
 from mlslo.spec.resolve import Resolved, resolve
 from mlslo.spec.slos import SLO, AnySLO, prometheus_source
-from mlslo.spec.types import AtPath, Duration, Name, Strict, UtcDatetime, closest
+from mlslo.spec.types import (
+    AtPath,
+    Duration,
+    Name,
+    Strict,
+    UtcDatetime,
+    closest,
+    reserved_column,
+)
 
 HOUR = "hour"
 """The slice attribution derives from the buckets themselves: the hour each one falls in."""
@@ -255,6 +263,9 @@ class Spec(Strict):
                 )
             if not name.strip():
                 raise ValueError("an empty name is not a column; list attribute columns")
+            reason = reserved_column(name)
+            if reason is not None:
+                raise ValueError(reason)
         return value
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlslo.spec.types import Duration, Scalar, Strict
+from mlslo.spec.types import Duration, Scalar, Strict, reserved_column
 
 
 class AvailabilitySLI(Strict):
@@ -140,6 +140,10 @@ class FairnessSLI(Strict):
     def _attributes(cls, value: str | list[str]) -> str | list[str]:
         if isinstance(value, list) and (not value or len(set(value)) != len(value)):
             raise ValueError("list one or more distinct attribute columns")
+        for name in [value] if isinstance(value, str) else value:
+            reason = reserved_column(name)
+            if reason is not None:
+                raise ValueError(reason)
         return value
 
     @model_validator(mode="after")

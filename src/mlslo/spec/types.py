@@ -89,3 +89,14 @@ class Strict(BaseModel):
 def closest(word: str, options: Sequence[str]) -> str:
     match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def reserved_column(name: str) -> str | None:
+    """Why an attribute column cannot be named ``name`` (None when it can): the rollups key
+    their rows by ``bucket``, and the scan names its working columns ``__...``."""
+    if name == "bucket" or name.startswith("__"):
+        return (
+            f"'{name}' is a name mlslo's scan uses for its own columns ('bucket' and names "
+            "starting with '__'); rename that column of the records"
+        )
+    return None
