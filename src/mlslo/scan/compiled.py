@@ -70,7 +70,7 @@ class Views:
     repeated prediction id counts once, the distances of the histograms' edges before the
     last one (None: histograms per bucket) and of the other statistics' edges, the
     columns the percentiles' histograms are also sliced by, and whether both sets of edges
-    are the same (one percentile's histogram may then come from the counts' query)."""
+    are the same (the percentiles' histograms may then come from the counts' query)."""
 
     tables: Mapping[str, str]
     locations: Mapping[str, str]

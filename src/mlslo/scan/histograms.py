@@ -86,8 +86,8 @@ def fusable(spec: Spec, by: Sequence[str] = ()) -> list[AnySLO]:
 
 def fused_bin(table: Expr, slo: AnySLO) -> Expr:
     """The histogram bin of a row for ``slo``, NULL where the SLO does not count it (no
-    timestamp, no value, outside its filter): grouping the counts by it too keeps every row
-    in the counts and gives the histogram as the rows per (span, bin)."""
+    timestamp, no value, outside its filter): the rows per (span, bin), a grouping set of
+    the counts' GROUP BY (:mod:`mlslo.scan.coded`), are the histogram."""
     value = _measured(table, slo.dimension)
     counted = table.ts.notnull() & value.notnull()
     condition = slo_filter(table, slo)
