@@ -272,3 +272,19 @@ def test_an_attribute_named_like_the_scans_own_columns_is_refused(name: str) -> 
         f"spec:5: slos[0].sli.attribute: '{name}' is a name mlslo's scan uses for its own "
         "columns ('bucket' and names starting with '__'); rename that column of the records"
     )
+
+
+def test_thousands_of_groups_read_back_the_same(tmp_path: Path) -> None:
+    """3,000 cohorts × 3 regions (and missing values of both): far more (span, slice, code)
+    groups than rows per group, the same statistics."""
+    table = records(30_000, 8)
+    rng = np.random.default_rng(8)
+    cohorts = pa.array([f"k{i:04d}" for i in rng.integers(0, 3000, table.num_rows)])
+    table = table.set_column(table.schema.get_field_index("cohort"), "cohort", cohorts)
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(table, path)
+    spec = parse_spec(BINARY + FAIRNESS)
+    start, end = scan_range(spec, AT)
+    coded = scan_files(spec, Sources(path), start=start, end=end)
+    assert len(set(coded.table["cohort"].to_pylist())) > 2900
+    assert_same(coded, plain(spec, path))

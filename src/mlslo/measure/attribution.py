@@ -285,7 +285,6 @@ def _percentile_slices(
             + ": only the periods are attributed"
         )
     keys, bins, counts = found
-    with_it = _consumed(slo, whole)
     rows: dict[tuple[Any, ...], list[int]] = {}
     for index, key in enumerate(keys):
         rows.setdefault(key, []).append(index)
@@ -298,25 +297,7 @@ def _percentile_slices(
         others = everything.counts - mine  # the window's histogram minus the slice's
         own = _percentile(Compacted(everything.bins[mine > 0], mine[mine > 0]), quantile)
         rest = _percentile(Compacted(everything.bins[others > 0], others[others > 0]), quantile)
-        without_it = _consumed(slo, rest)
-        spent = change = None
-        if with_it is not None and without_it is not None:
-            spent = budgeting.snap(with_it - without_it)
-        if whole.value is not None and rest.value is not None:
-            change = budgeting.snap(whole.value - rest.value)
-        out.append(
-            SliceAttribution(
-                key,
-                own.n,
-                own.value,
-                own.ci,
-                spent,
-                without=rest.value,
-                change=change,
-                reason=own.reason or rest.reason,
-                without_ci=rest.ci,
-            )
-        )
+        out.append(_left_out(slo, key, own, whole, rest, own.reason or rest.reason, rest.ci))
     return out, None
 
 
@@ -358,11 +339,25 @@ def _slice(
             reason=own.reason,
         )
     rest = judge(cells, ~mine)
+    reason = own.reason or (None if rest.value is not None else rest.reason)
+    return _left_out(slo, key, own, whole, rest, reason)
+
+
+def _left_out(
+    slo: AnySLO,
+    key: tuple[Any, ...],
+    own: Measurement,
+    whole: Measurement,
+    rest: Measurement,
+    reason: str | None,
+    without_ci: Interval | None = None,
+) -> SliceAttribution:
+    """An aggregate's slice by leaving it out: the budget consumed with it minus without it,
+    and the window's SLI minus the SLI without it."""
     with_it, without_it = _consumed(slo, whole), _consumed(slo, rest)
-    spent = None
+    spent = change = None
     if with_it is not None and without_it is not None:
         spent = budgeting.snap(with_it - without_it)
-    change = None
     if whole.value is not None and rest.value is not None:
         change = budgeting.snap(whole.value - rest.value)
     return SliceAttribution(
@@ -373,7 +368,8 @@ def _slice(
         spent,
         without=rest.value,
         change=change,
-        reason=own.reason or (None if rest.value is not None else rest.reason),
+        reason=reason,
+        without_ci=without_ci,
     )
 
 

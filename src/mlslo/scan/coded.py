@@ -83,7 +83,7 @@ def coded_projection(
     columns.update(summed)
     return Coded(
         table.select(**columns),
-        tuple(columns_of(keys)),
+        tuple(key.get_name() for key in keys),
         tuple(parts),
         tuple(name for name, _ in binned),
     )
@@ -114,10 +114,6 @@ def _code(bits: dict[tuple[Any, bool], int]) -> Expr:
             flag = ibis.ifelse(part, ibis.literal(1 << yes, type="int64"), flag)
         code = code + flag
     return code
-
-
-def columns_of(keys: Sequence[Expr]) -> list[str]:
-    return [key.get_name() for key in keys]
 
 
 def coded_sql(projection: str, coded: Coded) -> str:
