@@ -2,7 +2,9 @@
 histograms grouping sets of the same read) against the plain ibis scan, which keeps one
 aggregate per statistic and one query per histogram: the same rollup, statistic by statistic
 and bin by bin, on records with missing values, filters, slices with missing attributes,
-several percentiles, sums, classes and the value checks."""
+several percentiles, sums, classes and the value checks. With many groups the fairness SLOs'
+statistics are counted per slice in a grouping set of their own and the others without
+slices: the same sums per span and group, and the same evaluation."""
 
 from __future__ import annotations
 
@@ -20,14 +22,17 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
+from mlslo.api import evaluate_files
 from mlslo.errors import DataError, SpecError
 from mlslo.inputs.files import open_table
 from mlslo.measure.windows import count_edges, histogram_edges, scan_range
+from mlslo.render.documents import evaluation_json
+from mlslo.scan import coded as coded_module
 from mlslo.scan.coded import MAX_BITS
 from mlslo.scan.files import Sources, scan_files
 from mlslo.scan.queries import scan
-from mlslo.spec import parse_spec
-from mlslo.stats.rollup import Rollup
+from mlslo.spec import FairnessSLO, Spec, parse_spec
+from mlslo.stats.rollup import BUCKET, LAST, SEP, Rollup
 
 AT = datetime(2026, 3, 20, 13, 7, 5, tzinfo=UTC)
 
@@ -152,6 +157,36 @@ def assert_same(coded: Rollup, expected: Rollup) -> None:
     assert coded.count_edges == expected.count_edges
 
 
+def per_group(rollup: Rollup, spec: Spec) -> dict[tuple[Any, ...], float]:
+    """Each statistic as its SLO reads it: a fairness SLO's per span and slice values, any
+    other's per span (a ``last:`` the largest, the others summed; zero sums left out)."""
+    fair = tuple(slo.name + SEP for slo in spec.slos if isinstance(slo, FairnessSLO))
+    table = rollup.table.to_pydict()
+    out: dict[tuple[Any, ...], float] = {}
+    for stat in table:
+        if SEP not in stat:
+            continue
+        latest = stat.split(SEP, 1)[1].startswith(LAST)
+        sliced = stat.startswith(fair) and not latest
+        for i, value in enumerate(table[stat]):
+            key = (stat, table[BUCKET][i], *(table[c][i] for c in rollup.slice_columns if sliced))
+            if latest:
+                out[key] = max(out.get(key, -math.inf), value)
+            else:
+                out[key] = out.get(key, 0.0) + value
+    return {k: v for k, v in out.items() if v != 0.0}
+
+
+def assert_equivalent(coded: Rollup, expected: Rollup, spec: Spec) -> None:
+    assert coded.table.column_names == expected.table.column_names
+    got, want = per_group(coded, spec), per_group(expected, spec)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert math.isclose(got[key], value, rel_tol=1e-12, abs_tol=1e-9), key
+    for name, histogram in expected.histograms.items():
+        assert rows(coded.histograms[name]) == rows(histogram), name
+
+
 def cached(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in folder.rglob("*.json")]
 
@@ -162,9 +197,15 @@ def cached(folder: Path) -> list[dict[str, Any]]:
     fairness=st.booleans(),
     edges=st.sampled_from(["none", "both", "counts", "histograms"]),
     step=st.sampled_from([None, timedelta(days=1), timedelta(hours=5)]),
+    many=st.booleans(),
 )
 def test_one_read_gives_what_one_aggregate_per_statistic_gives(
-    seed: int, fairness: bool, edges: str, step: timedelta | None, tmp_path_factory: Any
+    seed: int,
+    fairness: bool,
+    edges: str,
+    step: timedelta | None,
+    many: bool,
+    tmp_path_factory: Any,
 ) -> None:
     folder = tmp_path_factory.mktemp("coded")
     spec = parse_spec(BINARY + (FAIRNESS if fairness else ""))
@@ -178,14 +219,22 @@ def test_one_read_gives_what_one_aggregate_per_statistic_gives(
     start, end = scan_range(spec, AT)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLSLO_CACHE_DIR", str(folder / "cache"))
+        if many:  # a dozen cohorts count as many groups
+            patch.setattr(coded_module, "MANY_GROUPS", 10)
         coded = scan_files(spec, Sources(path), start=start, end=end, **reach)
         (kept,) = cached(folder / "cache")
-    assert_same(coded, plain(spec, path, **reach))
+    split = many and fairness
+    assert ("__sliced" in kept["sql"]) == split
+    if split:
+        assert_equivalent(coded, plain(spec, path, **reach), spec)
+        assert kept["names"]["tpr-cohort/tp"] != kept["names"]["f1/tp"]
+    else:
+        assert_same(coded, plain(spec, path, **reach))
     together = edges in ("none", "both") and (
         edges == "none" or reach["histogram_edges"] == reach["count_edges"]
     )
     assert kept["binned"] == (["lag-p95", "tail-eu"] if together else [])
-    assert ("GROUPING SETS" in kept["sql"]) == together
+    assert ("GROUPING SETS" in kept["sql"]) == (together or split)
     # the CBPE calibration keeps its own query
     assert [names for _, names in kept["histograms"]][-1] == ["est"]
     assert len(kept["histograms"]) == (1 if together else 3)
@@ -274,17 +323,61 @@ def test_an_attribute_named_like_the_scans_own_columns_is_refused(name: str) -> 
     )
 
 
-def test_thousands_of_groups_read_back_the_same(tmp_path: Path) -> None:
+def test_thousands_of_groups_read_back_the_same(tmp_path: Path, monkeypatch: Any) -> None:
     """3,000 cohorts × 3 regions (and missing values of both): far more (span, slice, code)
-    groups than rows per group, the same statistics."""
-    table = records(30_000, 8)
-    rng = np.random.default_rng(8)
-    cohorts = pa.array([f"k{i:04d}" for i in rng.integers(0, 3000, table.num_rows)])
-    table = table.set_column(table.schema.get_field_index("cohort"), "cohort", cohorts)
+    groups than rows per group. The fairness statistics get their own grouping set, with the
+    same sums per span and group as the plain scan's."""
+    monkeypatch.setenv("MLSLO_CACHE_DIR", str(tmp_path / "cache"))
     path = str(tmp_path / "log.parquet")
-    pq.write_table(table, path)
+    pq.write_table(many_cohorts(30_000, 8, 3000), path)
     spec = parse_spec(BINARY + FAIRNESS)
     start, end = scan_range(spec, AT)
     coded = scan_files(spec, Sources(path), start=start, end=end)
+    (kept,) = cached(tmp_path / "cache")
+    assert "__sliced" in kept["sql"]
     assert len(set(coded.table["cohort"].to_pylist())) > 2900
-    assert_same(coded, plain(spec, path))
+    assert_equivalent(coded, plain(spec, path), spec)
+
+
+def many_cohorts(rows: int, seed: int, cohorts: int) -> pa.Table:
+    table = records(rows, seed)
+    rng = np.random.default_rng(seed)
+    values = pa.array(
+        [f"k{i:04d}" for i in rng.integers(0, cohorts, rows)], mask=rng.random(rows) < 0.05
+    )
+    return table.set_column(table.schema.get_field_index("cohort"), "cohort", values)
+
+
+@pytest.mark.parametrize("cohorts", [300, 3000])
+def test_either_grouping_gives_the_same_evaluation(
+    tmp_path: Path, monkeypatch: Any, cohorts: int
+) -> None:
+    """Counted per (span, slice, code) or in a grouping set of their own, the fairness
+    statistics give the same evaluation document, series and groups included (``missing:
+    group`` too, where the (span, code) rows' missing slice values meet the records')."""
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(many_cohorts(40_000, 11, cohorts), path)
+    spec = parse_spec(BINARY + FAIRNESS)
+    documents = []
+    for split in (False, True):
+        monkeypatch.setenv("MLSLO_CACHE_DIR", str(tmp_path / f"cache-{split}"))
+        monkeypatch.setattr(coded_module, "MANY_GROUPS", 1 if split else 10**9)
+        evaluation = evaluate_files(spec, Sources(path), AT, series_step=timedelta(days=1))
+        (kept,) = cached(tmp_path / f"cache-{split}")
+        assert ("__sliced" in kept["sql"]) == split
+        documents.append(json.dumps(evaluation_json(evaluation), sort_keys=True, default=str))
+    assert documents[0] == documents[1]
+    groups = json.loads(documents[1])["slos"]
+    assert any(len(json.dumps(s)) > 10_000 for s in groups)  # the groups are listed
+
+
+def test_few_groups_keep_one_grouping(tmp_path: Path, monkeypatch: Any) -> None:
+    """With a dozen cohorts the code's GROUP BY is faster: the sample keeps it."""
+    monkeypatch.setenv("MLSLO_CACHE_DIR", str(tmp_path / "cache"))
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(records(20_000, 2), path)
+    spec = parse_spec(BINARY + FAIRNESS)
+    start, end = scan_range(spec, AT)
+    scan_files(spec, Sources(path), start=start, end=end)
+    (kept,) = cached(tmp_path / "cache")
+    assert "__sliced" not in kept["sql"] and "__code" in kept["sql"]

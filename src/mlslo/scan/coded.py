@@ -27,26 +27,42 @@ MAX_BITS = 30
 the codes could then be too many to group by."""
 
 CODE, MINUTE, COUNT, LAST = "__code", "__minute", "__n", "__last"
+SLICED = "__sliced"
+MANY_GROUPS = 1000
+"""Distinct slice values in the sample from which the sliced statistics get their own grouping
+set: measured at 10M rows and 36 spans, 40 groups read 0.22 s faster in one GROUP BY, 400 groups
+0.08 s, 4,000 groups 0.37 s slower."""
 
 
 @dataclass(frozen=True)
 class Coded:
     """One row per record (``projection``: the keys, the code, the minute, a bin per binned
     percentile SLO, a value per summed statistic) and how each statistic's alias is read back:
-    ``(alias, kind, mask of the bits its rows have, or the summed column)``."""
+    ``(alias, kind, mask of the bits its rows have, or the summed column)``; ``names`` maps
+    each statistic to its alias. Parts of kind ``sliced`` are counted in the (span, ``slices``)
+    grouping set (none: every statistic is counted per slice and code)."""
 
     projection: Expr
     keys: tuple[str, ...]
     parts: tuple[tuple[str, str, int | str | None], ...]
     binned: tuple[str, ...]
+    names: dict[str, str]
+    slices: tuple[str, ...] = ()
 
 
 def coded_projection(
-    table: Expr, plan: Plan, keys: Sequence[Expr], binned: Sequence[tuple[str, Expr]]
+    table: Expr,
+    plan: Plan,
+    keys: Sequence[Expr],
+    binned: Sequence[tuple[str, Expr]],
+    sliced: Sequence[str] = (),
 ) -> Coded | None:
     """The records as the coded GROUP BY reads them, or None when the plan has too many
-    conditions (or a largest value of something other than one column)."""
+    conditions (or a largest value of something other than one column). The statistics
+    ``sliced`` (counts) are counted per slice apart from the others (:func:`split_slices`)."""
     assert plan.tallies is not None
+    if any(plan.tallies[plan.names[stat]].kind != "count" for stat in sliced):
+        sliced = ()
     bits: dict[tuple[Any, bool], int] = {}
     parts: list[tuple[str, str, int | str | None]] = []
     summed: dict[str, Expr] = {}
@@ -74,6 +90,16 @@ def coded_projection(
         parts.append((alias, tally.kind, mask))
     if len(bits) > MAX_BITS:
         return None
+    names = dict(plan.names)
+    slices: tuple[str, ...] = ()
+    if sliced:
+        masks = {alias: mask for alias, kind, mask in parts if kind == "count"}
+        twins = {plan.names[stat]: f"s{plan.names[stat]}" for stat in sliced}
+        names.update({stat: twins[plan.names[stat]] for stat in sliced})
+        used = {*names.values(), CHECKS}
+        parts = [part for part in parts if part[0] in used]
+        parts += [(twin, "sliced", masks[alias]) for alias, twin in twins.items()]
+        slices = tuple(key.get_name() for key in keys[1:])
     columns: dict[str, Expr] = {key.get_name(): key for key in keys}
     columns[CODE] = _code(bits)
     if largest is not None:
@@ -86,7 +112,15 @@ def coded_projection(
         tuple(key.get_name() for key in keys),
         tuple(parts),
         tuple(name for name, _ in binned),
+        names,
+        slices,
     )
+
+
+def split_slices(sample: int) -> bool:
+    """Whether ``sample`` distinct slice values are enough groups to count the sliced
+    statistics in a grouping set of their own."""
+    return sample >= MANY_GROUPS
 
 
 def _literals(node: Any) -> list[tuple[Any, bool]]:
@@ -120,37 +154,62 @@ def coded_sql(projection: str, coded: Coded) -> str:
     """The GROUP BY over the compiled ``projection``: per (keys, code) a count, the largest
     minute and the partial sums, with a grouping set (span, bin) per binned percentile; then
     per key every statistic under its alias, and per (span, bin) the rows (``__rows``, marked
-    ``__binned``)."""
-    keys = [_quoted(k) for k in coded.keys]
+    ``__binned``). Split (``coded.slices``): the code's set has no slices, and a (span,
+    slices) set sums the sliced statistics' flags, marked ``__sliced``."""
     bins = [bin_column(i) for i in range(len(coded.binned))]
+    slices = [_quoted(s) for s in coded.slices]
+    keys = [_quoted(k) for k in coded.keys]
     summed = [str(what) for _, kind, what in coded.parts if kind == "sum"]
-    has_last = any(kind == "max" for _, kind, _ in coded.parts)
+    flags = [(alias, what) for alias, kind, what in coded.parts if kind == "sliced"]
     inner = [*keys, CODE, *bins, f"COUNT(*) AS {COUNT}"]
-    if has_last:
+    if any(kind == "max" for _, kind, _ in coded.parts):
         inner.append(f"MAX({MINUTE}) AS {LAST}")
     inner += [f"SUM({s}) AS {s}" for s in summed]
-    grouped = ", ".join([*keys, CODE])
-    if bins:
-        sets = [f"({grouped})", *(f"({_quoted(BUCKET)}, {b})" for b in bins)]
-        grouped = f"GROUPING SETS ({', '.join(sets)})"
+    inner += [f"SUM({_flag(what)}) AS {_quoted('__f' + alias)}" for alias, what in flags]
+    counted = [k for k in keys if k not in slices] if slices else keys
+    sets = [f"({', '.join([*counted, CODE])})"]
+    if slices:
+        sets.append(f"({', '.join(keys)})")
+        inner.append(f"GROUPING({slices[0]}) = 0 AS {SLICED}")
+    sets += [f"({_quoted(BUCKET)}, {b})" for b in bins]
+    grouped = f"GROUPING SETS ({', '.join(sets)})" if len(sets) > 1 else sets[0][1:-1]
     read = f"SELECT {', '.join(inner)} FROM ({projection}) AS __records GROUP BY {grouped}"
-    outer = [*keys, *(_decoded(alias, kind, what) for alias, kind, what in coded.parts)]
+    split = bool(slices)
+    outer = [*keys, *(_decoded(alias, kind, what, split) for alias, kind, what in coded.parts)]
     by = list(keys)
-    where = ""
+    kept = []
     if bins:
-        outer += [f"{CODE} IS NULL AS {BINNED}", *bins, f"SUM({COUNT}) AS {ROWS}"]
+        binned = f"{CODE} IS NULL" + (f" AND NOT {SLICED}" if split else "")
+        outer += [f"{binned} AS {BINNED}", *bins, f"SUM({COUNT}) AS {ROWS}"]
         by += [BINNED, *bins]
-        where = " WHERE " + " OR ".join(
-            [f"{CODE} IS NOT NULL", *(f"{b} IS NOT NULL" for b in bins)]
-        )
+        kept = [f"{CODE} IS NOT NULL", *(f"{b} IS NOT NULL" for b in bins)]
+        if split:
+            kept.append(SLICED)
+    where = f" WHERE {' OR '.join(kept)}" if kept else ""
     return f"SELECT {', '.join(outer)} FROM ({read}) AS __coded{where} GROUP BY {', '.join(by)}"
 
 
-def _decoded(alias: str, kind: str, what: int | str | None) -> str:
+def _flag(mask: int | str | None) -> str:
+    if mask is None:
+        return "1.0"
+    return f"CAST(({CODE} & {mask}) = {mask} AS DOUBLE)"
+
+
+def _decoded(alias: str, kind: str, what: int | str | None, split: bool = False) -> str:
+    """One statistic of a key's rows. Split, a (span, slices) row and a (span, code) row of
+    records without slice values share their key: each statistic reads its own set's rows."""
+    mine = f"CASE WHEN NOT {SLICED} THEN {{}} END" if split else "{}"
+    if kind == "sliced":
+        total = f"COALESCE(SUM(CASE WHEN {SLICED} THEN {_quoted('__f' + alias)} END), 0)"
+        return f"CAST({total} AS DOUBLE) AS {_quoted(alias)}"
     if kind == "sum":
-        return f"CAST(SUM({what}) AS DOUBLE) AS {_quoted(alias)}"
+        return f"CAST(SUM({mine.format(what)}) AS DOUBLE) AS {_quoted(alias)}"
     column = COUNT if kind == "count" else LAST
-    value = column if what is None else f"CASE WHEN ({CODE} & {what}) = {what} THEN {column} END"
+    value = (
+        mine.format(column)
+        if what is None
+        else f"CASE WHEN ({CODE} & {what}) = {what} THEN {column} END"
+    )
     if kind == "max":
         return f"CAST(MAX({value}) AS DOUBLE) AS {_quoted(alias)}"
     total = f"COALESCE(SUM({value}), 0)"

@@ -14,7 +14,7 @@ runs and caches."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 from mlslo.errors import DataError, first_line
 from mlslo.inputs.checks import LISTED, listed
 from mlslo.inputs.files import flatten_attributes
-from mlslo.scan.coded import Coded, coded_projection, coded_sql
+from mlslo.scan.coded import Coded, coded_projection, coded_sql, split_slices
 from mlslo.scan.compiled import (
     COUNT_END,
     END,
@@ -57,10 +57,13 @@ from mlslo.scan.prepare import (
 )
 from mlslo.spec import (
     AccuracySLO,
+    FairnessSLO,
     Spec,
 )
 from mlslo.stats.rollup import (
     BUCKET,
+    LAST,
+    SEP,
     Rollup,
     all_valid,
     deduplicated,
@@ -187,7 +190,7 @@ def compile_scan(spec: Spec, con: Expr, views: Views) -> tuple[CompiledScan, boo
         sql=sql(queries.records.query)
         if coded is None
         else coded_sql(sql(coded.projection), coded),
-        names=dict(queries.records.plan.names),
+        names=dict(queries.records.plan.names if coded is None else coded.names),
         histograms=tuple((sql(q), tuple(n)) for q, n in queries.histograms),
         outcome_sql=None if counted is None else sql(counted.query),
         outcome_names=None if counted is None else dict(counted.plan.names),
@@ -305,7 +308,9 @@ def _build(
         same_spans = fuse or (histogram_grid is None and count_grid is None)
         binned = fusable(spec, histogram_slices) if same_spans else []
         bins = [(slo.name, fused_bin(filtered, slo)) for slo in binned]
-        shaped = coded_projection(filtered, plan, keys, bins)
+        only_fairness = not (slice_columns or spec.attribution or histogram_slices)
+        sliced = _sliced(spec, filtered, slices, plan.names, source) if only_fairness else []
+        shaped = coded_projection(filtered, plan, keys, bins, sliced)
     counted = None
     if outcomes is not None:
         counted = outcome_query(
@@ -332,6 +337,24 @@ def _build(
         repeated=repeated,
         coded=shaped,
     )
+
+
+SAMPLE = 100_000
+"""Records read to count the slice values (the coded scan's choice, :func:`split_slices`)."""
+
+
+def _sliced(
+    spec: Spec, table: Expr, slices: Sequence[str], names: Iterable[str], source: str
+) -> list[str]:
+    """The fairness SLOs' statistics, when the first records show many groups (slices that
+    only the fairness SLOs ask for); else none."""
+    if not slices:
+        return []
+    sample = table.select(*slices).limit(SAMPLE).distinct().count()
+    if not split_slices(int(_execute(sample.as_table(), source).column(0)[0].as_py())):
+        return []
+    fair = tuple(slo.name + SEP for slo in spec.slos if isinstance(slo, FairnessSLO))
+    return [n for n in names if n.startswith(fair) and not n.split(SEP, 1)[1].startswith(LAST)]
 
 
 def _first_of_each_id(base: Expr) -> Expr:
