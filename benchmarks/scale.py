@@ -50,7 +50,7 @@ COHORTS = 1000
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7, 3e7, 1e8])
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--spark-max", type=float, default=1e8, help="largest size run on Spark")
     parser.add_argument("--groups-n", type=float, default=1e7, help="size of the many-groups case")
     parser.add_argument(
