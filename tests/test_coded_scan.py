@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -381,3 +384,38 @@ def test_few_groups_keep_one_grouping(tmp_path: Path, monkeypatch: Any) -> None:
     scan_files(spec, Sources(path), start=start, end=end)
     (kept,) = cached(tmp_path / "cache")
     assert "__sliced" not in kept["sql"] and "__code" in kept["sql"]
+
+
+def test_a_cached_run_with_thousands_of_groups_imports_no_pandas(tmp_path: Path) -> None:
+    """The split read leaves no null for pyarrow to fill (filling one with a Python number
+    imports pandas, a quarter of a second in a fresh process)."""
+    path = str(tmp_path / "log.parquet")
+    pq.write_table(many_cohorts(20_000, 5, 3000), path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BINARY + FAIRNESS, encoding="utf-8")
+    program = (
+        "import json, sys\n"
+        "from datetime import timedelta\n"
+        "from mlslo.api import evaluate_files\n"
+        "from mlslo.render.documents import evaluation_json\n"
+        "from mlslo.scan.files import Sources\n"
+        "from mlslo.spec import load_spec\n"
+        f"at = __import__('datetime').datetime.fromisoformat({AT.isoformat()!r})\n"
+        f"result = evaluate_files(load_spec({str(spec)!r}), Sources({path!r}), at,\n"
+        "                        series_step=timedelta(days=1))\n"
+        "print(json.dumps({'document': evaluation_json(result),\n"
+        "                  'pandas': 'pandas' in sys.modules}, default=str))\n"
+    )
+    env = {**os.environ, "MLSLO_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(2)
+    ]
+    (kept,) = cached(tmp_path / "cache")
+    assert "__sliced" in kept["sql"]
+    assert runs[1]["pandas"] is False
+    assert runs[0]["document"] == runs[1]["document"]

@@ -203,15 +203,15 @@ def _decoded(alias: str, kind: str, what: int | str | None, split: bool = False)
         total = f"COALESCE(SUM(CASE WHEN {SLICED} THEN {_quoted('__f' + alias)} END), 0)"
         return f"CAST({total} AS DOUBLE) AS {_quoted(alias)}"
     if kind == "sum":
-        return f"CAST(SUM({mine.format(what)}) AS DOUBLE) AS {_quoted(alias)}"
+        return f"CAST(COALESCE(SUM({mine.format(what)}), 0) AS DOUBLE) AS {_quoted(alias)}"
     column = COUNT if kind == "count" else LAST
     value = (
         mine.format(column)
         if what is None
         else f"CASE WHEN ({CODE} & {what}) = {what} THEN {column} END"
     )
-    if kind == "max":
-        return f"CAST(MAX({value}) AS DOUBLE) AS {_quoted(alias)}"
+    if kind == "max":  # 0 where none, as the rollup has it: no null for pyarrow to fill
+        return f"CAST(COALESCE(MAX({value}), 0) AS DOUBLE) AS {_quoted(alias)}"
     total = f"COALESCE(SUM({value}), 0)"
     return f"CAST({total} AS {'BIGINT' if alias == CHECKS else 'DOUBLE'}) AS {_quoted(alias)}"
 

@@ -251,7 +251,7 @@ class Timeline:
                 self._version_index[value] = len(self.versions)
                 self.versions.append(value)
             codes.append(self._version_index[value])
-        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        indices: npt.NDArray[np.int64] = numbers(pa.chunked_array([encoded.indices]), np.int64)
         return np.asarray(codes, dtype=np.int64)[indices]
 
     def _add_last(self, name: str, slots: npt.NDArray[np.int64], last: Any) -> None:
