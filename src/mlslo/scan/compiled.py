@@ -34,7 +34,7 @@ from mlslo.stats.rollup import (
     stat_table,
 )
 
-CACHE_FORMAT = 7
+CACHE_FORMAT = 8
 CACHE_ENTRIES = 256
 
 # The DuckDB variables that hold the window's bounds, for timestamp columns with a zone and
