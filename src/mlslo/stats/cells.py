@@ -16,11 +16,15 @@ grid.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Array = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.integer[Any]]
@@ -29,6 +33,62 @@ BLOCK = 60
 """Buckets per block: an hour of the default 1-minute buckets."""
 CHUNKS_KEPT = 8
 """A block's cells arrive as one chunk per added delta; past this many they are merged."""
+
+
+Distinct = tuple[list[tuple[Any, ...]], npt.NDArray[np.int64]]
+_recent: list[tuple[weakref.ref[pa.Table], tuple[str, ...], Distinct]] = []
+_recent_lock = threading.Lock()
+RECENT_TABLES = 4
+
+
+def distinct_groups(rows: pa.Table, columns: Sequence[str]) -> Distinct:
+    """The distinct combinations of ``columns`` in ``rows`` and each row's index among them.
+    Every fairness SLO on the same attributes reads the same rollup, so the last few tables'
+    answers are kept (by identity, without keeping the tables alive)."""
+    key = tuple(columns)
+    with _recent_lock:
+        for known, known_key, found in _recent:
+            if known() is rows and known_key == key:
+                return found
+    found = _distinct(rows, key)
+    with _recent_lock:
+        _recent[:] = [(weakref.ref(rows), key, found), *(e for e in _recent if e[0]() is not None)]
+        del _recent[RECENT_TABLES:]
+    return found
+
+
+def _distinct(rows: pa.Table, columns: Sequence[str]) -> Distinct:
+    """Each attribute is dictionary-encoded, so only the distinct combinations become Python
+    tuples; combinations are numbered by a pass over a dense table of every possible one
+    when there are not many more of those than rows (no sort)."""
+    combined = np.zeros(rows.num_rows, dtype=np.int64)
+    dictionaries = []
+    space = 1
+    for column in columns:
+        encoded = pc.dictionary_encode(rows[column].combine_chunks(), null_encoding="encode")
+        values = encoded.dictionary.to_pylist()
+        indices = np.frombuffer(encoded.indices.buffers()[1], dtype=np.int32)
+        offset = encoded.indices.offset
+        combined = combined * len(values) + indices[offset : offset + rows.num_rows]
+        dictionaries.append(values)
+        space *= max(len(values), 1)
+    if space <= max(4 * rows.num_rows, 1 << 16):
+        present = np.zeros(space, dtype=bool)
+        present[combined] = True
+        distinct = np.flatnonzero(present)
+        inverse = (np.cumsum(present, dtype=np.int64) - 1)[combined]
+    else:
+        distinct, inverse = np.unique(combined, return_inverse=True)
+    groups = []
+    for code in distinct.tolist():
+        parts = []
+        for values in reversed(dictionaries):
+            code, index = divmod(code, len(values))
+            parts.append(values[index])
+        groups.append(tuple(reversed(parts)))
+    inverse = inverse.reshape(-1).astype(np.int64, copy=False)
+    inverse.setflags(write=False)
+    return groups, inverse
 
 
 class _Cells:

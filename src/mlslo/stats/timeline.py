@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlslo.stats.calibration import VERSION_SPAN, Calibrations
-from mlslo.stats.cells import BLOCK, GroupCells
+from mlslo.stats.cells import BLOCK, GroupCells, distinct_groups
 from mlslo.stats.rollup import BUCKET, LAST, SEP, VERSION, Array, Rollup, numbers
 
 
@@ -155,35 +155,20 @@ class Timeline:
         self.size = max(self.size, needed)
 
     def _codes(self, rows: pa.Table) -> npt.NDArray[np.int64]:
-        """Group codes for the rows (new groups widen the arrays). Each attribute is
-        dictionary-encoded, so only the distinct combinations become Python tuples."""
+        """Group codes for the rows (new groups widen the arrays)."""
         assert self.groups is not None
         if not rows.num_rows:
             return np.empty(0, dtype=np.int64)
-        combined = np.zeros(rows.num_rows, dtype=np.int64)
-        dictionaries = []
-        for column in self.group_by:
-            encoded = pc.dictionary_encode(rows[column].combine_chunks(), null_encoding="encode")
-            values = encoded.dictionary.to_pylist()
-            indices = np.frombuffer(encoded.indices.buffers()[1], dtype=np.int32)
-            offset = encoded.indices.offset
-            combined = combined * len(values) + indices[offset : offset + rows.num_rows]
-            dictionaries.append(values)
-        distinct, inverse = np.unique(combined, return_inverse=True)
+        distinct, inverse = distinct_groups(rows, self.group_by)
         local = np.empty(len(distinct), dtype=np.int64)
-        for i, code in enumerate(distinct.tolist()):
-            parts = []
-            for values in reversed(dictionaries):
-                code, index = divmod(code, len(values))
-                parts.append(values[index])
-            key = tuple(reversed(parts))
+        for i, key in enumerate(distinct):
             found = self._group_index.get(key)
             if found is None:
                 found = len(self.groups)
                 self._group_index[key] = found
                 self.groups.append(key)
             local[i] = found
-        return local[inverse.reshape(-1)]
+        return local[inverse]
 
     def add(self, rollup: Rollup, where: Mapping[str, Sequence[Any]] | None = None) -> None:
         """Add this SLO's rows of ``rollup`` (a delta, or the whole of it). The service adds
