@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -155,10 +156,8 @@ def test_timelines_on_the_same_rollup_share_groups_but_not_codes():
     seasoned.add(rollup)
     a, b = fresh.window(1000, 1040), seasoned.window(1000, 1040)
     assert a.groups == b.groups
-    twice = rollup.table.filter(pa.compute.equal(rollup.table["group"], frame["group"].iloc[-1]))
+    twice = rollup.table.filter(pc.equal(rollup.table["group"], frame["group"].iloc[-1]))
     for stat in STATS:
         extra = np.zeros(len(b.groups))
-        extra[b.groups.index((frame["group"].iloc[-1],))] = pa.compute.sum(
-            twice[f"fair/{stat}"]
-        ).as_py()
+        extra[b.groups.index((frame["group"].iloc[-1],))] = pc.sum(twice[f"fair/{stat}"]).as_py()
         np.testing.assert_array_equal(b.group_sums[stat], a.group_sums[stat] + extra)
